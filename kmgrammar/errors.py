@@ -1,0 +1,33 @@
+"""The exceptions kmgrammar raises. Each also subclasses the builtin a caller would catch."""
+
+
+class KmgrammarError(Exception):
+    """Base class of every error kmgrammar raises on purpose."""
+
+
+class CompileError(KmgrammarError, ValueError):
+    """A constraint could not be compiled (bad syntax, empty language, unsupported construct)."""
+
+
+class GrammarSyntaxError(CompileError):
+    """The constraint's text does not parse; the message carries the position."""
+
+
+class UnsupportedFeatureError(CompileError):
+    """The constraint uses a construct kmgrammar cannot enforce exactly."""
+
+
+class CompileLimitError(CompileError):
+    """Compilation exceeded a limit (states, time, depth); the message names the limit."""
+
+
+class VocabError(KmgrammarError, ValueError):
+    """A tokenizer could not be loaded or does not fit the artifact."""
+
+
+class ArtifactError(KmgrammarError, ValueError):
+    """A compiled artifact file is corrupt, truncated or not a kmgrammar artifact."""
+
+
+class ArtifactVersionError(ArtifactError):
+    """A compiled artifact was written by an incompatible format version."""

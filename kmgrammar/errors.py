@@ -31,3 +31,7 @@ class ArtifactError(KmgrammarError, ValueError):
 
 class ArtifactVersionError(ArtifactError):
     """A compiled artifact was written by an incompatible format version."""
+
+
+class MatcherError(KmgrammarError, ValueError):
+    """A matcher was used wrongly (e.g. rolling back more tokens than it accepted)."""

@@ -1,0 +1,214 @@
+"""Compiled artifact: the token automaton's arrays plus what they were built from, and its file format.
+
+File layout (little endian):
+    magic b"KMGRAMR\\0" | u32 format version | u32 header length | u32 crc32 of the rest | u32 0
+    header (JSON: versions, constraint kind/spec/options, vocabulary fingerprint, array table)
+    array data (each array 16-byte aligned)
+Nothing is ever unpickled or executed on load: arrays are views over the checked bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import tempfile
+import zlib
+
+import numpy as np
+
+from .automaton import ByteDFA
+from .errors import ArtifactError, ArtifactVersionError, VocabError
+
+FORMAT_VERSION = 1
+MAGIC = b"KMGRAMR\0"
+_PREFIX = struct.Struct("<8sIIII")
+
+_ARRAY_NAMES = (
+    "dfa_trans", "dfa_classes", "dfa_accept", "state_row", "row_fill", "row_dense",
+    "row_start", "exc_idx", "exc_val", "dense", "forced",
+)
+
+
+class CompiledGrammar:
+    """An immutable compiled constraint for one vocabulary; share it between matchers and threads.
+
+    Attributes
+    ----------
+    kind, spec, options : what was compiled (e.g. "regex", the pattern, {}).
+    vocab : the `Vocabulary` it was compiled for.
+    stats : states, distinct mask rows, token transitions, compile time.
+    """
+
+    def __init__(self, *, kind: str, spec, options: dict, vocab, arrays: dict, stats: dict):
+        self.kind = kind
+        self.spec = spec
+        self.options = dict(options)
+        self.vocab = vocab
+        self.stats = dict(stats)
+        self._arrays = arrays
+        self.dfa = ByteDFA(arrays["dfa_trans"], arrays["dfa_classes"], arrays["dfa_accept"])
+        self.n_words = int(arrays["dense"].shape[1]) if arrays["dense"].ndim == 2 else 0
+        self._state_row = arrays["state_row"].tolist()
+        self._accept = arrays["dfa_accept"].tolist()
+        self._forced = arrays["forced"].tolist()
+        self._rows: list = [None] * len(arrays["row_fill"])
+        self._eos_only = None
+
+    @property
+    def n_states(self) -> int:
+        return self.dfa.n_states
+
+    @property
+    def vocab_size(self) -> int:
+        return self.vocab.vocab_size
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of array data in the artifact."""
+        return int(sum(a.nbytes for a in self._arrays.values()))
+
+    def __repr__(self) -> str:
+        spec = repr(self.spec)
+        spec = spec if len(spec) <= 60 else spec[:57] + "..."
+        return f"CompiledGrammar({self.kind}: {spec}, states={self.n_states}, vocab={self.vocab_size})"
+
+    # -- masks ---------------------------------------------------------------------------------
+    def _row(self, state: int) -> tuple:
+        """(fill, word_indices, words) or (None, dense_row, None) for a state's mask."""
+        r = self._state_row[state]
+        got = self._rows[r]
+        if got is None:
+            a = self._arrays
+            d = int(a["row_dense"][r])
+            if d >= 0:
+                got = (None, a["dense"][d], None)
+            else:
+                lo, hi = int(a["row_start"][r]), int(a["row_start"][r + 1])
+                got = (int(a["row_fill"][r]), a["exc_idx"][lo:hi], a["exc_val"][lo:hi])
+            self._rows[r] = got
+        return got
+
+    def _eos_row(self) -> tuple:
+        if self._eos_only is None:
+            words = np.zeros(self.n_words, np.uint32)
+            for t in self.vocab.eos_token_ids:
+                words[t >> 5] |= np.uint32(1 << (t & 31))
+            idx = np.flatnonzero(words).astype(np.int32)
+            self._eos_only = (0, idx, words[idx].view(np.int32))
+        return self._eos_only
+
+    # -- files -----------------------------------------------------------------------------------
+    def to_bytes(self) -> bytes:
+        table, chunks, offset = [], [], 0
+        for name in _ARRAY_NAMES:
+            arr = np.ascontiguousarray(self._arrays[name])
+            pad = (-offset) % 16
+            chunks.append(b"\0" * pad)
+            offset += pad
+            table.append([name, arr.dtype.str, list(arr.shape), offset])
+            chunks.append(arr.tobytes())
+            offset += arr.nbytes
+        header = {
+            "kmgrammar": _version(),
+            "kind": self.kind,
+            "spec": self.spec,
+            "options": self.options,
+            "vocab": {"fingerprint": self.vocab.fingerprint, "vocab_size": self.vocab.vocab_size},
+            "stats": self.stats,
+            "arrays": table,
+        }
+        hbytes = json.dumps(header, separators=(",", ":")).encode("utf-8")
+        hbytes += b" " * ((-(len(hbytes) + _PREFIX.size)) % 16)
+        body = hbytes + b"".join(chunks)
+        return _PREFIX.pack(MAGIC, FORMAT_VERSION, len(hbytes), zlib.crc32(body), 0) + body
+
+    @classmethod
+    def from_bytes(cls, data: bytes, vocab) -> "CompiledGrammar":
+        """Parse and check an artifact.
+
+        Raises
+        ------
+        ArtifactError
+            Not an artifact, truncated or corrupt (checksum).
+        ArtifactVersionError
+            Written by another artifact format version.
+        VocabError
+            Compiled for a different vocabulary.
+        """
+        header, arrays = read_artifact(data)
+        fp = header["vocab"]["fingerprint"]
+        if fp != vocab.fingerprint or header["vocab"]["vocab_size"] != vocab.vocab_size:
+            raise VocabError(
+                f"artifact was compiled for another vocabulary (fingerprint {fp[:12]}, "
+                f"vocab_size {header['vocab']['vocab_size']}); recompile it for this tokenizer"
+            )
+        return cls(kind=header["kind"], spec=header["spec"], options=header["options"],
+                   vocab=vocab, arrays=arrays, stats=header["stats"])
+
+    def save(self, path) -> None:
+        """Write the artifact to `path` atomically (temp file + rename)."""
+        atomic_write(os.fspath(path), self.to_bytes())
+
+    @classmethod
+    def load(cls, path, vocab) -> "CompiledGrammar":
+        """Read an artifact written by `save` (see `from_bytes` for the errors)."""
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except OSError as e:
+            raise ArtifactError(f"cannot read artifact {os.fspath(path)!r}: {e.strerror or e}") from None
+        return cls.from_bytes(data, vocab)
+
+
+def read_artifact(data: bytes) -> tuple:
+    """Check an artifact's bytes; return (header dict, arrays dict of read-only views)."""
+    if len(data) < _PREFIX.size:
+        raise ArtifactError("not a kmgrammar artifact (file too short)")
+    magic, version, hlen, crc, _ = _PREFIX.unpack_from(data)
+    if magic != MAGIC:
+        raise ArtifactError("not a kmgrammar artifact (bad magic bytes)")
+    if version != FORMAT_VERSION:
+        raise ArtifactVersionError(
+            f"artifact format version {version}, this kmgrammar reads version {FORMAT_VERSION}; recompile it"
+        )
+    body = memoryview(data)[_PREFIX.size :]
+    if zlib.crc32(body) != crc:
+        raise ArtifactError("kmgrammar artifact is corrupt or truncated (checksum mismatch)")
+    try:
+        header = json.loads(bytes(body[:hlen]))
+        base = _PREFIX.size + hlen
+        arrays = {}
+        for name, dtype, shape, offset in header["arrays"]:
+            dt = np.dtype(dtype)
+            count = int(np.prod(shape)) if shape else 1
+            arrays[name] = np.frombuffer(data, dt, count, base + offset).reshape(shape)
+        missing = set(_ARRAY_NAMES) - set(arrays)
+        if missing:
+            raise ValueError(f"missing arrays {sorted(missing)}")
+    except (ValueError, KeyError, TypeError) as e:
+        raise ArtifactError(f"kmgrammar artifact has a malformed header: {e}") from None
+    return header, arrays
+
+
+def atomic_write(path: str, data: bytes) -> None:
+    """Write via a temp file in the same directory and rename: readers see old or new, never half."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".kmg")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__

@@ -1,0 +1,533 @@
+"""IR -> byte automata: Thompson NFA over bytes, subset construction, minimisation, trimming.
+
+A `ByteDFA` is the exact language of a constraint over UTF-8 bytes. Bytes are grouped into classes
+(bytes no transition distinguishes), so a table is `n_states x n_classes` instead of x 256.
+Every state of a built DFA is live: it can still reach acceptance. That is what makes token
+masks exact: a byte string is a viable prefix iff walking it never falls off the table.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import grammar as g
+from .errors import CompileError, CompileLimitError
+
+DEAD = -1
+
+# Defaults for `Limits`; measured: the 568-way choice list makes ~1.9k states, the email regex ~300.
+DEFAULT_MAX_STATES = 200_000
+DEFAULT_TIME_LIMIT = 30.0
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds on compilation. Exceeding one raises `CompileLimitError` naming it.
+
+    max_states: DFA states (default 200,000; each costs one vocabulary-trie walk when token-compiling).
+    time_limit: seconds of wall time for one compile (default 30).
+    """
+
+    max_states: int = DEFAULT_MAX_STATES
+    time_limit: float = DEFAULT_TIME_LIMIT
+
+
+class _Budget:
+    def __init__(self, limits: Limits):
+        self.limits = limits
+        self.deadline = time.monotonic() + limits.time_limit
+
+    def check_time(self) -> None:
+        if time.monotonic() > self.deadline:
+            raise CompileLimitError(
+                f"compilation exceeded time_limit={self.limits.time_limit:g}s (raise it with time_limit=...)"
+            )
+
+    def check_states(self, n: int) -> None:
+        if n > self.limits.max_states:
+            raise CompileLimitError(
+                f"automaton exceeded max_states={self.limits.max_states} (raise it with max_states=...)"
+            )
+
+
+@dataclass(frozen=True, eq=False)
+class ByteDFA:
+    """A trimmed deterministic automaton over bytes. State 0 is the start state.
+
+    trans[state, classes[byte]] is the next state, or -1 when the byte leaves the language.
+    """
+
+    trans: np.ndarray  # int32 [n_states, n_classes]
+    classes: np.ndarray  # uint8 [256]
+    accept: np.ndarray  # bool [n_states]
+    _rows: list = field(default=None, repr=False, compare=False)
+
+    @property
+    def n_states(self) -> int:
+        return int(self.trans.shape[0])
+
+    def rows(self) -> list:
+        """The table as nested Python lists: fast scalar stepping from Python code."""
+        if self._rows is None:
+            object.__setattr__(self, "_rows", self.trans.tolist())
+        return self._rows
+
+    def step(self, state: int, data: bytes) -> int:
+        """The state after `data` from `state`, or -1 if `data` leaves the language."""
+        rows, cls = self.rows(), self.classes
+        for b in data:
+            state = rows[state][cls[b]]
+            if state < 0:
+                return DEAD
+        return state
+
+    def matches(self, data: bytes) -> bool:
+        if self.n_states == 0:
+            return False
+        s = self.step(0, data)
+        return s >= 0 and bool(self.accept[s])
+
+    def is_prefix(self, data: bytes) -> bool:
+        return self.n_states > 0 and self.step(0, data) >= 0
+
+    def is_empty(self) -> bool:
+        return self.n_states == 0
+
+
+EMPTY_DFA_CLASSES = np.zeros(256, np.uint8)
+
+
+def _empty_dfa() -> ByteDFA:
+    return ByteDFA(np.zeros((0, 1), np.int32), EMPTY_DFA_CLASSES, np.zeros(0, bool))
+
+
+# ---------------------------------------------------------------------------------------------
+# UTF-8 encoding of code point ranges
+
+
+def _encode(cp: int) -> bytes:
+    return chr(cp).encode("utf-8", "surrogatepass")
+
+
+def utf8_sequences(lo: int, hi: int) -> list:
+    """Split code points lo..hi (surrogates excluded) into lists of byte ranges, one per byte."""
+    out = []
+    stack = [(lo, hi)]
+    while stack:
+        lo, hi = stack.pop()
+        if lo > hi:
+            continue
+        if lo <= 0xDFFF and hi >= 0xD800:
+            stack.append((lo, 0xD7FF))
+            stack.append((0xE000, hi))
+            continue
+        split = False
+        for boundary in (0x7F, 0x7FF, 0xFFFF):
+            if lo <= boundary < hi:
+                stack.append((lo, boundary))
+                stack.append((boundary + 1, hi))
+                split = True
+                break
+        if split:
+            continue
+        if hi <= 0x7F:
+            out.append([(lo, hi)])
+            continue
+        for i in range(1, 4):
+            m = (1 << (6 * i)) - 1
+            if lo & ~m != hi & ~m:
+                if lo & m != 0:
+                    stack.append((lo, lo | m))
+                    stack.append(((lo | m) + 1, hi))
+                    split = True
+                    break
+                if hi & m != m:
+                    stack.append((lo, (hi & ~m) - 1))
+                    stack.append((hi & ~m, hi))
+                    split = True
+                    break
+        if split:
+            continue
+        a, b = _encode(lo), _encode(hi)
+        out.append(list(zip(a, b)))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Thompson construction
+
+
+class _NFA:
+    __slots__ = ("eps", "edges", "budget")
+
+    def __init__(self, budget: _Budget):
+        self.eps: list[list[int]] = []
+        self.edges: list[list[tuple]] = []
+        self.budget = budget
+
+    def state(self) -> int:
+        self.eps.append([])
+        self.edges.append([])
+        return len(self.eps) - 1
+
+    def build(self, node) -> tuple:
+        """Add `node`; return its (start, end) fragment."""
+        if len(self.eps) > 8 * self.budget.limits.max_states + 100_000:
+            self.budget.check_states(len(self.eps) // 8)
+        kind = type(node)
+        if kind is g.Bytes:
+            s = cur = self.state()
+            for b in node.data:
+                nxt = self.state()
+                self.edges[cur].append((b, b, nxt))
+                cur = nxt
+            return s, cur
+        if kind is g.ByteSet:
+            s, e = self.state(), self.state()
+            for lo, hi in node.ranges:
+                self.edges[s].append((lo, hi, e))
+            return s, e
+        if kind is g.CharSet:
+            return self._charset(node.ranges)
+        if kind is g.Seq:
+            s = cur = self.state()
+            for item in node.items:
+                a, b = self.build(item)
+                self.eps[cur].append(a)
+                cur = b
+            return s, cur
+        if kind is g.Alt:
+            s, e = self.state(), self.state()
+            for item in node.items:
+                a, b = self.build(item)
+                self.eps[s].append(a)
+                self.eps[b].append(e)
+            return s, e
+        if kind is g.Repeat:
+            return self._repeat(node)
+        if kind is g.Dfa:
+            return self._embed(node.dfa)
+        raise TypeError(f"not a grammar node: {node!r}")
+
+    def _charset(self, ranges) -> tuple:
+        s, e = self.state(), self.state()
+        trie: dict = {}
+        for lo, hi in ranges:
+            for sq in utf8_sequences(lo, hi):
+                cur = s
+                for k, (blo, bhi) in enumerate(sq):
+                    if k == len(sq) - 1:
+                        self.edges[cur].append((blo, bhi, e))
+                    else:
+                        key = (cur, blo, bhi)
+                        nxt = trie.get(key)
+                        if nxt is None:
+                            nxt = trie[key] = self.state()
+                            self.edges[cur].append((blo, bhi, nxt))
+                        cur = nxt
+        return s, e
+
+    def _repeat(self, node: g.Repeat) -> tuple:
+        s = cur = self.state()
+        for _ in range(node.min):
+            a, b = self.build(node.item)
+            self.eps[cur].append(a)
+            cur = b
+        if node.max is None:
+            a, b = self.build(node.item)
+            loop = self.state()
+            self.eps[cur].append(loop)
+            self.eps[loop].append(a)
+            self.eps[b].append(loop)
+            return s, loop
+        e = self.state()
+        self.eps[cur].append(e)
+        for _ in range(node.max - node.min):
+            a, b = self.build(node.item)
+            self.eps[cur].append(a)
+            self.eps[b].append(e)
+            cur = b
+        return s, e
+
+    def _embed(self, dfa: ByteDFA) -> tuple:
+        s, e = self.state(), self.state()
+        if dfa.n_states == 0:
+            return s, e  # no path from s to e: the empty language
+        base = len(self.eps)
+        for _ in range(dfa.n_states):
+            self.state()
+        spans = _class_spans(dfa.classes)
+        for q, row in enumerate(dfa.trans.tolist()):
+            for c, t in enumerate(row):
+                if t >= 0:
+                    for lo, hi in spans[c]:
+                        self.edges[base + q].append((lo, hi, base + t))
+            if dfa.accept[q]:
+                self.eps[base + q].append(e)
+        self.eps[s].append(base)
+        return s, e
+
+
+def _class_spans(classes: np.ndarray) -> list:
+    """For each byte class, its bytes as contiguous (lo, hi) spans."""
+    spans: list = [[] for _ in range(int(classes.max()) + 1)]
+    start = 0
+    for b in range(1, 257):
+        if b == 256 or classes[b] != classes[start]:
+            spans[classes[start]].append((start, b - 1))
+            start = b
+    return spans
+
+
+def _determinize(nfa: _NFA, start: int, end: int, budget: _Budget) -> ByteDFA:
+    cuts = {0, 256}
+    for edges in nfa.edges:
+        for lo, hi, _ in edges:
+            cuts.add(lo)
+            cuts.add(hi + 1)
+    cuts = sorted(cuts)
+    classes = np.zeros(256, np.uint8)
+    for k in range(len(cuts) - 1):
+        classes[cuts[k] : cuts[k + 1]] = k
+    n_cls = len(cuts) - 1
+    cls = classes.tolist()
+    cedges = [[(cls[lo], cls[hi], t) for lo, hi, t in edges] for edges in nfa.edges]
+
+    # The closure keeps only states with byte edges (and the final state): subsets that differ
+    # only in pure epsilon states are the same DFA state.
+    eps, memo = nfa.eps, {}
+
+    def closure(i: int) -> frozenset:
+        got = memo.get(i)
+        if got is not None:
+            return got
+        seen, stack, keep = {i}, [i], []
+        while stack:
+            x = stack.pop()
+            if cedges[x] or x == end:
+                keep.append(x)
+            for y in eps[x]:
+                if y not in seen:
+                    seen.add(y)
+                    stack.append(y)
+        got = memo[i] = frozenset(keep)
+        return got
+
+    first = closure(start)
+    index = {first: 0}
+    order = [first]
+    rows: list[list[int]] = []
+    k = 0
+    while k < len(order):
+        if k % 256 == 0:
+            budget.check_time()
+        cur = order[k]
+        k += 1
+        acc: dict[int, set] = {}
+        for i in cur:
+            for clo, chi, t in cedges[i]:
+                for c in range(clo, chi + 1):
+                    sset = acc.get(c)
+                    if sset is None:
+                        acc[c] = sset = set()
+                    sset.add(t)
+        row = [DEAD] * n_cls
+        cache: dict = {}
+        for c, targets in acc.items():
+            key = frozenset(targets)
+            nxt = cache.get(key)
+            if nxt is None:
+                nset = frozenset().union(*[closure(t) for t in targets])
+                nxt = index.get(nset)
+                if nxt is None:
+                    nxt = index[nset] = len(order)
+                    order.append(nset)
+                    budget.check_states(len(order))
+                cache[key] = nxt
+            row[c] = nxt
+        rows.append(row)
+    trans = np.array(rows, np.int32).reshape(len(rows), n_cls)
+    accept = np.array([end in s for s in order], bool)
+    return minimize(ByteDFA(trans, classes, accept), budget)
+
+
+# ---------------------------------------------------------------------------------------------
+# Minimisation and trimming
+
+
+def _live(trans: np.ndarray, accept: np.ndarray) -> np.ndarray:
+    """States from which an accepting state is reachable."""
+    n = trans.shape[0]
+    live = accept.copy()
+    src, col = np.nonzero(trans >= 0)
+    dst = trans[src, col]
+    while True:
+        new = live.copy()
+        new[src[live[dst]]] = True
+        if (new == live).all():
+            return live
+        live = new
+
+
+def minimize(dfa: ByteDFA, budget: _Budget | None = None, *, refine: bool = True) -> ByteDFA:
+    """The minimal trimmed DFA of the same language, states in BFS order, classes merged.
+
+    refine=False skips the partition refinement for DFAs already minimal (acyclic, hash-consed)."""
+    trans, accept = dfa.trans, dfa.accept
+    n = trans.shape[0]
+    if n == 0:
+        return _empty_dfa()
+    live = _live(trans, accept)
+    if not live[0]:
+        return _empty_dfa()
+    # Route every transition into a dead state to one sink (index n), then refine (Moore).
+    t = np.where(trans >= 0, trans, n)
+    t = np.where(live[np.minimum(t, n - 1)] & (t < n), t, n)
+    t = np.vstack([t, np.full((1, t.shape[1]), n, t.dtype)])
+    part = np.append(accept.astype(np.int64), 2)  # the sink stays apart from real dead-ends
+    n_part = len(np.unique(part))
+    if not refine:
+        part = np.arange(n + 1)
+        n_part = n + 1
+    while refine:
+        if budget is not None:
+            budget.check_time()
+        sig = np.column_stack([part, part[t]])
+        _, new = np.unique(sig, axis=0, return_inverse=True)
+        new = new.reshape(-1)
+        n_new = int(new.max()) + 1
+        part = new
+        if n_new == n_part:
+            break
+        n_part = n_new
+    sink = part[n]
+    # Quotient automaton, renumbered in BFS order from the start state.
+    rep = np.full(n_part, -1, np.int64)
+    rep[part[::-1]] = np.arange(n, -1, -1)
+    qt = part[t[rep]]  # [n_part, n_cls] in block ids
+    qa = accept[np.minimum(rep, n - 1)] & (rep < n)
+    order, seen = [int(part[0])], {int(part[0])}
+    k = 0
+    while k < len(order):
+        for x in qt[order[k]].tolist():
+            if x != sink and x not in seen:
+                seen.add(x)
+                order.append(x)
+        k += 1
+    new_id = np.full(n_part, DEAD, np.int64)
+    new_id[order] = np.arange(len(order))
+    out = new_id[qt[order]].astype(np.int32)
+    return _merge_classes(ByteDFA(out, dfa.classes, qa[order].copy()))
+
+
+def _merge_classes(dfa: ByteDFA) -> ByteDFA:
+    """Merge byte classes whose columns are identical."""
+    cols, inverse = np.unique(dfa.trans.T, axis=0, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    if cols.shape[0] == dfa.trans.shape[1]:
+        return dfa
+    classes = inverse[dfa.classes].astype(np.uint8)
+    return ByteDFA(np.ascontiguousarray(cols.T.astype(np.int32)), classes, dfa.accept)
+
+
+# ---------------------------------------------------------------------------------------------
+# Public builders and operations
+
+
+def build_dfa(node, limits: Limits | None = None) -> ByteDFA:
+    """The minimal trimmed byte DFA of an IR node.
+
+    Raises
+    ------
+    CompileLimitError
+        When `limits.max_states` or `limits.time_limit` is exceeded.
+    """
+    budget = _Budget(limits or Limits())
+    nfa = _NFA(budget)
+    s, e = nfa.build(node)
+    return _determinize(nfa, s, e, budget)
+
+
+def _joint_classes(a: ByteDFA, b: ByteDFA):
+    pair = a.classes.astype(np.int64) * 256 + b.classes
+    _, classes = np.unique(pair, return_inverse=True)
+    classes = classes.reshape(-1).astype(np.uint8)
+    n = int(classes.max()) + 1
+    rep = np.zeros(n, np.int64)
+    rep[classes] = np.arange(256)
+    return classes, a.classes[rep].astype(np.int64), b.classes[rep].astype(np.int64)
+
+
+def _product(a: ByteDFA, b: ByteDFA, accept_fn, budget: _Budget) -> ByteDFA:
+    """Product automaton of two *complete* DFAs (no dead entries)."""
+    classes, ca, cb = _joint_classes(a, b)
+    ta, tb = a.trans[:, ca], b.trans[:, cb]
+    index = {(0, 0): 0}
+    order = [(0, 0)]
+    rows = []
+    k = 0
+    while k < len(order):
+        if k % 1024 == 0:
+            budget.check_time()
+        x, y = order[k]
+        k += 1
+        row = []
+        for p in zip(ta[x].tolist(), tb[y].tolist()):
+            j = index.get(p)
+            if j is None:
+                j = index[p] = len(order)
+                order.append(p)
+                budget.check_states(len(order))
+            row.append(j)
+        rows.append(row)
+    trans = np.array(rows, np.int32)
+    accept = np.array([accept_fn(a.accept[x], b.accept[y]) for x, y in order], bool)
+    return minimize(ByteDFA(trans, classes, accept), budget)
+
+
+def _complete(d: ByteDFA) -> ByteDFA:
+    """Add an explicit non-accepting sink so every entry is defined."""
+    n = d.n_states
+    trans = np.vstack([np.where(d.trans >= 0, d.trans, n), np.full((1, d.trans.shape[1]), n)]) if n else np.zeros((1, 1), np.int32)
+    classes = d.classes if n else EMPTY_DFA_CLASSES
+    return ByteDFA(trans.astype(np.int32), classes, np.append(d.accept, False))
+
+
+def intersect(a: ByteDFA, b: ByteDFA, limits: Limits | None = None) -> ByteDFA:
+    """The language of both `a` and `b`."""
+    return _product(_complete(a), _complete(b), lambda x, y: x and y, _Budget(limits or Limits()))
+
+
+def union(a: ByteDFA, b: ByteDFA, limits: Limits | None = None) -> ByteDFA:
+    """The language of `a` or `b`."""
+    return _product(_complete(a), _complete(b), lambda x, y: x or y, _Budget(limits or Limits()))
+
+
+_ANY_UTF8: list = []
+
+
+def any_utf8() -> ByteDFA:
+    """All valid UTF-8 strings (no surrogates)."""
+    if not _ANY_UTF8:
+        _ANY_UTF8.append(build_dfa(g.Repeat(g.CharSet(((0, g.MAX_CODE_POINT),)), 0, None)))
+    return _ANY_UTF8[0]
+
+
+def complement(a: ByteDFA, limits: Limits | None = None) -> ByteDFA:
+    """Every valid UTF-8 string not in `a`."""
+    c = _complete(a)
+    flipped = ByteDFA(c.trans, c.classes, ~c.accept)
+    return _product(flipped, _complete(any_utf8()), lambda x, y: x and y, _Budget(limits or Limits()))
+
+
+def concat(*dfas: ByteDFA, limits: Limits | None = None) -> ByteDFA:
+    return build_dfa(g.Seq(tuple(g.Dfa(d) for d in dfas)), limits)
+
+
+def require_nonempty(dfa: ByteDFA, what: str) -> ByteDFA:
+    if dfa.is_empty():
+        raise CompileError(f"{what} matches no string at all (empty language)")
+    return dfa

@@ -1,0 +1,203 @@
+"""Matcher: one generation's position in a compiled constraint; masks are table lookups.
+
+A `CompiledGrammar` is immutable and shared; each generation (or each beam/draft branch) gets
+its own `Matcher`, which holds only the current state and the history needed for rollback.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .artifact import CompiledGrammar
+from .errors import MatcherError
+
+
+class Matcher:
+    """Walks a `CompiledGrammar` token by token.
+
+    Parameters
+    ----------
+    compiled : CompiledGrammar
+        The constraint; shared, never modified.
+
+    Examples
+    --------
+    >>> m = Matcher(compile_regex(r"[0-9]+", vocab))
+    >>> bitmask = allocate_token_bitmask(1, vocab.vocab_size)
+    >>> m.fill_next_token_bitmask(bitmask)
+    >>> m.accept_token(token_id)
+    """
+
+    __slots__ = ("_g", "_rows", "_cls", "_tb", "_eos", "_special", "_state", "_terminated", "_history")
+
+    def __init__(self, compiled: CompiledGrammar):
+        self._g = compiled
+        self._rows = compiled.dfa.rows()
+        self._cls = compiled.dfa.classes.tolist()
+        self._tb = compiled.vocab.token_bytes
+        self._eos = frozenset(compiled.vocab.eos_token_ids)
+        self._special = compiled.vocab.special_token_ids
+        self._state = 0
+        self._terminated = False
+        self._history: list = []
+
+    @property
+    def compiled(self) -> CompiledGrammar:
+        return self._g
+
+    def _walk(self, data: bytes) -> int:
+        s, rows, cls = self._state, self._rows, self._cls
+        for b in data:
+            s = rows[s][cls[b]]
+            if s < 0:
+                return -1
+        return s
+
+    def accept_token(self, token_id: int) -> bool:
+        """Advance by one token. Returns False (state unchanged) if the token is not allowed."""
+        if self._terminated:
+            return False
+        if token_id in self._eos:
+            if not self._g._accept[self._state]:
+                return False
+            self._history.append(self._state)
+            self._terminated = True
+            return True
+        if token_id in self._special or not 0 <= token_id < len(self._tb):
+            return False
+        s = self._walk(self._tb[token_id])
+        if s < 0:
+            return False
+        self._history.append(self._state)
+        self._state = s
+        return True
+
+    def accept_string(self, text) -> bool:
+        """Advance by the bytes of `text` (str or bytes) as one step; False leaves the state unchanged."""
+        if self._terminated:
+            return False
+        data = text.encode("utf-8") if isinstance(text, str) else bytes(text)
+        s = self._walk(data)
+        if s < 0:
+            return False
+        self._history.append(self._state)
+        self._state = s
+        return True
+
+    def fill_next_token_bitmask(self, bitmask, index: int = 0) -> None:
+        """Write the allowed-token mask into row `index` of `bitmask` (int32, bit i % 32 of word i // 32).
+
+        `bitmask` is a numpy array (or a CPU torch tensor) of shape [batch, words] or [words].
+        After termination only the EOS tokens are allowed.
+        """
+        if not isinstance(bitmask, np.ndarray):
+            bitmask = _numpy_view(bitmask)
+        out = bitmask[index] if bitmask.ndim == 2 else bitmask
+        fill, a, b = self._g._eos_row() if self._terminated else self._g._row(self._state)
+        n = self._g.n_words
+        if out.shape[0] != n:
+            out[n:] = 0
+            out = out[:n]
+        if fill is None:
+            out[:] = a
+        else:
+            out.fill(fill)
+            out[a] = b
+
+    def allowed_token_ids(self) -> np.ndarray:
+        """The allowed token ids (EOS included when the output is complete), ascending."""
+        words = np.zeros(self._g.n_words, np.int32)
+        self.fill_next_token_bitmask(words)
+        bits = np.unpackbits(words.view(np.uint8), bitorder="little")
+        return np.flatnonzero(bits[: self._g.vocab_size])
+
+    def is_accepting(self) -> bool:
+        """True when the output so far is complete (EOS is allowed now), or after EOS."""
+        return self._terminated or bool(self._g._accept[self._state])
+
+    def is_terminated(self) -> bool:
+        """True once an EOS token was accepted."""
+        return self._terminated
+
+    def forced_bytes(self) -> bytes:
+        """The bytes every valid continuation must start with (empty when there is a choice)."""
+        if self._terminated:
+            return b""
+        out = bytearray()
+        s, forced, rows, cls = self._state, self._g._forced, self._rows, self._cls
+        while forced[s] >= 0:
+            b = forced[s]
+            out.append(b)
+            s = rows[s][cls[b]]
+        return bytes(out)
+
+    def rollback(self, n: int = 1) -> None:
+        """Undo the last `n` accepted steps (tokens or strings)."""
+        if n < 0 or n > len(self._history):
+            raise MatcherError(f"cannot roll back {n} steps: only {len(self._history)} were accepted")
+        if n == 0:
+            return
+        self._state = self._history[-n]
+        del self._history[-n:]
+        self._terminated = False
+
+    def reset(self) -> None:
+        """Back to the start state."""
+        self._state = 0
+        self._terminated = False
+        self._history.clear()
+
+    def copy(self) -> "Matcher":
+        """An independent matcher at the same position (for beams or speculative drafts)."""
+        m = Matcher.__new__(Matcher)
+        for name in Matcher.__slots__:
+            setattr(m, name, getattr(self, name))
+        m._history = list(self._history)
+        return m
+
+    @property
+    def num_steps(self) -> int:
+        """Accepted steps that `rollback` can undo."""
+        return len(self._history)
+
+
+def _numpy_view(t) -> np.ndarray:
+    try:
+        return t.numpy()  # CPU torch tensors share memory with the view
+    except (AttributeError, TypeError, RuntimeError):
+        raise MatcherError("bitmask must be a numpy array or a CPU torch tensor of int32") from None
+
+
+def allocate_token_bitmask(batch_size: int, vocab_size: int) -> np.ndarray:
+    """An int32 bitmask [batch_size, ceil(vocab_size / 32)] with every token allowed."""
+    return np.full((batch_size, (vocab_size + 31) // 32), -1, dtype=np.int32)
+
+
+def apply_token_bitmask_inplace(logits, bitmask) -> None:
+    """Set logits of disallowed tokens to -inf, in place (numpy arrays or torch tensors).
+
+    `logits` is [batch, n] or [n]; columns past the bitmask's width (padded vocabularies) are masked.
+    """
+    if isinstance(logits, np.ndarray):
+        bm = np.asarray(bitmask)
+        lg = logits if logits.ndim == 2 else logits[None, :]
+        bm = bm if bm.ndim == 2 else bm[None, :]
+        n = lg.shape[-1]
+        allowed = np.unpackbits(np.ascontiguousarray(bm).view(np.uint8), axis=-1, bitorder="little")
+        allowed = allowed[:, :n].astype(bool)
+        if allowed.shape[1] < n:
+            allowed = np.pad(allowed, ((0, 0), (0, n - allowed.shape[1])))
+        lg[~allowed] = -np.inf
+        return
+    import torch  # only reached with a torch tensor
+
+    bm = bitmask if isinstance(bitmask, torch.Tensor) else torch.from_numpy(np.asarray(bitmask))
+    lg = logits if logits.dim() == 2 else logits.unsqueeze(0)
+    bm = bm if bm.dim() == 2 else bm.unsqueeze(0)
+    n = lg.shape[-1]
+    shifts = torch.arange(32, device=bm.device, dtype=torch.int32)
+    bits = ((bm.to(lg.device).unsqueeze(-1) >> shifts) & 1).reshape(bm.shape[0], -1).bool()
+    allowed = torch.zeros((bm.shape[0], n), dtype=torch.bool, device=lg.device)
+    w = min(n, bits.shape[1])
+    allowed[:, :w] = bits[:, :w].to(lg.device)
+    lg.masked_fill_(~allowed, float("-inf"))

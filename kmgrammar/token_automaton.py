@@ -1,0 +1,153 @@
+"""Byte DFA x vocabulary -> token automaton: for every DFA state, the exact set of allowed tokens.
+
+For each state the vocabulary trie is walked against the DFA (numba, `kernels.walk_masks`);
+a token is allowed iff its bytes stay inside the trimmed DFA, i.e. iff they can still be
+extended to a complete output. A token's successor is the DFA state its bytes lead to, so the
+successor table is the byte DFA itself plus the token bytes: O(len(token)) per step and no
+per-(state, token) storage. Masks are packed bitmask rows (int32, bit i % 32 of word i // 32).
+
+Rows are stored compactly: identical rows are shared, and each distinct row is kept either
+dense or as a fill word (0 or all-ones) plus the few words that differ from it.
+"""
+
+from __future__ import annotations
+
+import weakref
+
+import numpy as np
+
+from .automaton import ByteDFA
+from .errors import VocabError
+
+_CHUNK = 256  # states per kernel call: bounds the scratch rows to 256 x vocab/8 bytes
+_MAX_TOKEN_BYTES = 4000
+
+_TRIES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def words_for(vocab_size: int) -> int:
+    return (vocab_size + 31) // 32
+
+
+def vocab_trie(vocab) -> tuple:
+    """The vocabulary's byte trie (computed once per Vocabulary object)."""
+    got = _TRIES.get(vocab)
+    if got is not None:
+        return got
+    from . import kernels
+
+    tb = vocab.token_bytes
+    special = vocab.special_token_ids
+    ids = [i for i in range(len(tb)) if tb[i] and i not in special]
+    if any(len(tb[i]) > _MAX_TOKEN_BYTES for i in ids):
+        raise VocabError(f"a token is longer than {_MAX_TOKEN_BYTES} bytes; not a real tokenizer vocabulary?")
+    ids.sort(key=tb.__getitem__)
+    lengths = np.fromiter((len(b) for b in tb), np.int64, len(tb))
+    offsets = np.zeros(len(tb) + 1, np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    data = np.frombuffer(b"".join(tb), np.uint8) if offsets[-1] else np.zeros(0, np.uint8)
+    order = np.array(ids, np.int32)
+    got = kernels.build_trie(data, offsets, order) + (order,)
+    _TRIES[vocab] = got
+    return got
+
+
+def _pack_ids(ids, n_words: int) -> np.ndarray:
+    row = np.zeros(n_words, np.uint32)
+    for t in ids:
+        row[t >> 5] |= np.uint32(1 << (t & 31))
+    return row
+
+
+def build_token_automaton(dfa: ByteDFA, vocab, budget=None) -> tuple:
+    """Masks for every state of `dfa` over `vocab`.
+
+    Returns (arrays, stats): arrays is a dict of numpy arrays stored in the artifact
+    (state_row, row_fill, row_dense, row_start, exc_idx, exc_val, dense, forced);
+    stats counts states, distinct rows and (state, token) transitions.
+    """
+    from . import kernels
+
+    node_byte, node_depth, node_end, node_lo, node_hi, order = vocab_trie(vocab)
+    n_words = words_for(vocab.vocab_size)
+    eos_row = _pack_ids(vocab.eos_token_ids, n_words)
+    n = dfa.n_states
+    trans = np.ascontiguousarray(dfa.trans)
+    classes = np.ascontiguousarray(dfa.classes)
+    state_row = np.zeros(n, np.int32)
+    index: dict = {}
+    uniq: list = []
+    transitions = 0
+    for lo in range(0, n, _CHUNK):
+        if budget is not None:
+            budget.check_time()
+        states = np.arange(lo, min(n, lo + _CHUNK), dtype=np.int32)
+        out = np.zeros((len(states), n_words), np.uint32)
+        transitions += kernels.walk_masks(
+            trans, classes, states, node_byte, node_depth, node_end, node_lo, node_hi, order, out
+        )
+        acc = dfa.accept[states]
+        out[acc] |= eos_row
+        for k, s in enumerate(states.tolist()):
+            key = out[k].tobytes()
+            r = index.get(key)
+            if r is None:
+                r = index[key] = len(uniq)
+                uniq.append(out[k].copy())
+            state_row[s] = r
+    arrays = _encode_rows(uniq, n_words)
+    arrays["state_row"] = state_row
+    arrays["forced"] = forced_bytes_table(dfa)
+    stats = {
+        "states": n,
+        "distinct_rows": len(uniq),
+        "token_transitions": int(transitions),
+        "eos_states": int(dfa.accept.sum()),
+    }
+    return arrays, stats
+
+
+def _encode_rows(rows: list, n_words: int) -> dict:
+    fills, dense_ix, starts, idx_parts, val_parts, dense = [], [], [0], [], [], []
+    for row in rows:
+        ones = int(np.count_nonzero(row == 0xFFFFFFFF))
+        zeros = int(np.count_nonzero(row == 0))
+        fill = np.uint32(0xFFFFFFFF) if ones > zeros else np.uint32(0)
+        exc = np.flatnonzero(row != fill)
+        # A (word index, word) pair costs two words: dense wins past half the row.
+        if 2 * len(exc) >= n_words:
+            fills.append(0)
+            dense_ix.append(len(dense))
+            dense.append(row)
+            starts.append(starts[-1])
+        else:
+            fills.append(-1 if fill else 0)
+            dense_ix.append(-1)
+            idx_parts.append(exc.astype(np.int32))
+            val_parts.append(row[exc])
+            starts.append(starts[-1] + len(exc))
+    cat = np.concatenate
+    return {
+        "row_fill": np.array(fills, np.int32),
+        "row_dense": np.array(dense_ix, np.int32),
+        "row_start": np.array(starts, np.int64),
+        "exc_idx": cat(idx_parts) if idx_parts else np.zeros(0, np.int32),
+        "exc_val": (cat(val_parts) if val_parts else np.zeros(0, np.uint32)).view(np.int32),
+        "dense": (np.stack(dense) if dense else np.zeros((0, n_words), np.uint32)).view(np.int32),
+    }
+
+
+def forced_bytes_table(dfa: ByteDFA) -> np.ndarray:
+    """Per state: the only byte that can follow (int16), or -1 when there is a choice or an end."""
+    n = dfa.n_states
+    counts = np.bincount(dfa.classes, minlength=dfa.trans.shape[1])
+    live = dfa.trans >= 0
+    n_bytes = (live * counts).sum(axis=1)
+    out = np.full(n, -1, np.int16)
+    single = np.flatnonzero((n_bytes == 1) & ~dfa.accept)
+    if len(single):
+        cls = live[single].argmax(axis=1)
+        first_byte = np.full(dfa.trans.shape[1], -1, np.int64)
+        first_byte[dfa.classes[::-1]] = np.arange(255, -1, -1)
+        out[single] = first_byte[cls]
+    return out

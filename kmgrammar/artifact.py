@@ -24,10 +24,12 @@ FORMAT_VERSION = 1
 MAGIC = b"KMGRAMR\0"
 _PREFIX = struct.Struct("<8sIIII")
 
+# Arrays every regular (DFA-based) artifact carries; other kinds register theirs in _REQUIRED.
 _ARRAY_NAMES = (
     "dfa_trans", "dfa_classes", "dfa_accept", "state_row", "row_fill", "row_dense",
     "row_start", "exc_idx", "exc_val", "dense", "forced",
 )
+_REQUIRED: dict = {}
 
 
 class CompiledGrammar:
@@ -101,7 +103,7 @@ class CompiledGrammar:
     # -- files -----------------------------------------------------------------------------------
     def to_bytes(self) -> bytes:
         table, chunks, offset = [], [], 0
-        for name in _ARRAY_NAMES:
+        for name in sorted(self._arrays):
             arr = np.ascontiguousarray(self._arrays[name])
             pad = (-offset) % 16
             chunks.append(b"\0" * pad)
@@ -183,7 +185,7 @@ def read_artifact(data: bytes) -> tuple:
             dt = np.dtype(dtype)
             count = int(np.prod(shape)) if shape else 1
             arrays[name] = np.frombuffer(data, dt, count, base + offset).reshape(shape)
-        missing = set(_ARRAY_NAMES) - set(arrays)
+        missing = set(_REQUIRED.get(header["kind"], _ARRAY_NAMES)) - set(arrays)
         if missing:
             raise ValueError(f"missing arrays {sorted(missing)}")
     except (ValueError, KeyError, TypeError) as e:

@@ -182,7 +182,10 @@ async def sample_and_check(model: Model, req: CompletionRequest) -> AsyncIterato
             token_counter=req.token_count,
             gen_kwargs=dict(req.gen_kwargs),
             stream=True,
+            completion_start=len(req.prompt),
+            constraint=req.constraint,
         )
+        # Keymaker-style backends take only some of these; pass what generate() accepts.
         kwargs = {k: v for k, v in kwargs.items() if "*" in accepts or k in accepts or k == "max_tokens"}
         if selected is None and banned and model.supports_banned_tokens:
             kwargs["banned_tokens"] = sorted(banned)[:_MAX_BANNED]

@@ -171,12 +171,15 @@ class _NFA:
     def state(self) -> int:
         self.eps.append([])
         self.edges.append([])
-        return len(self.eps) - 1
+        n = len(self.eps)
+        if n & 0x1FFF == 0:  # every 8k states: NFA building is the first place a huge repeat hurts
+            self.budget.check_time()
+            if n > 8 * self.budget.limits.max_states + 100_000:
+                self.budget.check_states(n // 8)
+        return n - 1
 
     def build(self, node) -> tuple:
         """Add `node`; return its (start, end) fragment."""
-        if len(self.eps) > 8 * self.budget.limits.max_states + 100_000:
-            self.budget.check_states(len(self.eps) // 8)
         kind = type(node)
         if kind is g.Bytes:
             s = cur = self.state()

@@ -338,3 +338,58 @@ class OpenAIServer:
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()
+
+
+# --------------------------------------------------------------------------- in-process fakes
+
+
+def scripted_model(vocab: Any, prompt: str, target: str, *, chat: bool = False, logprob: float | None = -0.1,
+                   stop_at_end: bool = True, sleep: float = 0.0) -> Any:
+    """A Keymaker-style custom model (``generate`` only) that wants to write ``target`` after
+    ``prompt``. It follows ``selected_tokens`` (preferring the token that agrees with its
+    target) and records each call in ``.calls``."""
+    import asyncio
+
+    from kmgrammar.models.base import ChatModel, Model, Step
+
+    base = ChatModel if chat else Model
+
+    class Scripted(base):  # type: ignore[misc, valid-type]
+        model_name = "scripted"
+        max_total_tokens = 512
+
+        def __init__(self) -> None:
+            self.calls: list[dict] = []
+
+        @property
+        def vocab(self) -> Any:
+            return vocab
+
+        async def generate(self, text, max_tokens=1, selected_tokens=None, decoder=None, timeout=None,
+                           token_counter=None, gen_kwargs=None, stream=True):
+            self.calls.append({"text": text, "max_tokens": max_tokens, "selected": selected_tokens,
+                               "gen_kwargs": gen_kwargs, "decoder": decoder})
+            if sleep:
+                await asyncio.sleep(sleep)
+            done = text[len(prompt):]
+            rest = target[len(done):] if target.startswith(done) else "?!"
+            ids = vocab.encode(rest)
+            if selected_tokens is not None and (not ids or ids[0] not in selected_tokens):
+                tb = vocab.token_bytes
+                agree = [t for t in selected_tokens if t < len(tb) and tb[t] and rest.encode().startswith(tb[t])]
+                if agree:
+                    ids = [max(agree, key=lambda t: len(tb[t]))]
+                elif any(t in vocab.eos_token_ids for t in selected_tokens):
+                    yield Step("", None, "stop")
+                    return
+                else:
+                    ids = [min(selected_tokens)]
+            ids = ids[:max_tokens]
+            for t in ids:
+                if token_counter is not None:
+                    token_counter.add_completion_tokens(1)
+                yield Step(vocab.decode([t]).decode("utf-8", "replace"), logprob)
+            if len(ids) < max_tokens and stop_at_end:
+                yield Step("", None, "stop")
+
+    return Scripted()

@@ -385,10 +385,17 @@ def scripted_model(vocab: Any, prompt: str, target: str, *, chat: bool = False, 
                 else:
                     ids = [min(selected_tokens)]
             ids = ids[:max_tokens]
+            buf = b""
             for t in ids:
                 if token_counter is not None:
                     token_counter.add_completion_tokens(1)
-                yield Step(vocab.decode([t]).decode("utf-8", "replace"), logprob)
+                buf += vocab.token_bytes[t]
+                try:
+                    piece = buf.decode("utf-8")
+                except UnicodeDecodeError:
+                    continue  # half a character: wait for the rest, as APIs do
+                buf = b""
+                yield Step(piece, logprob)
             if len(ids) < max_tokens and stop_at_end:
                 yield Step("", None, "stop")
 

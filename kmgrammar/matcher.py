@@ -93,16 +93,12 @@ class Matcher:
         if not isinstance(bitmask, np.ndarray):
             bitmask = _numpy_view(bitmask)
         out = bitmask[index] if bitmask.ndim == 2 else bitmask
-        fill, a, b = self._g._eos_row() if self._terminated else self._g._row(self._state)
-        n = self._g.n_words
-        if out.shape[0] != n:
-            out[n:] = 0
-            out = out[:n]
-        if fill is None:
-            out[:] = a
+        row = self._g.eos_row() if self._terminated else self._g.mask_row(self._state)
+        if out.shape[0] == row.shape[0]:
+            np.copyto(out, row)
         else:
-            out.fill(fill)
-            out[a] = b
+            out[row.shape[0] :] = 0
+            np.copyto(out[: row.shape[0]], row)
 
     def allowed_token_ids(self) -> np.ndarray:
         """The allowed token ids (EOS included when the output is complete), ascending."""

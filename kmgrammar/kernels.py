@@ -62,16 +62,16 @@ def build_trie(data, offsets, order):
 
 
 @nb.njit(cache=True, nogil=True)
-def walk_masks(trans, classes, states, node_byte, node_depth, node_end, node_lo, node_hi, order, out):
+def walk_masks(trans, classes, states, node_byte, node_depth, node_end, node_lo, node_hi, order, out, counts):
     """For each DFA state in `states`, set in out[k] (uint32 words) the bit of every token whose
-    bytes stay inside the DFA from that state. A dead prefix skips its whole trie subtree.
-    Returns the number of (state, token) transitions found."""
+    bytes stay inside the DFA from that state, and count them in counts[k]. A dead prefix skips
+    its whole trie subtree."""
     n_nodes = node_byte.shape[0]
     stack = np.zeros(4097, np.int32)
-    total = 0
     for k in range(states.shape[0]):
         stack[0] = states[k]
         row = out[k]
+        c = 0
         i = 1
         while i < n_nodes:
             d = node_depth[i]
@@ -83,6 +83,6 @@ def walk_masks(trans, classes, states, node_byte, node_depth, node_end, node_lo,
             for j in range(node_lo[i], node_hi[i]):
                 t = order[j]
                 row[t >> 5] |= np.uint32(1) << np.uint32(t & 31)
-                total += 1
+                c += 1
             i += 1
-    return total
+        counts[k] = c

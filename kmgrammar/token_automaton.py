@@ -74,37 +74,81 @@ def build_token_automaton(dfa: ByteDFA, vocab, budget=None) -> tuple:
     n = dfa.n_states
     trans = np.ascontiguousarray(dfa.trans)
     classes = np.ascontiguousarray(dfa.classes)
+    # Only one state per horizon class is walked: see `horizon_classes`.
+    horizon = int(node_depth.max()) if len(node_depth) else 0
+    cls_of = horizon_classes(dfa, horizon, budget)
+    reps = np.full(int(cls_of.max()) + 1 if n else 0, -1, np.int64)
+    reps[cls_of[::-1]] = np.arange(n - 1, -1, -1)
     state_row = np.zeros(n, np.int32)
     index: dict = {}
     uniq: list = []
     transitions = 0
-    for lo in range(0, n, _CHUNK):
+    accept = dfa.accept
+    for lo in range(0, len(reps), _CHUNK):
         if budget is not None:
             budget.check_time()
-        states = np.arange(lo, min(n, lo + _CHUNK), dtype=np.int32)
+        chunk = np.arange(lo, min(len(reps), lo + _CHUNK))
+        states = reps[chunk].astype(np.int32)
         out = np.zeros((len(states), n_words), np.uint32)
-        transitions += kernels.walk_masks(
-            trans, classes, states, node_byte, node_depth, node_end, node_lo, node_hi, order, out
-        )
-        acc = dfa.accept[states]
-        out[acc] |= eos_row
-        for k, s in enumerate(states.tolist()):
-            key = out[k].tobytes()
-            r = index.get(key)
-            if r is None:
-                r = index[key] = len(uniq)
-                uniq.append(out[k].copy())
-            state_row[s] = r
+        counts = np.zeros(len(states), np.int64)
+        kernels.walk_masks(trans, classes, states, node_byte, node_depth, node_end, node_lo, node_hi,
+                           order, out, counts)
+        members = [np.flatnonzero(cls_of == c) for c in chunk.tolist()] if len(reps) != n else [[s] for s in states.tolist()]
+        for k, group in enumerate(members):
+            transitions += int(counts[k]) * len(group)
+            for with_eos in (False, True):
+                sel = [s for s in group if bool(accept[s]) == with_eos]
+                if not sel:
+                    continue
+                row = out[k] | eos_row if with_eos else out[k]
+                key = row.tobytes()
+                r = index.get(key)
+                if r is None:
+                    r = index[key] = len(uniq)
+                    uniq.append(row.copy())
+                state_row[sel] = r
     arrays = _encode_rows(uniq, n_words)
     arrays["state_row"] = state_row
     arrays["forced"] = forced_bytes_table(dfa)
     stats = {
         "states": n,
+        "walked_states": int(len(reps)),
         "distinct_rows": len(uniq),
         "token_transitions": int(transitions),
         "eos_states": int(dfa.accept.sum()),
     }
     return arrays, stats
+
+
+def horizon_classes(dfa: ByteDFA, horizon: int, budget=None) -> np.ndarray:
+    """Group states that keep exactly the same byte strings alive up to `horizon` bytes.
+
+    Every state of a trimmed DFA is live, so a token (at most `horizon` bytes) is allowed from
+    a state iff its bytes stay alive; two states that agree on every string up to that length
+    have the same mask (EOS aside). Counted repeats such as `.{0,300}` collapse from hundreds
+    of states to about `horizon` walks. Refinement stops early once the partition is stable.
+    """
+    n = dfa.n_states
+    if n == 0:
+        return np.zeros(0, np.int64)
+    t = np.vstack([np.where(dfa.trans >= 0, dfa.trans, n), np.full((1, dfa.trans.shape[1]), n)])
+    part = np.zeros(n + 1, np.int64)
+    part[n] = 1
+    n_part = 2
+    for _ in range(horizon):
+        if budget is not None:
+            budget.check_time()
+        sig = np.column_stack([part, part[t]])
+        _, new = np.unique(sig, axis=0, return_inverse=True)
+        new = new.reshape(-1)
+        n_new = int(new.max()) + 1
+        part = new
+        if n_new == n_part:
+            break
+        n_part = n_new
+    # Renumber classes of real states densely.
+    _, dense = np.unique(part[:n], return_inverse=True)
+    return dense.reshape(-1)
 
 
 def _encode_rows(rows: list, n_words: int) -> dict:

@@ -375,6 +375,26 @@ def _live(trans: np.ndarray, accept: np.ndarray) -> np.ndarray:
         live = new
 
 
+def refine_blocks(t: np.ndarray, part: np.ndarray, max_rounds: int, budget: _Budget | None = None) -> np.ndarray:
+    """Moore refinement of `part` under transitions `t` (complete, sink included), at most
+    `max_rounds` rounds, checking the time budget between batches of rounds."""
+    from .kernels import refine_partition
+
+    t = np.ascontiguousarray(t, dtype=np.int64)
+    part = part.astype(np.int64)
+    done = 0
+    while done < max_rounds:
+        if budget is not None:
+            budget.check_time()
+        batch = min(64, max_rounds - done)
+        before = len(np.unique(part))
+        part, rounds = refine_partition(t, part, batch)
+        done += rounds
+        if rounds < batch or len(np.unique(part)) == before:
+            break
+    return part
+
+
 def minimize(dfa: ByteDFA, budget: _Budget | None = None, *, refine: bool = True) -> ByteDFA:
     """The minimal trimmed DFA of the same language, states in BFS order, classes merged.
 
@@ -391,21 +411,11 @@ def minimize(dfa: ByteDFA, budget: _Budget | None = None, *, refine: bool = True
     t = np.where(live[np.minimum(t, n - 1)] & (t < n), t, n)
     t = np.vstack([t, np.full((1, t.shape[1]), n, t.dtype)])
     part = np.append(accept.astype(np.int64), 2)  # the sink stays apart from real dead-ends
-    n_part = len(np.unique(part))
-    if not refine:
+    if refine:
+        part = refine_blocks(t, part, n + 2, budget)
+    else:
         part = np.arange(n + 1)
-        n_part = n + 1
-    while refine:
-        if budget is not None:
-            budget.check_time()
-        sig = np.column_stack([part, part[t]])
-        _, new = np.unique(sig, axis=0, return_inverse=True)
-        new = new.reshape(-1)
-        n_new = int(new.max()) + 1
-        part = new
-        if n_new == n_part:
-            break
-        n_part = n_new
+    n_part = int(part.max()) + 1
     sink = part[n]
     # Quotient automaton, renumbered in BFS order from the start state.
     rep = np.full(n_part, -1, np.int64)

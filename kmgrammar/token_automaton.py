@@ -16,7 +16,7 @@ import weakref
 
 import numpy as np
 
-from .automaton import ByteDFA
+from .automaton import ByteDFA, refine_blocks
 from .errors import VocabError
 
 _CHUNK = 256  # states per kernel call: bounds the scratch rows to 256 x vocab/8 bytes
@@ -134,18 +134,7 @@ def horizon_classes(dfa: ByteDFA, horizon: int, budget=None) -> np.ndarray:
     t = np.vstack([np.where(dfa.trans >= 0, dfa.trans, n), np.full((1, dfa.trans.shape[1]), n)])
     part = np.zeros(n + 1, np.int64)
     part[n] = 1
-    n_part = 2
-    for _ in range(horizon):
-        if budget is not None:
-            budget.check_time()
-        sig = np.column_stack([part, part[t]])
-        _, new = np.unique(sig, axis=0, return_inverse=True)
-        new = new.reshape(-1)
-        n_new = int(new.max()) + 1
-        part = new
-        if n_new == n_part:
-            break
-        n_part = n_new
+    part = refine_blocks(t, part, max(horizon, 1), budget)
     # Renumber classes of real states densely.
     _, dense = np.unique(part[:n], return_inverse=True)
     return dense.reshape(-1)

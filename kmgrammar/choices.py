@@ -11,7 +11,7 @@ from typing import Iterable
 
 import numpy as np
 
-from .automaton import ByteDFA, minimize
+from .automaton import ByteDFA, _merge_classes
 from .errors import CompileError
 
 
@@ -71,10 +71,11 @@ def choices_to_dfa(options: Iterable[str]) -> ByteDFA:
         acc[q] = accept[node]
         for b, c in children[node].items():
             trans[q, col[b]] = canon[c]
-    # Renumber with the start state first (and merge byte classes) through the generic minimiser.
+    # Renumber with the start state first. Every trie node leads to an accepting one, so the
+    # automaton is already trimmed and (hash-consed) minimal: only byte classes are left to merge.
     root = canon[0]
     perm = np.arange(len(registry))
     perm[[0, root]] = perm[[root, 0]]
     inv = np.argsort(perm)
     trans = np.where(trans >= 0, inv[np.maximum(trans, 0)], -1)[perm].astype(np.int32)
-    return minimize(ByteDFA(trans, classes, acc[perm]), refine=False)
+    return _merge_classes(ByteDFA(trans, classes, acc[perm]))

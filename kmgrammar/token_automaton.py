@@ -79,11 +79,15 @@ def build_token_automaton(dfa: ByteDFA, vocab, budget=None) -> tuple:
     cls_of = horizon_classes(dfa, horizon, budget)
     reps = np.full(int(cls_of.max()) + 1 if n else 0, -1, np.int64)
     reps[cls_of[::-1]] = np.arange(n - 1, -1, -1)
-    state_row = np.zeros(n, np.int32)
+    # Distinct rows per (horizon class, accepting?): a state's row is its class's walk, plus EOS.
+    row_of = np.zeros((len(reps), 2), np.int32)
+    needed = np.zeros((len(reps), 2), bool)
+    needed[cls_of, dfa.accept.astype(np.int64)] = True
+    needed = needed.tolist()
+    class_size = np.bincount(cls_of, minlength=len(reps))
     index: dict = {}
     uniq: list = []
     transitions = 0
-    accept = dfa.accept
     for lo in range(0, len(reps), _CHUNK):
         if budget is not None:
             budget.check_time()
@@ -93,12 +97,10 @@ def build_token_automaton(dfa: ByteDFA, vocab, budget=None) -> tuple:
         counts = np.zeros(len(states), np.int64)
         kernels.walk_masks(trans, classes, states, node_byte, node_depth, node_end, node_lo, node_hi,
                            order, out, counts)
-        members = [np.flatnonzero(cls_of == c) for c in chunk.tolist()] if len(reps) != n else [[s] for s in states.tolist()]
-        for k, group in enumerate(members):
-            transitions += int(counts[k]) * len(group)
-            for with_eos in (False, True):
-                sel = [s for s in group if bool(accept[s]) == with_eos]
-                if not sel:
+        transitions += int(counts @ class_size[chunk])
+        for k, c in enumerate(chunk.tolist()):
+            for with_eos in (0, 1):
+                if not needed[c][with_eos]:
                     continue
                 row = out[k] | eos_row if with_eos else out[k]
                 key = row.tobytes()
@@ -106,7 +108,8 @@ def build_token_automaton(dfa: ByteDFA, vocab, budget=None) -> tuple:
                 if r is None:
                     r = index[key] = len(uniq)
                     uniq.append(row.copy())
-                state_row[sel] = r
+                row_of[c, with_eos] = r
+    state_row = row_of[cls_of, dfa.accept.astype(np.int64)]
     arrays = _encode_rows(uniq, n_words)
     arrays["state_row"] = state_row
     arrays["forced"] = forced_bytes_table(dfa)

@@ -99,3 +99,102 @@ def compile_dfa(dfa: ByteDFA, vocab, *, key: str | None = None, cache: bool = Tr
     if dfa.is_empty():
         raise CompileError("the automaton accepts no string (empty language)")
     return compile_with_cache("dfa", key, {}, vocab, lambda lim: dfa, cache=cache and key is not None)
+
+
+def compile_json_schema(schema, vocab, *, whitespace: str = "compact", separators=None, indent: int | None = None,
+                        strict: bool = False, lenient: bool = False, max_states: int | None = None,
+                        time_limit: float | None = None, cache: bool = True) -> CompiledGrammar:
+    """Compile a JSON Schema for `vocab`: the matcher allows exactly the serialized documents that
+    validate (serialization and departures: `kmgrammar.jsonschema`, `kmgrammar.jsonschema_values`).
+
+    Parameters
+    ----------
+    schema : dict, bool, str (JSON text) or Pydantic model class
+        The schema (drafts 2020-12 and 7; local `$ref` only).
+    vocab : Vocabulary
+        The tokenizer's vocabulary.
+    whitespace : {"compact", "flexible"}, default "compact"
+        "compact": no whitespace, separators "," and ":" (or `separators=(item, key)`);
+        "flexible": up to `jsonschema_values.MAX_FLEXIBLE_WS` JSON whitespace characters between tokens.
+    separators : (str, str), optional
+        Item and key separators for compact output, e.g. (", ", ": ").
+    indent : int, optional
+        Pretty-printed output as `json.dumps(indent=N)` writes it (overrides `whitespace`).
+    strict : bool, default False
+        Treat a missing `additionalProperties` as false (as OpenAI's structured outputs do).
+    lenient : bool, default False
+        Unsupported keywords become warnings (the keyword is not enforced) instead of errors.
+    max_states, time_limit : optional
+        Compile limits (defaults in `automaton.Limits`).
+    cache : bool, default True
+        Use the disk cache.
+
+    Returns
+    -------
+    CompiledGrammar
+
+    Raises
+    ------
+    UnsupportedFeatureError
+        Naming every unsupported keyword with its JSON pointer (sorted), unless `lenient`.
+    CompileLimitError, CompileError
+        Limits exceeded; invalid schema; a schema no value satisfies.
+    """
+    from .jsonschema import load_schema, schema_to_dfa
+
+    schema = load_schema(schema)
+    options = {"whitespace": whitespace, "separators": list(separators) if separators else None,
+               "indent": indent, "strict": bool(strict), "lenient": bool(lenient)}
+    return compile_with_cache(
+        "json_schema", schema, options, vocab,
+        lambda lim: schema_to_dfa(schema, whitespace=whitespace, separators=separators, indent=indent,
+                                  strict=strict, lenient=lenient, limits=lim),
+        cache=cache, limits=_limits(max_states, time_limit))
+
+
+def compile_lark(grammar: str, vocab, *, start: str = "start", cache: bool = True,
+                 max_states: int | None = None, time_limit: float | None = None,
+                 max_depth: int | None = None) -> CompiledGrammar:
+    """Compile a Lark grammar (its context-free language, as `lexer="dynamic_complete"` reads it).
+
+    Parameters
+    ----------
+    grammar : str
+        Lark grammar text (`%import common.*`, `%ignore`, templates, `?rule`, `~n..m` ...).
+    vocab : Vocabulary
+    start : str, default "start"
+        The start rule.
+    cache : bool, default True
+        Use the disk cache.
+    max_states, time_limit : optional
+        Compile limits (automaton positions; seconds), see `automaton.Limits`.
+    max_depth : int, default 10,000
+        Run-time nesting limit; deeper input raises `MatcherError` on accept.
+
+    Returns
+    -------
+    CompiledGrammar
+        Kind "lark" (no recursion: the regular token automaton) or "cfg".
+
+    Raises
+    ------
+    GrammarSyntaxError, UnsupportedFeatureError, CompileLimitError, CompileError
+    """
+    from .cfg import load_lark
+    from .cfg_compile import compile_grammar
+
+    return compile_grammar("lark", grammar, vocab, lambda lim: load_lark(grammar, start=start, limits=lim),
+                           options={"start": start}, cache=cache, max_states=max_states,
+                           time_limit=time_limit, max_depth=max_depth)
+
+
+def compile_gbnf(grammar: str, vocab, *, start: str = "root", cache: bool = True,
+                 max_states: int | None = None, time_limit: float | None = None,
+                 max_depth: int | None = None) -> CompiledGrammar:
+    """Compile a llama.cpp GBNF grammar (see `compile_lark` for the options)."""
+    from .cfg_compile import compile_grammar
+    from .cfg_gbnf import load_gbnf
+
+    return compile_grammar("gbnf", grammar, vocab, lambda lim: load_gbnf(grammar, start=start, limits=lim),
+                           options={"start": start}, cache=cache, max_states=max_states,
+                           time_limit=time_limit, max_depth=max_depth)

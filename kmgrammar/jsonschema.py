@@ -1,0 +1,1055 @@
+"""JSON Schema -> regular IR -> byte DFA (the frontend behind `compile_json_schema`).
+
+A schema is lowered as a *conjunction*: the list of schema objects that all apply to one value
+(`allOf` members and `$ref` targets are flattened into it). Keywords that merge are merged per
+type (bounds, lengths, properties per key, items per position); `anyOf` is distributed over the
+rest of the conjunction; `oneOf`, `not`, `if`/`then`/`else` and `dependent*` become unions and
+automaton differences of such conjunctions. Every value has one spelling per whitespace style
+(`jsonschema_values`), so differences are exact.
+
+Departures (documented): the serialization (`jsonschema_values`), declared properties in schema
+order (inside `oneOf`/`not`/`if`: in order of first appearance in that subschema) with other keys
+after them; duplicate extra keys are not detected; `format` is asserted for the formats in
+`jsonschema_values.FORMATS` (others are annotations); values of unbounded nesting (`{}`,
+`additionalProperties: true`, recursive `$ref`) need the context-free grammar engine and raise
+`UnsupportedFeatureError` (with `lenient=True`: nesting bounded by `LENIENT_ANY_DEPTH`, warned).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import sys
+import time
+import warnings
+from decimal import Decimal
+from urllib.parse import unquote
+
+from . import grammar as g
+from . import jsonschema_values as jv
+from .automaton import ByteDFA, Limits
+from .errors import CompileError, CompileLimitError, GrammarSyntaxError, UnsupportedFeatureError
+
+ANNOTATIONS = frozenset({
+    "title", "description", "default", "examples", "$comment", "readOnly", "writeOnly", "deprecated",
+    "$schema", "$id", "id", "$anchor", "$defs", "definitions", "$vocabulary", "contentMediaType",
+    "contentEncoding", "contentSchema", "$dynamicAnchor", "discriminator", "xml", "externalDocs", "example",
+})
+SUPPORTED = frozenset({
+    "type", "enum", "const", "properties", "required", "additionalProperties", "patternProperties",
+    "propertyNames", "minProperties", "maxProperties", "items", "prefixItems", "additionalItems",
+    "minItems", "maxItems", "contains", "minContains", "maxContains", "anyOf", "oneOf", "allOf", "not",
+    "$ref", "minLength", "maxLength", "pattern", "format", "minimum", "maximum", "exclusiveMinimum",
+    "exclusiveMaximum", "multipleOf", "nullable", "if", "then", "else", "dependentRequired",
+    "dependentSchemas", "dependencies", "uniqueItems",
+})
+UNSUPPORTED = frozenset({
+    "$dynamicRef", "$recursiveRef", "unevaluatedProperties", "unevaluatedItems",
+})
+_SCHEMA_MAPS = ("properties", "patternProperties", "$defs", "definitions", "dependentSchemas", "dependencies")
+_SCHEMA_LISTS = ("allOf", "anyOf", "oneOf", "prefixItems", "items")
+_SCHEMA_ONE = ("not", "if", "then", "else", "items", "additionalItems", "additionalProperties", "contains",
+               "propertyNames", "unevaluatedItems", "unevaluatedProperties")
+TYPES = ("null", "boolean", "integer", "number", "string", "array", "object")
+# Nesting allowed for "any JSON value" when lenient=True (an approximation, warned about).
+LENIENT_ANY_DEPTH = 3
+# Cap on conjunction lowerings per compile: distributing anyOf over anyOf multiplies them.
+MAX_LOWERINGS = 20_000
+
+_EMPTY = g.CharSet(())  # the empty language
+
+
+class _Unsupported(Exception):
+    pass
+
+
+def load_schema(schema):
+    """dict | bool | JSON text | Pydantic model class -> schema object."""
+    if hasattr(schema, "model_json_schema"):
+        schema = schema.model_json_schema()
+    if isinstance(schema, (bytes, str)):
+        try:
+            schema = json.loads(schema)
+        except json.JSONDecodeError as e:
+            raise CompileError(f"schema is not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
+    if not isinstance(schema, (dict, bool)):
+        raise CompileError(f"a JSON Schema must be an object or a boolean, not {type(schema).__name__}")
+    return schema
+
+
+def _ptr(base: str, *parts) -> str:
+    out = base
+    for p in parts:
+        out += "/" + str(p).replace("~", "~0").replace("/", "~1")
+    return out
+
+
+def _json_eq(a, b) -> bool:
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    if isinstance(a, (int, float, Decimal)) and isinstance(b, (int, float, Decimal)):
+        return Decimal(repr(a) if isinstance(a, float) else a) == Decimal(repr(b) if isinstance(b, float) else b)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_json_eq(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_json_eq(a[k], b[k]) for k in a)
+    return type(a) is type(b) and a == b
+
+
+def _type_of(v) -> str:
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "boolean"
+    if isinstance(v, (int, float, Decimal)):
+        d = Decimal(repr(v)) if isinstance(v, float) else Decimal(v)
+        return "integer" if d == d.to_integral_value() else "number"
+    if isinstance(v, str):
+        return "string"
+    if isinstance(v, list):
+        return "array"
+    return "object"
+
+
+class Lowerer:
+    """One compile: the root schema, options, memo tables, collected errors."""
+
+    def __init__(self, root, *, style: jv.Style, strict: bool, lenient: bool, limits: Limits):
+        self.root = root
+        self.style = style
+        self.strict = strict
+        self.lenient = lenient
+        self.limits = limits
+        self.deadline = time.monotonic() + limits.time_limit
+        self.draft7 = isinstance(root, dict) and "draft-0" in str(root.get("$schema", ""))
+        self.errors: dict = {}
+        self.memo: dict = {}
+        self.uses: dict = {}
+        self.active: list = []
+        self.rank = None
+        self.synthetic: list = []
+        self.lowerings = 0
+        self.ids = self._collect_ids(root)
+        self._validator = None
+
+    # -- plumbing ------------------------------------------------------------------------------
+    def lim(self) -> Limits:
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise CompileLimitError(f"compilation exceeded time_limit={self.limits.time_limit:g}s "
+                                    "(raise it with time_limit=...)")
+        return Limits(self.limits.max_states, left)
+
+    def dfa(self, node) -> ByteDFA:
+        if type(node) is g.Dfa:
+            return node.dfa
+        return jv.build(node, self.lim())
+
+    def fail(self, ptr: str, what: str):
+        """Record an unsupported construct; lowering goes on to report all of them at once."""
+        self.errors.setdefault(ptr or "#", what)
+        raise _Unsupported()
+
+    def bad(self, ptr: str, what: str):
+        raise CompileError(f"invalid schema at {ptr or '#'}: {what}")
+
+    def syn(self, schema: dict) -> dict:
+        self.synthetic.append(schema)
+        return schema
+
+    # -- references ----------------------------------------------------------------------------
+    def _collect_ids(self, root) -> dict:
+        """$id and $anchor targets, walking schema locations only (not enum values or unknown keys)."""
+        out: dict = {}
+        stack = [(root, "#", True)]
+        while stack:
+            s, p, top = stack.pop(0)
+            if not isinstance(s, dict):
+                continue
+            sid = s.get("$id")
+            if isinstance(sid, str) and p != "#":
+                out.setdefault(sid.rstrip("#"), (s, p))
+                top = False
+            a = s.get("$anchor")
+            if isinstance(a, str) and top:
+                out.setdefault("#" + a, (s, p))
+            for k, v in s.items():
+                if k in _SCHEMA_MAPS and isinstance(v, dict):
+                    stack.extend((x, _ptr(p, k, n), top) for n, x in v.items())
+                elif k in _SCHEMA_LISTS and isinstance(v, list):
+                    stack.extend((x, _ptr(p, k, i), top) for i, x in enumerate(v))
+                elif k in _SCHEMA_ONE:
+                    stack.append((v, _ptr(p, k), top))
+        return out
+
+    def resolve(self, ref, ptr: str):
+        if not isinstance(ref, str):
+            self.bad(ptr, "'$ref' must be a string")
+        base = self.root.get("$id", "") if isinstance(self.root, dict) else ""
+        target = ref
+        if base and ref.startswith(base.rstrip("#")) and ref != base:
+            target = ref[len(base.rstrip("#")):] or "#"
+        if target in ("", "#"):
+            return self.root, "#"
+        if target in self.ids:
+            return self.ids[target]
+        if target.startswith("#/") or target == "#":
+            cur, p = self.root, "#"
+            for raw in target[2:].split("/"):
+                part = unquote(raw).replace("~1", "/").replace("~0", "~")
+                if isinstance(cur, dict) and part in cur:
+                    cur = cur[part]
+                elif isinstance(cur, list) and part.isdigit() and int(part) < len(cur):
+                    cur = cur[int(part)]
+                else:
+                    raise CompileError(f"unresolvable $ref {ref!r} at {ptr}")
+                p = _ptr(p, part)
+            return cur, p
+        if target.startswith("#"):
+            raise CompileError(f"unresolvable $ref {ref!r} at {ptr}")
+        self.fail(_ptr(ptr, "$ref"), f"remote or relative $ref {ref!r} (only local references are supported)")
+
+    # -- conjunctions --------------------------------------------------------------------------
+    def flatten(self, items):
+        """items: [(schema, ptr, skip)] -> (flat items, combinator list, ref targets) or None (false)."""
+        flat, complex_, refs, seen = [], [], [], set()
+        stack = list(items)
+        while stack:
+            s, ptr, skip = stack.pop(0)
+            if s is True:
+                continue
+            if s is False:
+                return None
+            if not isinstance(s, dict):
+                self.bad(ptr, f"a schema must be an object or a boolean, not {json.dumps(s)[:40]}")
+            key = (id(s), skip)
+            if key in seen:
+                continue
+            seen.add(key)
+            self.check_keywords(s, ptr)
+            if "$ref" in s and "$ref" not in skip:
+                target, tptr = self.resolve(s["$ref"], ptr)
+                refs.append(id(target))
+                stack.append((target, tptr, frozenset()))
+                if self.draft7:
+                    continue  # draft 7: siblings of $ref are ignored
+            if "allOf" in s and "allOf" not in skip:
+                subs = s["allOf"]
+                if not isinstance(subs, list) or not subs:
+                    self.bad(_ptr(ptr, "allOf"), "'allOf' must be a non-empty array")
+                for i, sub in enumerate(subs):
+                    stack.append((sub, _ptr(ptr, "allOf", i), frozenset()))
+            flat.append((s, ptr, skip))
+            for kw in ("anyOf", "oneOf", "not", "if", "dependentRequired", "dependentSchemas", "dependencies"):
+                if kw in s and kw not in skip:
+                    complex_.append((kw, len(flat) - 1))
+        return flat, complex_, refs
+
+    def check_keywords(self, s: dict, ptr: str) -> None:
+        for k in s:
+            if k in UNSUPPORTED or (self.draft7 and k in ("contentMediaType", "contentEncoding")):
+                if self.lenient:
+                    warnings.warn(f"kmgrammar: keyword {k!r} at {ptr} is not enforced (lenient=True)", stacklevel=4)
+                else:
+                    self.errors.setdefault(_ptr(ptr, k), f"keyword {k!r}")
+
+    def lang(self, items, depth: int):
+        """IR node of the serialized values satisfying every schema in `items`."""
+        key = (tuple((id(s), skip) for s, _p, skip in items), depth if self.style.depth_matters() else 0,
+               id(self.rank) if self.rank is not None else None)
+        got = self.memo.get(key)
+        if got is not None:
+            n = self.uses[key] = self.uses.get(key, 0) + 1
+            if n == 1 and type(got) not in (g.Dfa, g.Bytes, g.CharSet) and got is not _EMPTY:
+                got = self.memo[key] = g.Dfa(self.dfa(got))  # shared: determinise once, embed
+            return got
+        self.lowerings += 1
+        if self.lowerings > MAX_LOWERINGS:
+            raise CompileLimitError(f"schema needs more than {MAX_LOWERINGS} sub-schema lowerings "
+                                    "(nested anyOf/oneOf multiply them)")
+        flat = self.flatten(items)
+        if flat is None:
+            node = _EMPTY
+        else:
+            flat, complex_, refs = flat
+            for r in refs:
+                if r in self.active:
+                    where = next((p for s, p, _ in flat if id(s) == r), items[0][1])
+                    self.fail(where, "recursive $ref (unbounded nesting needs the context-free grammar engine)")
+            self.active.extend(refs)
+            try:
+                node = self.combinator(flat, complex_, depth) if complex_ else self.simple(flat, depth)
+            except _Unsupported:
+                node = _EMPTY  # recorded in self.errors; keep going to report every construct
+            finally:
+                del self.active[len(self.active) - len(refs):]
+        self.memo[key] = node
+        return node
+
+    def without(self, flat, index: int, kw: str):
+        s, p, skip = flat[index]
+        out = list(flat)
+        out[index] = (s, p, skip | {kw})
+        return out
+
+    def is_empty(self, node) -> bool:
+        return node is _EMPTY or self.dfa(node).is_empty()
+
+    def diff(self, a, b):
+        if b is _EMPTY:
+            return a
+        if a is _EMPTY:
+            return _EMPTY
+        return g.Dfa(jv.difference(self.dfa(a), self.dfa(b), self.lim()))
+
+    def ranked(self, items):
+        """Order of first appearance of property names under `items` (for exact differences)."""
+        if self.rank is not None:
+            return None
+        names: dict = {}
+        seen = set()
+        stack = [s for s, _p, _k in items]
+        while stack:
+            s = stack.pop(0)
+            if isinstance(s, list):
+                stack[0:0] = s
+                continue
+            if not isinstance(s, dict) or id(s) in seen:
+                continue
+            seen.add(id(s))
+            props = s.get("properties")
+            if isinstance(props, dict):
+                for k in props:
+                    names.setdefault(k, len(names))
+            for k, v in s.items():
+                if k in ("enum", "const", "default", "examples"):
+                    continue
+                if k == "$ref" and isinstance(v, str):
+                    try:
+                        v = self.resolve(v, "#")[0]
+                    except (CompileError, _Unsupported):
+                        continue
+                if isinstance(v, dict) and k in ("properties", "patternProperties", "$defs", "definitions",
+                                                 "dependentSchemas", "dependencies"):
+                    stack.extend(v.values())
+                elif isinstance(v, (dict, list)):
+                    stack.append(v)
+        return names
+
+    def combinator(self, flat, complex_, depth: int):
+        kw, index = complex_[0]
+        s, ptr, _skip = flat[index]
+        rest = self.without(flat, index, kw)
+        val = s[kw]
+        if kw == "anyOf":
+            if not isinstance(val, list) or not val:
+                self.bad(_ptr(ptr, kw), "'anyOf' must be a non-empty array")
+            alts = [self.lang(rest + [(a, _ptr(ptr, kw, i), frozenset())], depth) for i, a in enumerate(val)]
+            alts = [a for a in alts if a is not _EMPTY]
+            return g.alt(*alts) if alts else _EMPTY
+        old = self.rank
+        rank = self.ranked(flat)
+        if rank is not None:
+            self.rank = rank
+        try:
+            if kw == "oneOf":
+                if not isinstance(val, list) or not val:
+                    self.bad(_ptr(ptr, kw), "'oneOf' must be a non-empty array")
+                xs = [self.lang(rest + [(a, _ptr(ptr, kw, i), frozenset())], depth) for i, a in enumerate(val)]
+                xs = [self.dfa(x) for x in xs if x is not _EMPTY]
+                xs = [x for x in xs if not x.is_empty()]
+                if not xs:
+                    return _EMPTY
+                total, overlap = xs[0], None
+                for x in xs[1:]:
+                    o = jv.intersection(total, x, self.lim())
+                    if not o.is_empty():
+                        overlap = o if overlap is None else jv.union(overlap, o, self.lim())
+                    total = jv.union(total, x, self.lim())
+                if overlap is not None:
+                    total = jv.difference(total, overlap, self.lim())
+                return g.Dfa(total)
+            if kw == "not":
+                return self.diff(self.lang(rest, depth), self.lang(rest + [(val, _ptr(ptr, kw), frozenset())], depth))
+            if kw == "if":
+                then = s.get("then", True)
+                else_ = s.get("else", True)
+                cond = (val, _ptr(ptr, "if"), frozenset())
+                a = self.lang(rest + [cond, (then, _ptr(ptr, "then"), frozenset())], depth)
+                e = (else_, _ptr(ptr, "else"), frozenset())
+                b = self.diff(self.lang(rest + [e], depth), self.lang(rest + [e, cond], depth))
+                alts = [x for x in (a, b) if x is not _EMPTY]
+                return g.alt(*alts) if alts else _EMPTY
+            # dependentRequired / dependentSchemas / dependencies: one entry at a time
+            if not isinstance(val, dict):
+                self.bad(_ptr(ptr, kw), f"'{kw}' must be an object")
+            if not val:
+                return self.lang(rest, depth)
+            name, dep = next(iter(val.items()))
+            remaining = self.syn({kw: {k: v for k, v in val.items() if k != name}})
+            rest2 = rest + [(remaining, ptr, frozenset())]
+            absent = self.syn({"properties": {name: False}})
+            a = self.lang(rest2 + [(absent, ptr, frozenset())], depth)
+            if isinstance(dep, list) and kw != "dependentSchemas":
+                if not all(isinstance(x, str) for x in dep):
+                    self.bad(_ptr(ptr, kw, name), "dependent required names must be strings")
+                req = self.syn({"required": [name] + list(dep)})
+                b = self.lang(rest2 + [(req, ptr, frozenset())], depth)
+            else:
+                req = self.syn({"required": [name]})
+                b = self.lang(rest2 + [(req, ptr, frozenset()), (dep, _ptr(ptr, kw, name), frozenset())], depth)
+            alts = [x for x in (a, b) if x is not _EMPTY]
+            return g.alt(*alts) if alts else _EMPTY
+        finally:
+            self.rank = old
+
+    # -- merged simple keywords ----------------------------------------------------------------
+    def simple(self, flat, depth: int):
+        types = set(TYPES)
+        for s, ptr, _ in flat:
+            if "type" in s:
+                t = s["type"]
+                ts = [t] if isinstance(t, str) else t
+                if not isinstance(ts, list) or not all(isinstance(x, str) and x in TYPES for x in ts):
+                    self.bad(_ptr(ptr, "type"), f"unknown type {json.dumps(t)[:60]}")
+                ts = set(ts)
+                if "number" in ts:
+                    ts.add("integer")
+                if s.get("nullable") is True:
+                    ts.add("null")
+                types &= ts
+        enum = None
+        for s, ptr, _ in flat:
+            if "const" in s:
+                enum = [s["const"]] if enum is None else [v for v in enum if _json_eq(v, s["const"])]
+            if "enum" in s:
+                vals = s["enum"]
+                if not isinstance(vals, list):
+                    self.bad(_ptr(ptr, "enum"), "'enum' must be an array")
+                enum = list(vals) if enum is None else [v for v in enum if any(_json_eq(v, w) for w in vals)]
+        if enum is not None:
+            return self.finite(flat, enum, types, depth)
+        alts = []
+        if "null" in types:
+            alts.append(g.text("null"))
+        if "boolean" in types:
+            alts.append(g.alt(g.text("true"), g.text("false")))
+        if "integer" in types:
+            alts.append(self.number(flat, integer="number" not in types))
+        if "string" in types:
+            alts.append(self.string(flat))
+        if "array" in types:
+            alts.append(self.array(flat, depth))
+        if "object" in types:
+            alts.append(self.obj(flat, depth))
+        alts = [a for a in alts if a is not _EMPTY]
+        return g.alt(*alts) if alts else _EMPTY
+
+    def finite(self, flat, values, types, depth):
+        """enum/const: the listed values that satisfy the whole conjunction."""
+        out, seen = [], []
+        for v in values:
+            t = _type_of(v)
+            if t not in types and not (t == "integer" and "number" in types):
+                continue
+            if any(_json_eq(v, w) for w in seen):
+                continue
+            seen.append(v)
+            if self.valid(v, flat):
+                out.append(self.literal(v, depth))
+        return g.alt(*out) if out else _EMPTY
+
+    def valid(self, v, flat) -> bool:
+        import jsonschema as js
+
+        if self._validator is None:
+            cls = js.validators.validator_for(self.root if isinstance(self.root, dict) else {})
+            self._validator = cls(self.root)
+        parts = []
+        for s, _p, skip in flat:
+            d = {k: x for k, x in s.items() if k not in skip and k not in ("enum", "const", "format")}
+            parts.append(d)
+            if isinstance(v, str) and s.get("format") in jv.FORMATS:
+                if not jv.format_dfa(s["format"]).matches(v.encode("utf-8")):
+                    return False
+        try:
+            return self._validator.evolve(schema={"allOf": parts}).is_valid(v)
+        except Exception:  # a schema jsonschema cannot evaluate: decide by lowering instead
+            return True
+
+    def literal(self, v, depth: int):
+        st = self.style
+        if isinstance(v, dict):
+            if not v:
+                return st.empty("{}")
+            keys = list(v)
+            if self.rank is not None:
+                keys.sort(key=lambda k: self.rank.get(k, len(self.rank)))
+            parts = []
+            for i, k in enumerate(keys):
+                parts.append(st.open("{", depth) if i == 0 else st.item_sep(depth))
+                parts += [g.text(json.dumps(k, ensure_ascii=False)), st.key_sep(), self.literal(v[k], depth + 1)]
+            return g.seq(*parts, st.close("}", depth))
+        if isinstance(v, list):
+            if not v:
+                return st.empty("[]")
+            parts = []
+            for i, x in enumerate(v):
+                parts += [st.open("[", depth) if i == 0 else st.item_sep(depth), self.literal(x, depth + 1)]
+            return g.seq(*parts, st.close("]", depth))
+        return g.text(jv.serialize(v))
+
+    # -- numbers -------------------------------------------------------------------------------
+    def number(self, flat, integer: bool):
+        lo = hi = None
+        lo_x = hi_x = False
+        mult = None
+        for s, ptr, _ in flat:
+            for kw in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
+                if kw not in s:
+                    continue
+                v = s[kw]
+                if isinstance(v, bool):  # draft 4 style flags
+                    continue
+                d = jv.to_decimal(v, f"'{kw}' at {ptr}")
+                if kw.endswith("inimum"):
+                    excl = kw == "exclusiveMinimum" or (kw == "minimum" and s.get("exclusiveMinimum") is True)
+                    if lo is None or d > lo or (d == lo and excl):
+                        lo, lo_x = d, excl
+                else:
+                    excl = kw == "exclusiveMaximum" or (kw == "maximum" and s.get("exclusiveMaximum") is True)
+                    if hi is None or d < hi or (d == hi and excl):
+                        hi, hi_x = d, excl
+            if "multipleOf" in s:
+                m = jv.to_decimal(s["multipleOf"], f"'multipleOf' at {ptr}")
+                if m <= 0:
+                    self.bad(_ptr(ptr, "multipleOf"), "'multipleOf' must be greater than 0")
+                mult = m if mult is None else _lcm(mult, m)
+        if lo is not None and hi is not None and (lo > hi or (lo == hi and (lo_x or hi_x))):
+            return _EMPTY
+        if lo is None and hi is None and mult is None:
+            return _INTEGER if integer else jv.ANY_NUMBER
+        if mult is not None and mult == mult.to_integral_value() and mult == 1:
+            integer, mult = True, None
+        return g.Dfa(jv.number_dfa(integer=integer, lower=lo, lower_excl=lo_x, upper=hi, upper_excl=hi_x,
+                                   multiple=mult, limits=self.lim()))
+
+    # -- strings -------------------------------------------------------------------------------
+    def string(self, flat):
+        lo, hi, contents = 0, None, []
+        for s, ptr, _ in flat:
+            if "minLength" in s:
+                lo = max(lo, self.count(s, "minLength", ptr))
+            if "maxLength" in s:
+                m = self.count(s, "maxLength", ptr)
+                hi = m if hi is None else min(hi, m)
+            if "pattern" in s:
+                contents.append(self.pattern(s["pattern"], _ptr(ptr, "pattern")))
+            f = s.get("format")
+            if isinstance(f, str) and f in jv.FORMATS:
+                contents.append(jv.format_dfa(f))
+            elif f in jv.UNSUPPORTED_FORMATS:
+                if self.lenient:
+                    warnings.warn(f"kmgrammar: format {f!r} at {ptr} is not enforced (lenient=True)", stacklevel=3)
+                else:
+                    self.fail(_ptr(ptr, "format"), f"format {f!r}")
+        if hi is not None and lo > hi:
+            return _EMPTY
+        if not contents:
+            return jv.string_node(lo, hi)
+        dfa = contents[0]
+        for d in contents[1:]:
+            dfa = jv.intersection(dfa, d, self.lim())
+        if lo or hi is not None:
+            dfa = jv.intersection(dfa, self.dfa(jv.length_node(lo, hi)), self.lim())
+        if dfa.is_empty():
+            return _EMPTY
+        return g.seq(g.text('"'), g.Dfa(jv.escape_dfa(dfa)), g.text('"'))
+
+    def count(self, s, kw, ptr) -> int:
+        v = s[kw]
+        if isinstance(v, float) and v.is_integer():
+            v = int(v)
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            self.bad(_ptr(ptr, kw), f"'{kw}' must be a non-negative integer, not {json.dumps(v)[:40]}")
+        return v
+
+    def pattern(self, pattern, ptr: str) -> ByteDFA:
+        if not isinstance(pattern, str):
+            self.bad(ptr, "'pattern' must be a string")
+        try:
+            return _pattern_dfa(pattern, self.lim())
+        except (GrammarSyntaxError, UnsupportedFeatureError) as e:
+            self.fail(ptr, f"pattern {pattern!r}: {e}")
+
+    # -- arrays --------------------------------------------------------------------------------
+    def array(self, flat, depth: int):
+        prefixes, tails, contains = [], [], []
+        lo, hi, unique = 0, None, None
+        for s, ptr, _ in flat:
+            items = s.get("items")
+            if isinstance(items, list) or (self.draft7 and "items" in s):
+                pre = items if isinstance(items, list) else []
+                tail = s.get("additionalItems", True) if isinstance(items, list) else items
+                tail_ptr = _ptr(ptr, "additionalItems" if isinstance(items, list) else "items")
+                pre_ptr = _ptr(ptr, "items")
+            else:
+                pre = s.get("prefixItems", [])
+                tail, tail_ptr, pre_ptr = s.get("items", True), _ptr(ptr, "items"), _ptr(ptr, "prefixItems")
+            if not isinstance(pre, list):
+                self.bad(pre_ptr, "'prefixItems' must be an array")
+            prefixes.append([(x, _ptr(pre_ptr, i), frozenset()) for i, x in enumerate(pre)])
+            tails.append((tail, tail_ptr, frozenset()))
+            if "minItems" in s:
+                lo = max(lo, self.count(s, "minItems", ptr))
+            if "maxItems" in s:
+                m = self.count(s, "maxItems", ptr)
+                hi = m if hi is None else min(hi, m)
+            if "contains" in s:
+                cmin = self.count(s, "minContains", ptr) if "minContains" in s and not self.draft7 else 1
+                cmax = self.count(s, "maxContains", ptr) if "maxContains" in s and not self.draft7 else None
+                contains.append(((s["contains"], _ptr(ptr, "contains"), frozenset()), cmin, cmax, ptr))
+            if s.get("uniqueItems") is True:
+                unique = _ptr(ptr, "uniqueItems")
+        k = max((len(p) for p in prefixes), default=0)
+        for p, (tail, _tp, _) in zip(prefixes, tails):
+            if tail is False:
+                hi = len(p) if hi is None else min(hi, len(p))
+        if hi is not None and lo > hi:
+            return _EMPTY
+        if unique is not None and (hi is None or hi > 1):
+            if self.lenient:
+                warnings.warn(f"kmgrammar: uniqueItems at {unique} is not enforced (lenient=True)", stacklevel=3)
+            else:
+                self.fail(unique, "keyword 'uniqueItems' (item uniqueness is not regular)")
+        if len(contains) > 1:
+            self.fail(contains[1][3], "several 'contains' on one array (after allOf merging)")
+        st = self.style
+
+        def slot(i: int):
+            conj = []
+            for p, t in zip(prefixes, tails):
+                if i < len(p):
+                    conj.append(p[i])
+                elif t[0] is not True:
+                    conj.append(t)
+            if not any(x[0] is not True and x[0] != {} for x in conj):
+                return self.any_value(tails[0][1] if tails else "#", depth + 1)
+            return self.lang(conj, depth + 1)
+
+        empty = st.empty("[]") if lo == 0 else None
+        if hi == 0:
+            return empty or _EMPTY
+        sep = st.item_sep(depth)
+        if contains:
+            return self.array_contains(slot, k, lo, hi, contains[0], depth, empty)
+        elems = [slot(i) for i in range(min(k, hi if hi is not None else k))]
+        tail_n = None if hi is not None and hi <= k else slot(k)
+        if tail_n is not None and k == 0:
+            rest = g.Repeat(g.seq(sep, tail_n), max(0, lo - 1), None if hi is None else hi - 1)
+            body = g.seq(tail_n, rest)
+        else:
+            r = g.EMPTY
+            if tail_n is not None:
+                r = g.Repeat(g.seq(sep, tail_n), max(0, lo - k), None if hi is None else hi - k)
+            for i in range(len(elems) - 1, 0, -1):
+                step = g.seq(sep, elems[i], r)
+                r = step if i < lo else g.Repeat(step, 0, 1)
+            body = g.seq(elems[0], r)
+        if self.is_empty(body) if not isinstance(body, g.Seq) else False:
+            return empty or _EMPTY
+        nonempty = g.seq(st.open("[", depth), body, st.close("]", depth))
+        return g.alt(empty, nonempty) if empty is not None else nonempty
+
+    def array_contains(self, slot, k, lo, hi, contains, depth, empty):
+        citem, cmin, cmax, _ptr_ = contains
+        if cmax is not None and cmin > cmax:
+            return _EMPTY
+        st = self.style
+        ccap = cmin if cmax is None else cmax + 1
+        pcap = max(k, lo) if hi is None else hi
+        memo: dict = {}
+
+        def parts(i):
+            j = min(i, k)
+            if j not in memo:
+                base = slot(j)
+                conj_c = self.lang_with(base, citem, depth + 1, j, slot)
+                memo[j] = (conj_c, self.diff(base, conj_c))
+            return memo[j]
+
+        nodes = {}
+
+        def nid(i, c):
+            return nodes.setdefault((i, c), len(nodes))
+
+        edges = []
+        finals = []
+        start = nid(0, 0)
+        todo = [(0, 0)]
+        done = set()
+        end = None
+        while todo:
+            i, c = todo.pop()
+            if (i, c) in done:
+                continue
+            done.add((i, c))
+            ok = i >= lo and c >= cmin and (cmax is None or c <= cmax)
+            if ok:
+                if end is None:
+                    end = nid(-1, -1)
+                edges.append((nid(i, c), end, st.close("]", depth) if i else st.empty("[]")))
+            if hi is not None and i >= hi:
+                continue
+            pre = st.open("[", depth) if i == 0 else st.item_sep(depth)
+            yes, no = parts(i)
+            ni = i + 1 if hi is not None or i < pcap else i
+            for lab, c2 in ((yes, min(c + 1, ccap)), (no, c)):
+                if lab is _EMPTY or (cmax is not None and c2 > cmax):
+                    continue
+                edges.append((nid(i, c), nid(ni, c2), g.seq(pre, lab)))
+                todo.append((ni, c2))
+        if end is None:
+            return _EMPTY
+        finals.append(end)
+        return jv.Graph(len(nodes), start, tuple(finals), tuple(edges))
+
+    def lang_with(self, base_node, citem, depth, j, slot):
+        # elements satisfying both the slot schema and `contains`
+        return g.Dfa(jv.intersection(self.dfa(base_node), self.dfa(self.lang([citem], depth)), self.lim()))
+
+    # -- objects -------------------------------------------------------------------------------
+    def obj(self, flat, depth: int):
+        st = self.style
+        conjs = []  # per schema: (props, patterns, additional, ptr)
+        required, names_order = set(), []
+        lo, hi = 0, None
+        pnames = []
+        for s, ptr, _ in flat:
+            props = s.get("properties", {})
+            if not isinstance(props, dict):
+                self.bad(_ptr(ptr, "properties"), "'properties' must be an object")
+            pats = s.get("patternProperties", {})
+            if not isinstance(pats, dict):
+                self.bad(_ptr(ptr, "patternProperties"), "'patternProperties' must be an object")
+            add = s.get("additionalProperties", None)
+            conjs.append((props, pats, add, ptr))
+            for n in props:
+                if n not in names_order:
+                    names_order.append(n)
+            req = s.get("required", [])
+            if not isinstance(req, list) or not all(isinstance(x, str) for x in req):
+                self.bad(_ptr(ptr, "required"), "'required' must be an array of strings")
+            required |= set(req)
+            if "minProperties" in s:
+                lo = max(lo, self.count(s, "minProperties", ptr))
+            if "maxProperties" in s:
+                m = self.count(s, "maxProperties", ptr)
+                hi = m if hi is None else min(hi, m)
+            if "propertyNames" in s:
+                pnames.append((s["propertyNames"], _ptr(ptr, "propertyNames"), frozenset()))
+        if self.strict and all(a is None and not p for _pr, p, a, _ in conjs):
+            conjs = [(pr, p, False, q) for pr, p, a, q in conjs]
+        for n in required:
+            if n not in names_order:
+                names_order.append(n)
+        extras_allowed = not any(a is False and not p for _pr, p, a, _ in conjs)
+        if self.rank is not None:
+            if extras_allowed:
+                for n in self.rank:
+                    if n not in names_order:
+                        names_order.append(n)
+            names_order.sort(key=lambda n: self.rank.get(n, len(self.rank)))
+        if hi is not None and lo > hi:
+            return _EMPTY
+        pat_dfas = {}
+        for props, pats, add, ptr in conjs:
+            for pat in pats:
+                if pat not in pat_dfas:
+                    pat_dfas[pat] = self.pattern(pat, _ptr(ptr, "patternProperties", pat))
+        pn_dfa = None
+        if pnames:
+            pn_node = self.lang(pnames + [(self.syn({"type": "string"}), "#", frozenset())], 0)
+            pn_dfa = self.dfa(pn_node)
+
+        def value_conj(name):
+            """Schemas a value under key `name` must satisfy, or None if the key is forbidden."""
+            conj = []
+            for props, pats, add, ptr in conjs:
+                if name in props:
+                    conj.append((props[name], _ptr(ptr, "properties", name), frozenset()))
+                    continue
+                matched = [p for p in pats if pat_dfas[p].matches(name.encode("utf-8"))]
+                for p in matched:
+                    conj.append((pats[p], _ptr(ptr, "patternProperties", p), frozenset()))
+                if not matched and add is not None:
+                    if add is False:
+                        return None
+                    conj.append((add, _ptr(ptr, "additionalProperties"), frozenset()))
+            return conj
+
+        members = []  # (name, value node or None, required)
+        for n in names_order:
+            conj = value_conj(n)
+            keytext = json.dumps(n, ensure_ascii=False)
+            ok = conj is not None and (pn_dfa is None or pn_dfa.matches(keytext.encode("utf-8")))
+            val = None
+            if ok:
+                if not any(x[0] is not True and x[0] != {} for x in conj):
+                    where = conj[0][1] if conj else flat[0][1]
+                    val = self.any_value(where, depth + 1)
+                else:
+                    val = self.lang(conj, depth + 1)
+                if val is _EMPTY:
+                    val = None
+            if val is None and n in required:
+                return _EMPTY
+            members.append((keytext, val, n in required))
+        extra = self.extras(conjs, pat_dfas, pn_dfa, names_order, depth, flat) if extras_allowed else []
+        return self.object_graph(members, extra, lo, hi, depth)
+
+    def extras(self, conjs, pat_dfas, pn_dfa, names, depth, flat):
+        """[(key node, value node)] for keys not declared: one entry per region of the patterns."""
+        pats = list(pat_dfas)
+        if len(pats) > 6:
+            self.fail(flat[0][1], f"{len(pats)} patternProperties on one object (at most 6)")
+        lim = self.lim
+        any_content = self.dfa(jv.length_node(0, None))
+        out = []
+        declared = None
+        if names:
+            declared = jv.build(g.alt(*[g.text(json.dumps(n, ensure_ascii=False)) for n in names]), lim())
+        for mask in range(1 << len(pats)):
+            content = any_content
+            for i, p in enumerate(pats):
+                d = pat_dfas[p]
+                content = jv.intersection(content, d, lim()) if mask >> i & 1 else jv.difference(content, d, lim())
+                if content.is_empty():
+                    break
+            if content.is_empty():
+                continue
+            conj = []
+            forbidden = False
+            for props, cpats, add, ptr in conjs:
+                matched = [p for i, p in enumerate(pats) if mask >> i & 1 and p in cpats]
+                for p in matched:
+                    conj.append((cpats[p], _ptr(ptr, "patternProperties", p), frozenset()))
+                if not matched and add is not None:
+                    if add is False:
+                        forbidden = True
+                        break
+                    conj.append((add, _ptr(ptr, "additionalProperties"), frozenset()))
+            if forbidden:
+                continue
+            key = jv.build(g.seq(g.text('"'), g.Dfa(jv.escape_dfa(content)), g.text('"')), lim())
+            if pn_dfa is not None:
+                key = jv.intersection(key, pn_dfa, lim())
+            if declared is not None:
+                key = jv.difference(key, declared, lim())
+            if key.is_empty():
+                continue
+            if not any(x[0] is not True and x[0] != {} for x in conj):
+                where = conj[0][1] if conj else _ptr(flat[0][1], "additionalProperties")
+                val = self.any_value(where, depth + 1)
+            else:
+                val = self.lang(conj, depth + 1)
+            if val is not _EMPTY:
+                out.append((g.Dfa(key), val))
+        return out
+
+    def object_graph(self, members, extra, lo, hi, depth):
+        st = self.style
+        n = len(members)
+        counting = lo > 0 or hi is not None
+        cap = (hi + 1 if hi is not None else lo) if counting else 1
+        nodes: dict = {}
+
+        def nid(*key):
+            return nodes.setdefault(key, len(nodes))
+
+        edges = []
+        start = nid(0, 0)
+        end = nid("end")
+        ksep = st.key_sep()
+        extra_member = None
+        if extra:
+            extra_member = g.alt(*[g.seq(k, ksep, v) for k, v in extra])
+        for i in range(n + 1):
+            for c in range(cap + 1 if counting else 2):
+                if hi is not None and c > hi:
+                    continue
+                u = nid(i, c)
+                pre = st.open("{", depth) if c == 0 else st.item_sep(depth)
+                c2 = min(c + 1, cap) if counting else 1
+                if i < n:
+                    keytext, val, req = members[i]
+                    if val is not None and (hi is None or c + 1 <= hi):
+                        if counting:
+                            edges.append((u, nid(i + 1, c2), g.seq(pre, g.text(keytext), ksep, val)))
+                        else:
+                            mid = nid("m", i)
+                            edges.append((u, mid, pre))
+                            edges.append((mid, nid(i + 1, 1), g.seq(g.text(keytext), ksep, val)))
+                    if not req:
+                        edges.append((u, nid(i + 1, c), None))
+                else:
+                    if extra_member is not None and (hi is None or c + 1 <= hi):
+                        edges.append((u, nid(n, c2), g.seq(pre, extra_member)))
+                    if c >= lo:
+                        edges.append((u, end, st.empty("{}") if c == 0 else st.close("}", depth)))
+        return jv.Graph(len(nodes), start, (end,), tuple(edges))
+
+    # -- any value -----------------------------------------------------------------------------
+    def any_value(self, ptr: str, depth: int):
+        if not self.lenient:
+            self.fail(ptr, "any JSON value allowed here (unbounded nesting is not regular: needs the "
+                           "context-free grammar engine)")
+        warnings.warn(f"kmgrammar: any JSON value at {ptr} is limited to nesting depth {LENIENT_ANY_DEPTH} "
+                      "(lenient=True)", stacklevel=3)
+        return self.bounded_any(depth, LENIENT_ANY_DEPTH)
+
+    def bounded_any(self, depth: int, levels: int):
+        key = ("any", depth if self.style.depth_matters() else 0, levels)
+        if key in self.memo:
+            return self.memo[key]
+        st = self.style
+        scalars = [g.text("null"), g.text("true"), g.text("false"), jv.ANY_NUMBER, jv.string_node()]
+        if levels > 0:
+            inner = self.bounded_any(depth + 1, levels - 1)
+            sep = st.item_sep(depth)
+            arr = g.alt(st.empty("[]"), g.seq(st.open("[", depth), inner, g.Repeat(g.seq(sep, inner), 0, None),
+                                                st.close("]", depth)))
+            mem = g.seq(jv.string_node(), st.key_sep(), inner)
+            obj = g.alt(st.empty("{}"), g.seq(st.open("{", depth), mem, g.Repeat(g.seq(sep, mem), 0, None),
+                                                st.close("}", depth)))
+            scalars += [arr, obj]
+        node = g.Dfa(self.dfa(g.alt(*scalars)))
+        self.memo[key] = node
+        return node
+
+
+_INTEGER = g.alt(g.text("0"), g.seq(g.Repeat(g.text("-"), 0, 1), g.ByteSet(((49, 57),)),
+                                   g.Repeat(g.ByteSet(((48, 57),)), 0, None)))
+
+
+def _lcm(a: Decimal, b: Decimal) -> Decimal:
+    k = max(-a.normalize().as_tuple().exponent, -b.normalize().as_tuple().exponent, 0)
+    sa, sb = int(a.scaleb(k)), int(b.scaleb(k))
+    return Decimal(sa * sb // math.gcd(sa, sb)).scaleb(-k)
+
+
+# -- ECMA patterns with search semantics -------------------------------------------------------
+
+_NAMED_GROUP = re.compile(r"\(\?<(?=[A-Za-z_])")
+_PATTERN_CACHE: dict = {}
+
+
+def _pattern_dfa(pattern: str, limits: Limits) -> ByteDFA:
+    """Content DFA of the strings in which `pattern` finds a match (ECMA-262, unanchored)."""
+    got = _PATTERN_CACHE.get(pattern)
+    if got is not None:
+        return got
+    from .regex import C, _Lowerer, sre_parse
+
+    src = _NAMED_GROUP.sub("(?P<", pattern)
+    try:
+        parsed = sre_parse.parse(src, 0)
+    except re.error as e:
+        raise GrammarSyntaxError(f"invalid regex: {e.msg}") from None
+    except (RecursionError, OverflowError):
+        raise GrammarSyntaxError("regex nests too deeply") from None
+    flags = parsed.state.flags
+    items = list(parsed)
+    alts = [items]
+    if len(items) == 1 and items[0][0] is C.BRANCH:
+        alts = [list(a) for a in items[0][1][1]]
+    low = _Lowerer(src, "ecma")
+    anything = jv.length_node(0, None)
+    nodes = []
+    for a in alts:
+        start, end = _anchored(a, True), _anchored(a, False)
+        if start is None or end is None:
+            raise UnsupportedFeatureError("anchors on some alternatives only")
+        body = low.seq(a, flags, True, True)
+        nodes.append(g.seq(*([] if start else [anything]), body, *([] if end else [anything])))
+    try:
+        dfa = jv.build(g.alt(*nodes), limits)
+    except RecursionError:
+        raise GrammarSyntaxError("regex nests too deeply") from None
+    if len(_PATTERN_CACHE) < 4096:
+        _PATTERN_CACHE[pattern] = dfa
+    return dfa
+
+
+def _anchored(items, start: bool):
+    """True/False if every path begins (ends) with ^ ($); None if only some do."""
+    from .regex import C, _is_anchor
+
+    if not items:
+        return False
+    it = items[0] if start else items[-1]
+    op, av = it
+    if op is C.AT:
+        return _is_anchor(it, start=start) or False
+    if op is C.SUBPATTERN:
+        return _anchored(list(av[3]), start)
+    if op is C.BRANCH:
+        got = {_anchored(list(a), start) for a in av[1]}
+        return got.pop() if len(got) == 1 else None
+    return False
+
+
+# -- entry point -------------------------------------------------------------------------------
+
+def make_style(whitespace: str, separators, indent) -> jv.Style:
+    if indent is not None:
+        if isinstance(indent, bool) or not isinstance(indent, int) or indent < 0:
+            raise CompileError(f"indent must be a non-negative integer, not {indent!r}")
+        return jv.Style("indent", ",", ": ", indent)
+    if whitespace == "flexible":
+        if separators is not None:
+            raise CompileError("separators cannot be combined with whitespace='flexible'")
+        return jv.Style("flexible")
+    if whitespace != "compact":
+        raise CompileError(f"whitespace must be 'compact' or 'flexible', not {whitespace!r}")
+    if separators is not None:
+        if (not isinstance(separators, (tuple, list)) or len(separators) != 2
+                or not all(isinstance(x, str) for x in separators)):
+            raise CompileError("separators must be a pair of strings (item, key)")
+        for sep, ch in zip(separators, ",:"):
+            if sep.strip(" \t\n\r") != ch:
+                raise CompileError(f"separator {sep!r} must be {ch!r} with optional JSON whitespace")
+        return jv.Style("compact", separators[0], separators[1])
+    return jv.Style("compact")
+
+
+def schema_to_dfa(schema, *, whitespace="compact", separators=None, indent=None, strict=False,
+                  lenient=False, limits: Limits | None = None) -> ByteDFA:
+    """The byte DFA of every serialized JSON document that validates against `schema`.
+
+    Raises UnsupportedFeatureError (all unsupported keywords, sorted by JSON pointer),
+    CompileError (invalid schema, empty language), CompileLimitError."""
+    schema = load_schema(schema)
+    style = make_style(whitespace, separators, indent)
+    low = Lowerer(schema, style=style, strict=strict, lenient=lenient, limits=limits or Limits())
+    old = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(old, 20_000))
+    try:
+        node = low.lang([(schema, "#", frozenset())], 0)
+    except _Unsupported:
+        node = None
+    except RecursionError:
+        raise CompileLimitError("schema nests too deeply to compile") from None
+    finally:
+        sys.setrecursionlimit(old)
+    if low.errors:
+        listed = "; ".join(f"{p}: {w}" for p, w in sorted(low.errors.items()))
+        msg = f"unsupported JSON Schema construct(s): {listed}"
+        if lenient:
+            raise UnsupportedFeatureError(msg)
+        raise UnsupportedFeatureError(msg + " (lenient=True ignores unsupported keywords)")
+    dfa = low.dfa(style.outer(node))
+    if dfa.is_empty():
+        raise CompileError("the schema accepts no JSON value at all (empty language)")
+    return dfa

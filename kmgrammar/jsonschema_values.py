@@ -1,0 +1,581 @@
+"""JSON Schema leaves -> byte automata: canonical serialization, numbers, strings, formats.
+
+The supported serialization (what `jsonschema.compile_json_schema` accepts, and what
+`serialize` writes) gives every JSON value exactly one spelling per whitespace style, so that
+`not`, `oneOf` and `if`/`else` can be computed exactly as automaton differences:
+
+- strings: `json.dumps(s, ensure_ascii=False)`: only `"`, `\\` and U+0000..U+001F are escaped,
+  as `\\"`, `\\\\`, `\\b \\f \\n \\r \\t` or `\\u00XX` (lowercase hex); everything else is literal UTF-8.
+- numbers: canonical decimal, no exponent: `0`, `-?[1-9][0-9]*`, or with a fraction that does
+  not end in `0` (`1.5`, `-0.25`). An integer value (also `1.0`) is written as an integer; `-0`
+  is written `0`.
+- `true`, `false`, `null`; object keys in schema order (see `jsonschema`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from functools import lru_cache
+
+import numpy as np
+
+from . import grammar as g
+from .automaton import ByteDFA, Limits, _Budget, _complete, _determinize, _NFA, _product, minimize
+from .errors import CompileError, CompileLimitError
+
+# ---------------------------------------------------------------------------------------------
+# Serialization
+
+
+def canonical_number(v) -> str:
+    """The canonical decimal spelling of a JSON number (see module doc)."""
+    if isinstance(v, bool):
+        raise TypeError("bool is not a number")
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        if not math.isfinite(v):
+            raise ValueError(f"{v!r} is not a JSON number")
+        d = Decimal(repr(v))
+    else:
+        d = Decimal(v)
+    if d == d.to_integral_value():
+        return str(int(d))
+    return format(d.normalize(), "f")
+
+
+def serialize(value, *, whitespace: str = "compact", indent: int | None = None,
+              separators: tuple | None = None, _depth: int = 0) -> str:
+    """Write `value` in the supported serialization (keys in the dict's own order).
+
+    `whitespace="flexible"` writes the compact form (one of the accepted spellings)."""
+    item, key = separators or (",", ":")
+    if indent is not None:
+        item, key = ",", ": "
+    rec = lambda v, d: serialize(v, whitespace=whitespace, indent=indent, separators=separators, _depth=d)  # noqa: E731
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, (int, float, Decimal)):
+        return canonical_number(value)
+    if isinstance(value, (list, tuple)):
+        if not value:
+            return "[]"
+        if indent is not None:
+            pad, pad0 = "\n" + " " * (indent * (_depth + 1)), "\n" + " " * (indent * _depth)
+            return "[" + pad + (item + pad).join(rec(v, _depth + 1) for v in value) + pad0 + "]"
+        return "[" + item.join(rec(v, _depth + 1) for v in value) + "]"
+    if isinstance(value, dict):
+        if not value:
+            return "{}"
+        parts = [json.dumps(k, ensure_ascii=False) + key + rec(v, _depth + 1) for k, v in value.items()]
+        if indent is not None:
+            pad, pad0 = "\n" + " " * (indent * (_depth + 1)), "\n" + " " * (indent * _depth)
+            return "{" + pad + (item + pad).join(parts) + pad0 + "}"
+        return "{" + item.join(parts) + "}"
+    raise TypeError(f"not a JSON value: {type(value).__name__}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Whitespace styles
+
+# Longest whitespace run allowed between two tokens with whitespace="flexible": long enough for
+# pretty-printing 10 levels deep with 2-space indents, short enough that output cannot run away.
+MAX_FLEXIBLE_WS = 24
+
+_WS = g.Repeat(g.ByteSet(((9, 10), (13, 13), (32, 32))), 0, MAX_FLEXIBLE_WS)
+
+
+@dataclass(frozen=True)
+class Style:
+    """How tokens are separated: compact/custom separators, indent=N, or flexible whitespace."""
+
+    kind: str = "compact"  # compact | indent | flexible
+    item: str = ","
+    key: str = ":"
+    indent: int = 0
+
+    def depth_matters(self) -> bool:
+        return self.kind == "indent"
+
+    def key_sep(self):
+        return g.seq(_WS, g.text(":"), _WS) if self.kind == "flexible" else g.text(self.key)
+
+    def item_sep(self, depth: int):
+        if self.kind == "flexible":
+            return g.seq(_WS, g.text(","), _WS)
+        if self.kind == "indent":
+            return g.text(",\n" + " " * (self.indent * (depth + 1)))
+        return g.text(self.item)
+
+    def open(self, bracket: str, depth: int):
+        """Opening bracket plus whatever precedes the first member."""
+        if self.kind == "flexible":
+            return g.seq(g.text(bracket), _WS)
+        if self.kind == "indent":
+            return g.text(bracket + "\n" + " " * (self.indent * (depth + 1)))
+        return g.text(bracket)
+
+    def close(self, bracket: str, depth: int):
+        if self.kind == "flexible":
+            return g.seq(_WS, g.text(bracket))
+        if self.kind == "indent":
+            return g.text("\n" + " " * (self.indent * depth) + bracket)
+        return g.text(bracket)
+
+    def empty(self, pair: str):
+        if self.kind == "flexible":
+            return g.seq(g.text(pair[0]), _WS, g.text(pair[1]))
+        return g.text(pair)
+
+    def outer(self, node):
+        return g.seq(_WS, node, _WS) if self.kind == "flexible" else node
+
+
+# ---------------------------------------------------------------------------------------------
+# Graph: a sub-language given as an automaton whose edges are IR nodes (objects, arrays with
+# counters). It is built straight into the Thompson NFA, so n optional properties cost O(n).
+
+
+@dataclass(frozen=True, eq=False)
+class Graph:
+    n: int
+    start: int
+    finals: tuple
+    edges: tuple  # (u, v, node)
+
+
+class _GraphNFA(_NFA):
+    def build(self, node):
+        if type(node) is Graph:
+            s, e = self.state(), self.state()
+            ids = [self.state() for _ in range(node.n)]
+            self.eps[s].append(ids[node.start])
+            for f in node.finals:
+                self.eps[ids[f]].append(e)
+            for u, v, lab in node.edges:
+                if lab is None:
+                    self.eps[ids[u]].append(ids[v])
+                    continue
+                a, b = self.build(lab)
+                self.eps[ids[u]].append(a)
+                self.eps[b].append(ids[v])
+            return s, e
+        return super().build(node)
+
+
+def build(node, limits: Limits) -> ByteDFA:
+    """Minimal byte DFA of an IR node that may contain `Graph` nodes."""
+    budget = _Budget(limits)
+    nfa = _GraphNFA(budget)
+    s, e = nfa.build(node)
+    return _determinize(nfa, s, e, budget)
+
+
+def difference(a: ByteDFA, b: ByteDFA, limits: Limits) -> ByteDFA:
+    return _product(_complete(a), _complete(b), lambda x, y: bool(x) and not y, _Budget(limits))
+
+
+def intersection(a: ByteDFA, b: ByteDFA, limits: Limits) -> ByteDFA:
+    return _product(_complete(a), _complete(b), lambda x, y: bool(x) and bool(y), _Budget(limits))
+
+
+def union(a: ByteDFA, b: ByteDFA, limits: Limits) -> ByteDFA:
+    return _product(_complete(a), _complete(b), lambda x, y: bool(x) or bool(y), _Budget(limits))
+
+
+def _table_dfa(table: np.ndarray, accept: np.ndarray, budget=None) -> ByteDFA:
+    """ByteDFA from a [n, 256] table (-1 = dead), minimised."""
+    cols, inverse = np.unique(table.T, axis=0, return_inverse=True)
+    classes = inverse.reshape(-1).astype(np.uint8)
+    return minimize(ByteDFA(np.ascontiguousarray(cols.T.astype(np.int32)), classes, accept), budget)
+
+
+def explicit_dfa(start, step, accept, alphabet: bytes, limits: Limits) -> ByteDFA:
+    """DFA from an explicit step function over hashable states (None = dead)."""
+    budget = _Budget(limits)
+    index, order, rows = {start: 0}, [start], []
+    k = 0
+    while k < len(order):
+        if k % 512 == 0:
+            budget.check_time()
+        st = order[k]
+        k += 1
+        row = {}
+        for b in alphabet:
+            nxt = step(st, b)
+            if nxt is None:
+                continue
+            j = index.get(nxt)
+            if j is None:
+                j = index[nxt] = len(order)
+                order.append(nxt)
+                budget.check_states(len(order))
+            row[b] = j
+        rows.append(row)
+    table = np.full((len(order), 256), -1, np.int32)
+    for i, row in enumerate(rows):
+        for b, j in row.items():
+            table[i, b] = j
+    acc = np.array([bool(accept(s)) for s in order], bool)
+    return _table_dfa(table, acc, budget)
+
+
+# ---------------------------------------------------------------------------------------------
+# Strings
+
+_SPECIAL = list(range(0x20)) + [0x22, 0x5C]
+_SHORT = {0x22: '"', 0x5C: "\\", 8: "b", 12: "f", 10: "n", 13: "r", 9: "t"}
+
+
+def escape_of(b: int) -> str:
+    """The canonical escape (without the leading backslash) of a special byte."""
+    return _SHORT.get(b) or f"u{b:04x}"
+
+
+_PLAIN = g.CharSet(g.complement_ranges([(0, 0x1F), (0x22, 0x22), (0x5C, 0x5C)]))
+JSON_CHAR = g.Alt((_PLAIN,) + tuple(g.text("\\" + escape_of(b)) for b in _SPECIAL))
+
+
+def string_node(min_len: int = 0, max_len: int | None = None):
+    """A JSON string of min..max code points, no other constraint."""
+    return g.seq(g.text('"'), g.Repeat(JSON_CHAR, min_len, max_len), g.text('"'))
+
+
+def escape_dfa(content: ByteDFA) -> ByteDFA:
+    """From a DFA over decoded string contents (UTF-8) to one over its canonical JSON escaping
+    (without the quotes): bytes `"`, `\\` and controls become their escape sequences."""
+    n = content.n_states
+    if n == 0:
+        return content
+    full = content.trans[:, content.classes]  # [n, 256]
+    rows = [full]
+    extra: list = []
+    nxt = n
+    table_extra = []
+    for q in range(n):
+        targets = {b: int(full[q, b]) for b in _SPECIAL if full[q, b] >= 0}
+        if not targets:
+            continue
+        # trie of escape sequences after the backslash
+        trie_ids: dict = {"": nxt}
+        nxt += 1
+        edges: list = []
+        for b, t in targets.items():
+            esc = escape_of(b)
+            for k in range(len(esc)):
+                pre, ch = esc[:k], esc[k]
+                if k == len(esc) - 1:
+                    edges.append((trie_ids[pre], ord(ch), t))
+                else:
+                    key = esc[: k + 1]
+                    if key not in trie_ids:
+                        trie_ids[key] = nxt
+                        nxt += 1
+                        edges.append((trie_ids[pre], ord(ch), trie_ids[key]))
+        extra.append((q, trie_ids[""], edges))
+    table = np.full((nxt, 256), -1, np.int32)
+    table[:n] = full
+    table[:n, _SPECIAL] = -1
+    for q, root, edges in extra:
+        table[q, 0x5C] = root
+        for u, ch, v in edges:
+            table[u, ch] = v
+    accept = np.zeros(nxt, bool)
+    accept[:n] = content.accept
+    del rows, table_extra
+    return _table_dfa(table, accept)
+
+
+def length_node(min_len: int, max_len: int | None):
+    return g.Repeat(g.CharSet(((0, g.MAX_CODE_POINT),)), min_len, max_len)
+
+
+# ---------------------------------------------------------------------------------------------
+# Numbers: one explicit DFA over "-.0123456789" = canonical syntax x lower bound x upper bound x
+# multipleOf remainder. Never enumerates values: states are O(digits of the bounds) x O(step).
+
+_NUM_ALPHABET = b"-.0123456789"
+MAX_BOUND_DIGITS = 2000
+MAX_MULTIPLE_STATES = 200_000
+
+
+def _syntax_step(st, ch, integer: bool):
+    # states: S start, M after '-', Z '0' (non-negative zero), I int digits, D after '.', F frac
+    # digits ending non-zero, F0 frac digits ending zero
+    d = 48 <= ch <= 57
+    if st == "S":
+        return "M" if ch == 45 else "Z" if ch == 48 else "I" if d else None
+    if st == "M":
+        return "MZ" if ch == 48 else "I" if d else None
+    if st in ("Z", "MZ", "I"):
+        if st == "I" and d:
+            return "I"
+        if ch == 46 and not integer:
+            return "MD" if st == "MZ" else "D"
+        return None
+    if st in ("D", "F", "F0", "MD", "MF", "MF0"):
+        if not d:
+            return None
+        neg = st.startswith("M")
+        return ("MF" if neg else "F") if ch != 48 else ("MF0" if neg else "F0")
+    return None
+
+
+def _syntax_accept(st) -> bool:
+    return st in ("Z", "I", "F", "MF")
+
+
+def _split(d: Decimal):
+    """|d| as (integer digits without leading zeros, fraction digits without trailing zeros)."""
+    s = format(abs(d).normalize(), "f")
+    i, _, f = s.partition(".")
+    return i.lstrip("0") or "0", f.rstrip("0")
+
+
+def _cmp_step(st, ch, di: str, df: str):
+    """Magnitude comparison of the number being read with the constant (di, df).
+    st: ('i', n, rel) reading integer digits; ('f', k, rel) reading fraction; rel in -1,0,1."""
+    phase, n, rel = st
+    if ch == 45:  # sign: handled by the caller
+        return st
+    if phase == "i":
+        if ch == 46:
+            if n < len(di):
+                return ("f", 0, -1)
+            if n > len(di):
+                return ("f", 0, 1)
+            return ("f", 0, rel)
+        dg = chr(ch)
+        if n >= len(di):
+            return ("i", len(di) + 1, 1)
+        if rel == 0:
+            rel = (dg > di[n]) - (dg < di[n])
+        return ("i", n + 1, rel)
+    # fraction
+    if rel != 0:
+        return ("f", -1, rel)
+    dg = chr(ch)
+    if n < len(df):
+        r = (dg > df[n]) - (dg < df[n])
+        return ("f", n + 1, r) if r == 0 else ("f", -1, r)
+    return ("f", len(df), 1) if dg != "0" else ("f", len(df), 0)
+
+
+def _cmp_final(st, di: str, df: str) -> int:
+    phase, n, rel = st
+    if phase == "i":
+        if n < len(di):
+            return -1
+        if n > len(di):
+            return 1
+        if rel != 0:
+            return rel
+        return -1 if df else 0
+    if rel != 0:
+        return rel
+    return -1 if n < len(df) else 0
+
+
+def number_dfa(*, integer: bool, lower=None, lower_excl=False, upper=None, upper_excl=False,
+               multiple=None, limits: Limits) -> ByteDFA:
+    """Canonical numbers (see module doc) with value in the bounds and a multiple of `multiple`.
+
+    Bounds and `multiple` are Decimals (None = absent)."""
+    bounds = []
+    for b, excl, is_lower in ((lower, lower_excl, True), (upper, upper_excl, False)):
+        if b is None:
+            continue
+        di, df = _split(b)
+        if len(di) + len(df) > MAX_BOUND_DIGITS:
+            raise CompileLimitError(f"numeric bound {b} has more than {MAX_BOUND_DIGITS} digits")
+        bounds.append((di, df, b < 0, excl, is_lower))
+    p, k = 1, 0
+    if multiple is not None:
+        sign, digits, exp = multiple.normalize().as_tuple()
+        p = int("".join(map(str, digits)) or "0")
+        if exp >= 0:
+            p *= 10 ** exp
+        else:
+            k = -exp
+        if p * (k + 1) > MAX_MULTIPLE_STATES:
+            raise CompileLimitError(f"multipleOf {multiple} needs {p * (k + 1)} automaton states "
+                                    f"(more than {MAX_MULTIPLE_STATES})")
+
+    def step(st, ch):
+        syn, neg, cmps, rem = st
+        syn2 = _syntax_step(syn, ch, integer)
+        if syn2 is None:
+            return None
+        if ch == 45:
+            return (syn2, True, cmps, rem)
+        cmps2 = tuple(_cmp_step(c, ch, di, df) for c, (di, df, *_r) in zip(cmps, bounds))
+        if p != 1 or k:
+            r, j = rem
+            if ch == 46:
+                rem2 = (r, 0)
+            elif j is None:
+                rem2 = ((r * 10 + ch - 48) % p, None)
+            elif j < k:
+                rem2 = ((r * 10 + ch - 48) % p, j + 1)
+            else:
+                return None  # a fraction digit past the step's precision: never a multiple
+        else:
+            rem2 = rem
+        return (syn2, neg, cmps2, rem2)
+
+    def accept(st):
+        syn, neg, cmps, rem = st
+        if not _syntax_accept(syn):
+            return False
+        for c, (di, df, bneg, excl, is_lower) in zip(cmps, bounds):
+            mag = _cmp_final(c, di, df)
+            if not neg:  # x >= 0 ("-0" is not canonical)
+                rel = 1 if bneg else mag
+            else:
+                rel = -mag if bneg else -1
+            if is_lower and (rel < 0 or (excl and rel == 0)):
+                return False
+            if not is_lower and (rel > 0 or (excl and rel == 0)):
+                return False
+        if p != 1 or k:
+            r, j = rem
+            used = 0 if j is None else j
+            if (r * pow(10, k - used, p)) % p != 0:
+                return False
+        return True
+
+    start = ("S", False, tuple(("i", 0, 0) for _ in bounds), (0, None))
+    return explicit_dfa(start, step, accept, _NUM_ALPHABET, limits)
+
+
+ANY_NUMBER = g.seq(
+    g.Repeat(g.text("-"), 0, 1),
+    g.alt(g.text("0"), g.seq(g.ByteSet(((49, 57),)), g.Repeat(g.ByteSet(((48, 57),)), 0, None))),
+    g.Repeat(g.seq(g.text("."), g.Repeat(g.ByteSet(((48, 57),)), 0, None), g.ByteSet(((49, 57),))), 0, 1),
+)
+
+
+def to_decimal(v, what: str) -> Decimal:
+    if isinstance(v, bool) or not isinstance(v, (int, float, Decimal)):
+        raise CompileError(f"{what} must be a number, not {json.dumps(v, default=str)[:40]}")
+    try:
+        d = Decimal(repr(v)) if isinstance(v, float) else Decimal(v)
+    except InvalidOperation:
+        raise CompileError(f"{what} is not a finite number: {v!r}") from None
+    if not d.is_finite():
+        raise CompileError(f"{what} is not a finite number: {v!r}")
+    return d
+
+
+# ---------------------------------------------------------------------------------------------
+# Formats: exact regexes (Python syntax, full match) over the decoded string.
+
+_D = "[0-9]"
+_LEAP = r"(?:[0-9]{2}(?:0[48]|[2468][048]|[13579][26])|(?:[02468][048]|[13579][26])00)"
+_DATE = (r"(?:[0-9]{4}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])|(?:0[469]|11)-(?:0[1-9]|[12][0-9]|30)"
+         r"|02-(?:0[1-9]|1[0-9]|2[0-8]))|" + _LEAP + r"-02-29)")
+_HM = r"(?:[01][0-9]|2[0-3]):[0-5][0-9]"
+_OFFSET = r"(?:[Zz]|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])"
+_FRAC = r"(?:\.[0-9]+)?"
+
+
+def _leap_second_times() -> str:
+    # A leap second (:60) is valid only when the time is 23:59 UTC. Exact for offsets in whole
+    # hours (all real-world leap-second offsets); other offsets with :60 are rejected.
+    alts = []
+    for sign in "+-":
+        for oh in range(24):
+            local = (23 + (oh if sign == "+" else -oh)) % 24
+            alts.append(f"{local:02d}:59:60{_FRAC}[{sign}]{oh:02d}:00")
+    alts.append(f"23:59:60{_FRAC}[Zz]")
+    return "(?:" + "|".join(alts) + ")"
+
+
+_TIME = f"(?:{_HM}:[0-5][0-9]{_FRAC}{_OFFSET}|{_leap_second_times()})"
+_DUR_TIME = r"T(?:[0-9]+H(?:[0-9]+M(?:[0-9]+S)?)?|[0-9]+M(?:[0-9]+S)?|[0-9]+S)"
+_DURATION = (r"P(?:(?:[0-9]+Y(?:[0-9]+M(?:[0-9]+D)?)?|[0-9]+M(?:[0-9]+D)?|[0-9]+D)(?:" + _DUR_TIME + r")?"
+             r"|" + _DUR_TIME + r"|[0-9]+W)")
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9][0-9]|[0-9])"
+_IPV4 = rf"{_OCTET}(?:\.{_OCTET}){{3}}"
+_H16 = r"[0-9A-Fa-f]{1,4}"
+_LS32 = rf"(?:{_H16}:{_H16}|{_IPV4})"
+_IPV6 = "(?:" + "|".join([
+    rf"(?:{_H16}:){{6}}{_LS32}",
+    rf"::(?:{_H16}:){{5}}{_LS32}",
+    rf"(?:{_H16})?::(?:{_H16}:){{4}}{_LS32}",
+    rf"(?:(?:{_H16}:){{0,1}}{_H16})?::(?:{_H16}:){{3}}{_LS32}",
+    rf"(?:(?:{_H16}:){{0,2}}{_H16})?::(?:{_H16}:){{2}}{_LS32}",
+    rf"(?:(?:{_H16}:){{0,3}}{_H16})?::{_H16}:{_LS32}",
+    rf"(?:(?:{_H16}:){{0,4}}{_H16})?::{_LS32}",
+    rf"(?:(?:{_H16}:){{0,5}}{_H16})?::{_H16}",
+    rf"(?:(?:{_H16}:){{0,6}}{_H16})?::",
+]) + ")"
+# RFC 5891 4.2.3.1: no "--" in the 3rd and 4th positions. That also rules out "xn--" A-labels,
+# whose Punycode validity is not checked: IDN host names in A-label form are rejected.
+def _label(n: int) -> str:
+    a, m = "[A-Za-z0-9]", "[A-Za-z0-9-]"
+    return rf"(?:{a}(?:{m}?{a})?|{a}{m}(?:{m}{a}|(?:{a}{m}|-{a}){m}{{0,{n - 5}}}{a}))"
+
+
+_LABEL, _LABEL30 = _label(63), _label(30)
+# RFC 1123 also caps the total at 253 characters; counting that against the 63-character label
+# limit costs ~24k states, so the format accepts the subset that needs no counter: up to 3 labels
+# of up to 63 characters, or up to 8 labels of up to 30 (both stay under 253).
+_HOSTNAME = rf"(?:{_LABEL}(?:\.{_LABEL}){{0,2}}|{_LABEL30}(?:\.{_LABEL30}){{0,7}})"
+_JSON_POINTER = r"(?:/(?:[^~/]|~[01])*)*"
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]"
+_EMAIL = (rf"(?:{_ATEXT}+(?:\.{_ATEXT}+)*|\"(?:[\x20\x21\x23-\x5b\x5d-\x7e]|\\[\x20-\x7e])*\")@"
+          rf"(?:{_HOSTNAME}|\[{_IPV4}\]|\[IPv6:{_IPV6}\])")
+_UUID = r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}"
+_UNRES = r"A-Za-z0-9\-._~"
+_SUB = r"!$&'()*+,;="
+_PCT = r"%[0-9A-Fa-f]{2}"
+_PCHAR = rf"(?:[{_UNRES}{_SUB}:@]|{_PCT})"
+_SEG = rf"{_PCHAR}*"
+_SEG_NZ = rf"{_PCHAR}+"
+_SEG_NZ_NC = rf"(?:[{_UNRES}{_SUB}@]|{_PCT})+"
+_IPFUTURE = rf"[vV][0-9A-Fa-f]+\.[{_UNRES}{_SUB}:]+"
+_HOST = rf"(?:\[(?:{_IPV6}|{_IPFUTURE})\]|{_IPV4}|(?:[{_UNRES}{_SUB}]|{_PCT})*)"
+_AUTH = rf"(?:(?:[{_UNRES}{_SUB}:]|{_PCT})*@)?{_HOST}(?::[0-9]*)?"
+_QF = rf"(?:\?(?:{_PCHAR}|[/?])*)?(?:#(?:{_PCHAR}|[/?])*)?"
+_HIER = rf"(?://{_AUTH}(?:/{_SEG})*|/(?:{_SEG_NZ}(?:/{_SEG})*)?|{_SEG_NZ}(?:/{_SEG})*|)"
+_URI = rf"[A-Za-z][A-Za-z0-9+\-.]*:{_HIER}{_QF}"
+_REL = rf"(?://{_AUTH}(?:/{_SEG})*|/(?:{_SEG_NZ}(?:/{_SEG})*)?|{_SEG_NZ_NC}(?:/{_SEG})*|){_QF}"
+
+FORMATS = {
+    "date": _DATE,
+    "time": _TIME,
+    "date-time": f"{_DATE}[Tt]{_TIME}",
+    "duration": _DURATION,
+    "email": _EMAIL,
+    "hostname": _HOSTNAME,
+    "ipv4": _IPV4,
+    "ipv6": _IPV6,
+    "uuid": _UUID,
+    "uri": _URI,
+    "uri-reference": f"(?:{_URI}|{_REL})",
+    "json-pointer": _JSON_POINTER,
+    "relative-json-pointer": rf"(?:0|[1-9][0-9]*)(?:#|{_JSON_POINTER})",
+}
+# Standard formats kmgrammar cannot assert exactly: compiling them is an UnsupportedFeatureError.
+# Any other format name (int32, double, ...) is an annotation and is ignored, as the spec says.
+UNSUPPORTED_FORMATS = frozenset({"regex", "idn-email", "idn-hostname", "iri", "iri-reference", "uri-template"})
+
+
+@lru_cache(maxsize=None)
+def format_dfa(name: str) -> ByteDFA:
+    """Content DFA (decoded string, UTF-8) of a supported format."""
+    from .regex import parse_regex
+
+    lim = Limits(max_states=200_000, time_limit=60.0)
+    dfa = build(parse_regex(FORMATS[name], dialect="python"), lim)
+    return dfa

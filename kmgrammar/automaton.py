@@ -417,33 +417,38 @@ def minimize(dfa: ByteDFA, budget: _Budget | None = None, *, refine: bool = True
         part = np.arange(n + 1)
     n_part = int(part.max()) + 1
     sink = part[n]
-    # Quotient automaton, renumbered in BFS order from the start state.
+    # Quotient automaton; blocks numbered by their first original state, so the start stays 0.
     rep = np.full(n_part, -1, np.int64)
     rep[part[::-1]] = np.arange(n, -1, -1)
     qt = part[t[rep]]  # [n_part, n_cls] in block ids
     qa = accept[np.minimum(rep, n - 1)] & (rep < n)
-    order, seen = [int(part[0])], {int(part[0])}
-    k = 0
-    while k < len(order):
-        for x in qt[order[k]].tolist():
-            if x != sink and x not in seen:
-                seen.add(x)
-                order.append(x)
-        k += 1
+    reach = np.zeros(n_part, bool)
+    frontier = np.array([part[0]])
+    reach[frontier] = True
+    while len(frontier):
+        nxt = np.unique(qt[frontier])
+        nxt = nxt[~reach[nxt]]
+        reach[nxt] = True
+        frontier = nxt
+    reach[sink] = False
+    keep = np.flatnonzero(reach)
+    keep = keep[np.argsort(rep[keep], kind="stable")]
     new_id = np.full(n_part, DEAD, np.int64)
-    new_id[order] = np.arange(len(order))
-    out = new_id[qt[order]].astype(np.int32)
-    return _merge_classes(ByteDFA(out, dfa.classes, qa[order].copy()))
+    new_id[keep] = np.arange(len(keep))
+    out = new_id[qt[keep]].astype(np.int32)
+    return _merge_classes(ByteDFA(out, dfa.classes, qa[keep].copy()))
 
 
 def _merge_classes(dfa: ByteDFA) -> ByteDFA:
     """Merge byte classes whose columns are identical."""
-    cols, inverse = np.unique(dfa.trans.T, axis=0, return_inverse=True)
-    inverse = inverse.reshape(-1)
-    if cols.shape[0] == dfa.trans.shape[1]:
+    cols = np.ascontiguousarray(dfa.trans.T)
+    seen: dict = {}
+    inverse = np.array([seen.setdefault(c.tobytes(), len(seen)) for c in cols], np.int64)
+    if len(seen) == cols.shape[0]:
         return dfa
+    first = np.unique(inverse, return_index=True)[1]
     classes = inverse[dfa.classes].astype(np.uint8)
-    return ByteDFA(np.ascontiguousarray(cols.T.astype(np.int32)), classes, dfa.accept)
+    return ByteDFA(np.ascontiguousarray(dfa.trans[:, first]), classes, dfa.accept)
 
 
 # ---------------------------------------------------------------------------------------------

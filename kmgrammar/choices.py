@@ -1,8 +1,7 @@
-"""Choice lists -> byte DFA, built directly as a minimal acyclic automaton (no regex escaping).
+"""Choice lists -> byte DFA, built directly from a trie of the options (no regex escaping).
 
-The options go into a byte trie; merging nodes with identical futures bottom-up (children are
-always created after their parents, so reverse creation order visits children first) gives the
-minimal DFA in one linear pass.
+The options' byte trie comes from the same numba kernel that builds the vocabulary trie; its
+nodes become DFA states and the generic minimiser merges the shared suffixes.
 """
 
 from __future__ import annotations
@@ -11,11 +10,11 @@ from typing import Iterable
 
 import numpy as np
 
-from .automaton import ByteDFA, _merge_classes
+from .automaton import ByteDFA, Limits, _Budget, minimize
 from .errors import CompileError
 
 
-def choices_to_dfa(options: Iterable[str]) -> ByteDFA:
+def choices_to_dfa(options: Iterable[str], limits: Limits | None = None) -> ByteDFA:
     """The minimal byte DFA accepting exactly the given strings.
 
     Raises
@@ -23,59 +22,40 @@ def choices_to_dfa(options: Iterable[str]) -> ByteDFA:
     CompileError
         No options, or an option that is not a str.
     """
+    from .kernels import build_trie
+
     if isinstance(options, (str, bytes)):
         raise CompileError("choices must be a list of strings, not a single string")
-    children: list = [{}]
-    accept = [False]
-    count = 0
+    encoded = []
     for opt in options:
         if not isinstance(opt, str):
             raise CompileError(f"every choice must be a str, got {type(opt).__name__}: {opt!r}")
-        count += 1
-        cur = 0
-        for b in opt.encode("utf-8", "surrogatepass"):
-            nxt = children[cur].get(b)
-            if nxt is None:
-                nxt = children[cur][b] = len(children)
-                children.append({})
-                accept.append(False)
-            cur = nxt
-        accept[cur] = True
-    if count == 0:
+        encoded.append(opt.encode("utf-8", "surrogatepass"))
+    if not encoded:
         raise CompileError("choices: the list of options is empty")
+    budget = _Budget(limits or Limits())
+    lengths = np.fromiter(map(len, encoded), np.int64, len(encoded))
+    offsets = np.zeros(len(encoded) + 1, np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    data = np.frombuffer(b"".join(encoded), np.uint8) if offsets[-1] else np.zeros(1, np.uint8)
+    order = np.array(sorted(range(len(encoded)), key=encoded.__getitem__), np.int32)
+    node_byte, node_depth, _end, node_lo, node_hi = build_trie(data, offsets, order)
+    n = len(node_byte)
+    budget.check_states(n)
 
-    canon = [0] * len(children)
-    registry: dict = {}
-    for node in range(len(children) - 1, -1, -1):
-        sig = (accept[node], tuple(sorted((b, canon[c]) for b, c in children[node].items())))
-        canon[node] = registry.setdefault(sig, len(registry))
+    # Parent of each node: the nearest earlier node one level up (nodes are in DFS preorder).
+    parent = np.zeros(n, np.int64)
+    idx = np.arange(n)
+    for d in range(1, int(node_depth.max()) + 1):
+        here, above = idx[node_depth == d], idx[node_depth == d - 1]
+        parent[here] = above[np.searchsorted(above, here) - 1]
 
-    # registry ids -> table; classes: one per byte used, plus a class for unused bytes.
-    used = sorted({b for ch in children for b in ch})
+    used = np.unique(node_byte[1:])
     classes = np.zeros(256, np.uint8)
     if len(used) == 256:
-        classes[:] = np.arange(256) % 256  # every byte used: no spare class
-        n_cls = 256
+        classes[:] = np.arange(256)
     else:
-        classes[used] = np.arange(1, len(used) + 1)
-        n_cls = len(used) + 1
-    col = classes.tolist()
-    trans = np.full((len(registry), n_cls), -1, np.int32)
-    acc = np.zeros(len(registry), bool)
-    done = set()
-    for node in range(len(children)):
-        q = canon[node]
-        if q in done:
-            continue
-        done.add(q)
-        acc[q] = accept[node]
-        for b, c in children[node].items():
-            trans[q, col[b]] = canon[c]
-    # Renumber with the start state first. Every trie node leads to an accepting one, so the
-    # automaton is already trimmed and (hash-consed) minimal: only byte classes are left to merge.
-    root = canon[0]
-    perm = np.arange(len(registry))
-    perm[[0, root]] = perm[[root, 0]]
-    inv = np.argsort(perm)
-    trans = np.where(trans >= 0, inv[np.maximum(trans, 0)], -1)[perm].astype(np.int32)
-    return _merge_classes(ByteDFA(trans, classes, acc[perm]))
+        classes[used] = np.arange(1, len(used) + 1)  # class 0: bytes no option uses
+    trans = np.full((n, int(classes.max()) + 1), -1, np.int32)
+    trans[parent[1:], classes[node_byte[1:]]] = idx[1:]
+    return minimize(ByteDFA(trans, classes, node_hi > node_lo), budget)

@@ -29,7 +29,14 @@ _ARRAY_NAMES = (
     "dfa_trans", "dfa_classes", "dfa_accept", "state_row", "row_fill", "row_dense",
     "row_start", "exc_idx", "exc_val", "dense", "forced",
 )
-_REQUIRED: dict = {}
+_REQUIRED: dict = {
+    # context-free grammars (cfg_tables.py): the row arrays above plus the RTN and remainder tables
+    "cfg": _ARRAY_NAMES + (
+        "cfg_final_nt", "cfg_call_ptr", "cfg_call_nt", "cfg_call_next", "cfg_nt_start", "cfg_nullable",
+        "cfg_grp_ptr", "cfg_grp_state", "cfg_grp_tok_ptr", "cfg_grp_tok", "cfg_grp_rem", "cfg_rem_ptr",
+        "cfg_rem_off", "cfg_rem_data",
+    ),
+}
 
 # Expanded mask rows kept per grammar (64 MB = 5k rows of a 100k vocabulary).
 _MATERIALIZED_BYTES = 64 << 20

@@ -30,6 +30,14 @@ class Matcher:
 
     __slots__ = ("_g", "_rows", "_cls", "_tb", "_eos", "_special", "_state", "_terminated", "_history")
 
+    def __new__(cls, compiled=None, *args, **kwargs):
+        # Context-free artifacts are served by the Earley-based subclass (cfg_matcher.py).
+        if cls is Matcher and getattr(compiled, "kind", None) == "cfg":
+            from .cfg_matcher import GrammarMatcher
+
+            cls = GrammarMatcher
+        return object.__new__(cls)
+
     def __init__(self, compiled: CompiledGrammar):
         self._g = compiled
         self._rows = compiled.dfa.rows()

@@ -1,0 +1,277 @@
+"""GrammarMatcher: the `Matcher` API for context-free ("cfg") artifacts.
+
+State: the Earley charts of the bytes accepted so far (`earley.py`); rollback truncates them and
+copies share them. A mask is the OR of the precomputed rows of the positions in the last chart
+(tokens that stay on byte edges, or were classified valid ahead of time), plus the
+context-dependent tokens whose remainders the real charts accept. Both parts are cached per
+grammar: the remainder results by (exit state, signature of the caller's chart) and whole masks
+by the last chart's key, (position, caller signature) pairs. A chart's signature is the
+structure of everything below it (interned), so equal keys mean equal masks.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .earley import DEFAULT_MAX_DEPTH, Network, check_sorted
+from .errors import MatcherError
+from .matcher import Matcher, _numpy_view
+
+_MASK_CACHE = 2048  # whole masks kept per grammar (12.5 KB each at 100k tokens)
+_REM_CACHE = 8192
+
+
+class _Runtime:
+    """Per-compiled-grammar run-time data and caches (built on first use, shared by matchers)."""
+
+    def __init__(self, compiled):
+        a = compiled._arrays
+        max_depth = int(compiled.options.get("max_depth") or DEFAULT_MAX_DEPTH)
+        self.net = Network(a["dfa_trans"], a["dfa_classes"], a["cfg_final_nt"], a["cfg_call_ptr"],
+                           a["cfg_call_nt"], a["cfg_call_next"], a["cfg_nt_start"], a["cfg_nullable"],
+                           0, max_depth)
+        self.compiled = compiled
+        self.n_words = compiled.n_words
+        n = len(self.net.rows)
+        gp, gs, gtp = a["cfg_grp_ptr"].tolist(), a["cfg_grp_state"].tolist(), a["cfg_grp_tok_ptr"].tolist()
+        tok, rem = a["cfg_grp_tok"], a["cfg_grp_rem"]
+        self.groups = [
+            tuple((gs[k], tok[gtp[k]: gtp[k + 1]].astype(np.int64), rem[gtp[k]: gtp[k + 1]])
+                  for k in range(gp[p], gp[p + 1]))
+            for p in range(n)
+        ]
+        rp, ro = a["cfg_rem_ptr"].tolist(), a["cfg_rem_off"].tolist()
+        data = a["cfg_rem_data"].tobytes()
+        self.rems = [[data[ro[k]: ro[k + 1]] for k in range(rp[u], rp[u + 1])] for u in range(n)]
+        self.masks: dict = {}
+        self.rem_cache: dict = {}
+        self.intern: dict = {}
+        eos = np.zeros(self.n_words, np.uint32)
+        for t in compiled.vocab.eos_token_ids:
+            eos[t >> 5] |= np.uint32(1 << (t & 31))
+        self.eos = eos
+        self.near = max_depth - 4200  # a token (<= 4000 bytes) can reach the depth limit from here
+
+    def row(self, pos: int) -> np.ndarray:
+        return self.compiled.mask_row(pos).view(np.uint32)
+
+    def sig(self, charts: list, o: int) -> int:
+        c = charts[o]
+        if c.sig is not None:
+            return c.sig
+        stack = [o]
+        intern = self.intern
+        while stack:
+            j = stack[-1]
+            cj = charts[j]
+            if cj.sig is not None:
+                stack.pop()
+                continue
+            missing = {o2 for lst in cj.wait.values() for _, o2 in lst if o2 != j and charts[o2].sig is None}
+            if missing:
+                stack.extend(missing)
+                continue
+            key = frozenset((m, nxt, -1 if o2 == j else charts[o2].sig)
+                            for m, lst in cj.wait.items() for nxt, o2 in lst)
+            got = intern.get(key)
+            if got is None:
+                got = intern[key] = len(intern)
+            cj.sig = got
+            stack.pop()
+        return c.sig
+
+    def key(self, charts: list):
+        ch = charts[-1]
+        if ch.key is None:
+            depth = ch.depth if ch.depth > self.near else -1
+            ch.key = (frozenset((pos, self.sig(charts, o)) for pos, o in ch.scan), ch.accepting, depth)
+        return ch.key
+
+    def mask(self, charts: list) -> np.ndarray:
+        key = self.key(charts)
+        got = self.masks.get(key)
+        if got is None:
+            got = self._compute(charts)
+            if len(self.masks) >= _MASK_CACHE:
+                for k in list(self.masks)[: _MASK_CACHE // 2]:
+                    del self.masks[k]
+            self.masks[key] = got
+        return got
+
+    def _compute(self, charts: list) -> np.ndarray:
+        ch = charts[-1]
+        positions = sorted({pos for pos, _ in ch.scan})
+        if len(positions) == 1:
+            words = self.row(positions[0]).copy()
+        else:
+            words = np.zeros(self.n_words, np.uint32)
+            for pos in positions:
+                words |= self.row(pos)
+        for pos, o in ch.scan:
+            for u, toks, rems in self.groups[pos]:
+                valid = self._remainders(charts, u, o)
+                sel = toks[valid[rems]]
+                if len(sel):
+                    np.bitwise_or.at(words, sel >> 5, np.left_shift(np.uint32(1), (sel & 31).astype(np.uint32)))
+        if ch.accepting:
+            words |= self.eos
+        return words
+
+    def _remainders(self, charts: list, u: int, o: int) -> np.ndarray:
+        depth = charts[o].depth if charts[o].depth > self.near else -1
+        key = (u, self.sig(charts, o), depth)
+        got = self.rem_cache.get(key)
+        if got is None:
+            i = len(charts)
+            charts.append(self.net.close(charts, i, [(u, o)]))
+            try:
+                got = np.array(check_sorted(self.net, charts, self.rems[u]), bool)
+            finally:
+                del charts[i:]
+            if len(self.rem_cache) >= _REM_CACHE:
+                self.rem_cache.clear()
+            self.rem_cache[key] = got
+        return got
+
+
+def runtime(compiled) -> _Runtime:
+    rt = getattr(compiled, "_cfg_runtime", None)
+    if rt is None:
+        rt = compiled._cfg_runtime = _Runtime(compiled)
+    return rt
+
+
+class GrammarMatcher(Matcher):
+    """`Matcher` for context-free grammars; `Matcher(compiled)` returns one for "cfg" artifacts.
+
+    Same API and guarantees as `Matcher`: masks are exact (a token is allowed iff the bytes so far
+    plus the token are a prefix of some string of the grammar), whatever the tokenization.
+    Nesting deeper than the artifact's `max_depth` option is refused (MatcherError on accept).
+    """
+
+    __slots__ = ("_rt", "_charts", "_steps")
+
+    def __init__(self, compiled):
+        self._g = compiled
+        self._rt = runtime(compiled)
+        self._tb = compiled.vocab.token_bytes
+        self._eos = frozenset(compiled.vocab.eos_token_ids)
+        self._special = compiled.vocab.special_token_ids
+        self._charts = [self._rt.net.initial()]
+        self._terminated = False
+        self._steps: list = []
+
+    def _advance(self, data: bytes) -> bool:
+        charts, net = self._charts, self._rt.net
+        n = len(charts)
+        for b in data:
+            ch = net.step(charts, b)
+            if not ch.alive:
+                deep = any(c.truncated for c in charts[n - 1:])
+                del charts[n:]
+                if deep:
+                    raise MatcherError(f"input nests deeper than max_depth={net.max_depth} "
+                                       f"(compile with a larger max_depth=...)")
+                return False
+            charts.append(ch)
+        return True
+
+    def accept_token(self, token_id: int) -> bool:
+        """Advance by one token. Returns False (state unchanged) if the token is not allowed."""
+        if self._terminated:
+            return False
+        if token_id in self._eos:
+            if not self._charts[-1].accepting:
+                return False
+            self._steps.append(len(self._charts))
+            self._terminated = True
+            return True
+        if token_id in self._special or not 0 <= token_id < len(self._tb):
+            return False
+        n = len(self._charts)
+        if not self._advance(self._tb[token_id]):
+            return False
+        self._steps.append(n)
+        return True
+
+    def accept_string(self, text) -> bool:
+        """Advance by the bytes of `text` (str or bytes) as one step; False leaves the state unchanged."""
+        if self._terminated:
+            return False
+        data = text.encode("utf-8") if isinstance(text, str) else bytes(text)
+        n = len(self._charts)
+        if not self._advance(data):
+            return False
+        self._steps.append(n)
+        return True
+
+    def fill_next_token_bitmask(self, bitmask, index: int = 0) -> None:
+        """Write the allowed-token mask into row `index` of `bitmask` (see `Matcher`)."""
+        if not isinstance(bitmask, np.ndarray):
+            bitmask = _numpy_view(bitmask)
+        out = bitmask[index] if bitmask.ndim == 2 else bitmask
+        n = self._rt.n_words
+        if out.shape[0] != n:
+            out[n:] = 0
+            out = out[:n]
+        words = self._rt.eos if self._terminated else self._rt.mask(self._charts)
+        out[:] = words.view(np.int32)
+
+    def is_accepting(self) -> bool:
+        return self._terminated or self._charts[-1].accepting
+
+    def forced_bytes(self) -> bytes:
+        """The bytes every valid continuation must start with (empty when there is a choice or an end)."""
+        if self._terminated:
+            return b""
+        net = self._rt.net
+        out = bytearray()
+        charts = self._charts
+        base = len(charts)
+        try:
+            while not charts[-1].accepting and len(out) < 256:
+                cand = set()
+                for pos, _ in charts[-1].scan:
+                    row = net.rows[pos]
+                    cand.update(b for b in range(256) if row[net.cls[b]] >= 0)
+                alive = []
+                for b in sorted(cand):
+                    ch = net.step(charts, b)
+                    if ch.alive:
+                        alive.append((b, ch))
+                        if len(alive) > 1:
+                            break
+                if len(alive) != 1:
+                    break
+                out.append(alive[0][0])
+                charts.append(alive[0][1])
+        finally:
+            del charts[base:]
+        return bytes(out)
+
+    def rollback(self, n: int = 1) -> None:
+        """Undo the last `n` accepted steps (tokens or strings)."""
+        if n < 0 or n > len(self._steps):
+            raise MatcherError(f"cannot roll back {n} steps: only {len(self._steps)} were accepted")
+        if n == 0:
+            return
+        del self._charts[self._steps[-n]:]
+        del self._steps[-n:]
+        self._terminated = False
+
+    def reset(self) -> None:
+        del self._charts[1:]
+        self._steps.clear()
+        self._terminated = False
+
+    def copy(self) -> "GrammarMatcher":
+        m = GrammarMatcher.__new__(GrammarMatcher)
+        m._g, m._rt, m._tb, m._eos, m._special = self._g, self._rt, self._tb, self._eos, self._special
+        m._charts = list(self._charts)
+        m._steps = list(self._steps)
+        m._terminated = self._terminated
+        return m
+
+    @property
+    def num_steps(self) -> int:
+        return len(self._steps)

@@ -1,0 +1,432 @@
+"""`Cfg` -> recursive transition network (RTN) over bytes, or a plain regular IR node.
+
+Nonterminals outside every cycle of the call graph (and all terminals) are inlined, so only
+recursive nonterminals keep an automaton of their own and a stack is paid for only where the
+grammar nests. Each kept nonterminal becomes a minimal DFA whose alphabet is bytes plus
+"call M" symbols. All DFAs share one numbering of *positions* and one byte-class table:
+
+    trans[pos, classes[byte]] -> next position or -1        (byte edges)
+    calls[pos] = ((M, next position), ...)                  (call edges)
+    final_nt[pos] = owning nonterminal if pos completes it, else -1
+
+A grammar with no recursion at all has no call edges left: `to_regular` returns its IR node
+and it compiles through the regular token-automaton path (O(1) masks).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import grammar as g
+from .automaton import DEAD, Limits, _Budget, _NFA
+from .cfg import Cfg, Ref
+from .errors import CompileLimitError
+
+
+def recursive_rules(cfg: Cfg) -> set:
+    """Nonterminals that can reach themselves through the call graph."""
+    from .cfg import refs
+
+    edges = {n: refs(rhs) for n, rhs in cfg.rules.items()}
+    out = set()
+    for n in edges:
+        seen, stack = set(), list(edges[n])
+        while stack:
+            m = stack.pop()
+            if m == n:
+                out.add(n)
+                break
+            if m not in seen:
+                seen.add(m)
+                stack.extend(edges[m])
+    return out
+
+
+def _cyclic(edges: dict, nodes: set) -> set:
+    """Nodes of `nodes` on a cycle of the graph restricted to `nodes`."""
+    out = set()
+    for n in nodes:
+        seen, stack = set(), [m for m in edges[n] if m in nodes]
+        while stack:
+            m = stack.pop()
+            if m == n:
+                out.add(n)
+                break
+            if m not in seen:
+                seen.add(m)
+                stack.extend(x for x in edges[m] if x in nodes)
+    return out
+
+
+def call_targets(cfg: Cfg, recursive: set) -> set:
+    """A small set of nonterminals to keep as calls so that inlining every other one terminates
+    (a greedy feedback vertex set: JSON keeps only `value`)."""
+    from .cfg import refs
+
+    edges = {n: refs(rhs) for n, rhs in cfg.rules.items()}
+    keep: set = set()
+    rest = set(recursive)
+    while True:
+        cyc = _cyclic(edges, rest)
+        if not cyc:
+            return keep
+        indeg = {n: 0 for n in cyc}
+        for n in cyc:
+            for m in edges[n]:
+                if m in indeg:
+                    indeg[m] += 1
+        pick = max(sorted(cyc), key=lambda n: (n in edges[n], indeg[n] * sum(1 for m in edges[n] if m in cyc)))
+        keep.add(pick)
+        rest.discard(pick)
+
+
+def to_regular(cfg: Cfg, recursive: set, budget: _Budget):
+    """The whole grammar as one regular IR node (only when nothing reachable is recursive)."""
+    if recursive:
+        return None
+    memo: dict = {}
+
+    def inline(node):
+        t = type(node)
+        if t is Ref:
+            got = memo.get(node.name)
+            if got is None:
+                got = memo[node.name] = inline(cfg.rules[node.name])
+            return got
+        if t is g.Seq:
+            return g.Seq(tuple(inline(x) for x in node.items))
+        if t is g.Alt:
+            return g.Alt(tuple(inline(x) for x in node.items))
+        if t is g.Repeat:
+            return g.Repeat(inline(node.item), node.min, node.max)
+        return node
+
+    return inline(cfg.rules[cfg.start])
+
+
+class _CallNFA(_NFA):
+    """Thompson NFA with call edges; non-recursive references are inlined."""
+
+    __slots__ = ("calls", "rules", "keep")
+
+    def __init__(self, budget: _Budget, rules: dict, keep: dict):
+        super().__init__(budget)
+        self.calls: list = []
+        self.rules = rules
+        self.keep = keep
+
+    def state(self) -> int:
+        self.calls.append([])
+        return super().state()
+
+    def build(self, node) -> tuple:
+        if type(node) is Ref:
+            if node.name in self.keep:
+                s, e = self.state(), self.state()
+                self.calls[s].append((self.keep[node.name], e))
+                return s, e
+            return self.build(self.rules[node.name])
+        return super().build(node)
+
+
+def _determinize(nfa: _CallNFA, start: int, end: int, budget: _Budget):
+    """Subset construction over bytes + call symbols; returns (trans, classes, call rows, accept)."""
+    cuts = {0, 256}
+    for edges in nfa.edges:
+        for lo, hi, _ in edges:
+            cuts.add(lo)
+            cuts.add(hi + 1)
+    cuts = sorted(cuts)
+    classes = np.zeros(256, np.uint8)
+    for k in range(len(cuts) - 1):
+        classes[cuts[k]: cuts[k + 1]] = k
+    n_cls = len(cuts) - 1
+    cls = classes.tolist()
+    cedges = [[(cls[lo], cls[hi], t) for lo, hi, t in edges] for edges in nfa.edges]
+    eps, calls, memo = nfa.eps, nfa.calls, {}
+
+    def closure(i: int) -> frozenset:
+        got = memo.get(i)
+        if got is None:
+            seen, stack, keep = {i}, [i], []
+            while stack:
+                x = stack.pop()
+                if cedges[x] or calls[x] or x == end:
+                    keep.append(x)
+                for y in eps[x]:
+                    if y not in seen:
+                        seen.add(y)
+                        stack.append(y)
+            got = memo[i] = frozenset(keep)
+        return got
+
+    first = closure(start)
+    index, order, rows, crow = {first: 0}, [first], [], []
+    k = 0
+    while k < len(order):
+        if k % 256 == 0:
+            budget.check_time()
+        cur = order[k]
+        k += 1
+        acc: dict = {}
+        cacc: dict = {}
+        for i in cur:
+            for clo, chi, t in cedges[i]:
+                for c in range(clo, chi + 1):
+                    acc.setdefault(c, set()).add(t)
+            for m, t in calls[i]:
+                cacc.setdefault(m, set()).add(t)
+
+        def target(targets) -> int:
+            nset = frozenset().union(*[closure(t) for t in targets])
+            j = index.get(nset)
+            if j is None:
+                j = index[nset] = len(order)
+                order.append(nset)
+                budget.check_states(len(order))
+            return j
+
+        row = [DEAD] * n_cls
+        for c, targets in acc.items():
+            row[c] = target(targets)
+        rows.append(row)
+        crow.append({m: target(ts) for m, ts in cacc.items()})
+    trans = np.array(rows, np.int32).reshape(len(rows), n_cls)
+    accept = np.array([end in s for s in order], bool)
+    return trans, classes, crow, accept
+
+
+def _minimize(trans, crow, accept, call_syms: list):
+    """Moore minimisation over byte classes + call columns; states renumbered in BFS order."""
+    n, n_cls = trans.shape
+    col = {m: n_cls + k for k, m in enumerate(call_syms)}
+    full = np.full((n, n_cls + len(call_syms)), -1, np.int64)
+    full[:, :n_cls] = trans
+    for s, d in enumerate(crow):
+        for m, t in d.items():
+            full[s, col[m]] = t
+    t = np.where(full >= 0, full, n)
+    t = np.vstack([t, np.full((1, t.shape[1]), n)])
+    part = np.append(accept.astype(np.int64), 2)
+    n_part = len(np.unique(part))
+    while True:
+        sig = np.column_stack([part, part[t]])
+        _, new = np.unique(sig, axis=0, return_inverse=True)
+        new = new.reshape(-1)
+        n_new = int(new.max()) + 1
+        part = new
+        if n_new == n_part:
+            break
+        n_part = n_new
+    sink = part[n]
+    rep = np.full(n_part, -1, np.int64)
+    rep[part[::-1]] = np.arange(n, -1, -1)
+    qt = part[t[rep]]
+    order, seen = [int(part[0])], {int(part[0])}
+    k = 0
+    while k < len(order):
+        for x in qt[order[k]].tolist():
+            if x != sink and x not in seen:
+                seen.add(x)
+                order.append(x)
+        k += 1
+    new_id = np.full(n_part, DEAD, np.int64)
+    new_id[order] = np.arange(len(order))
+    q = new_id[qt[order]]
+    m_trans = q[:, :n_cls].astype(np.int32)
+    m_calls = [{m: int(q[s, col[m]]) for m in call_syms if q[s, col[m]] >= 0} for s in range(len(order))]
+    m_accept = np.array([rep[b] < n and accept[rep[b]] for b in order], bool)
+    return m_trans, m_calls, m_accept
+
+
+@dataclass
+class Rtn:
+    """The network: global positions, shared byte classes, call edges, per-nonterminal data."""
+
+    names: list  # nonterminal id -> name
+    trans: np.ndarray  # int32 [n_pos, n_cls]
+    classes: np.ndarray  # uint8 [256]
+    final_nt: np.ndarray  # int32 [n_pos]: owner nonterminal if the position completes it, else -1
+    owner: np.ndarray  # int32 [n_pos]
+    call_ptr: np.ndarray  # int32 [n_pos + 1]
+    call_nt: np.ndarray  # int32
+    call_next: np.ndarray  # int32
+    nt_start: np.ndarray  # int32 [n_nt]
+    nullable: np.ndarray  # bool [n_nt]
+    top: int
+
+    @property
+    def n_pos(self) -> int:
+        return int(self.trans.shape[0])
+
+    def calls_of(self, pos: int) -> list:
+        a, b = int(self.call_ptr[pos]), int(self.call_ptr[pos + 1])
+        return list(zip(self.call_nt[a:b].tolist(), self.call_next[a:b].tolist()))
+
+
+def build_rtn(cfg: Cfg, recursive: set, limits: Limits) -> Rtn:
+    """Lower a grammar with recursion to an `Rtn`.
+
+    Raises
+    ------
+    CompileLimitError
+        More than `limits.max_states` positions, or over `limits.time_limit`.
+    """
+    budget = _Budget(limits)
+    keep_names = [cfg.start] + sorted(n for n in call_targets(cfg, recursive) if n != cfg.start)
+    keep = {n: k for k, n in enumerate(keep_names)}
+    parts = []
+    for name in keep_names:
+        nfa = _CallNFA(budget, cfg.rules, keep)
+        s, e = nfa.build(cfg.rules[name])
+        trans, classes, crow, accept = _determinize(nfa, s, e, budget)
+        syms = sorted({m for d in crow for m in d})
+        parts.append((classes,) + _minimize(trans, crow, accept, syms))
+        budget.check_time()
+    n_pos = sum(p[1].shape[0] for p in parts)
+    budget.check_states(n_pos)
+    # One byte-class table for all nonterminals: bytes no automaton distinguishes share a class.
+    stacked = np.stack([p[0] for p in parts]).astype(np.int64)
+    _, gcls = np.unique(stacked.T, axis=0, return_inverse=True)
+    gcls = gcls.reshape(-1).astype(np.uint8)
+    n_g = int(gcls.max()) + 1
+    rep = np.zeros(n_g, np.int64)
+    rep[gcls] = np.arange(256)
+    trans = np.full((n_pos, n_g), -1, np.int32)
+    final_nt = np.full(n_pos, -1, np.int32)
+    owner = np.zeros(n_pos, np.int32)
+    nt_start = np.zeros(len(parts), np.int32)
+    call_ptr = [0]
+    call_nt, call_next = [], []
+    base = 0
+    for k, (classes, t, calls, acc) in enumerate(parts):
+        n = t.shape[0]
+        local = t[:, classes[rep]]
+        trans[base: base + n] = np.where(local >= 0, local + base, -1)
+        final_nt[base: base + n] = np.where(acc, k, -1)
+        owner[base: base + n] = k
+        nt_start[k] = base
+        for d in calls:
+            for m, nxt in sorted(d.items()):
+                call_nt.append(m)
+                call_next.append(nxt + base)
+            call_ptr.append(len(call_nt))
+        base += n
+    rtn = Rtn(keep_names, trans, gcls, final_nt, owner, np.array(call_ptr, np.int32),
+              np.array(call_nt, np.int32), np.array(call_next, np.int32), nt_start,
+              np.zeros(len(parts), bool), 0)
+    rtn.nullable = _nullable(rtn)
+    return rtn
+
+
+def _nullable(rtn: Rtn) -> np.ndarray:
+    """nullable[M]: M's automaton reaches a final position through calls to nullable M' only."""
+    n_nt = len(rtn.names)
+    nullable = np.zeros(n_nt, bool)
+    calls = [rtn.calls_of(p) for p in range(rtn.n_pos)]
+    changed = True
+    while changed:
+        changed = False
+        for m in range(n_nt):
+            if nullable[m]:
+                continue
+            start = int(rtn.nt_start[m])
+            seen, stack = {start}, [start]
+            while stack:
+                p = stack.pop()
+                if rtn.final_nt[p] >= 0:
+                    nullable[m] = changed = True
+                    break
+                for c, nxt in calls[p]:
+                    if nullable[c] and nxt not in seen:
+                        seen.add(nxt)
+                        stack.append(nxt)
+    return nullable
+
+
+def exit_bytes(rtn: Rtn) -> tuple:
+    """(exits uint8 [n_pos, 256], follow uint8 [n_nt, 256]). exits: bytes that can be consumed at a
+    position other than by its own byte edge (by entering a call, or after completing its
+    nonterminal); follow: bytes that can come right after a nonterminal (FIRST/FOLLOW byte sets)."""
+    n, n_nt = rtn.n_pos, len(rtn.names)
+    calls = [rtn.calls_of(p) for p in range(n)]
+    cls = rtn.classes
+    own = np.zeros(n, object)
+    live = rtn.trans >= 0
+    for p in range(n):
+        bits = 0
+        for b in np.flatnonzero(live[p][cls]).tolist():
+            bits |= 1 << b
+        own[p] = bits
+    nullable = rtn.nullable
+    # eps[p]: positions reachable from p through calls to nullable nonterminals (incl. p).
+    eps = []
+    for p in range(n):
+        seen, stack = {p}, [p]
+        while stack:
+            x = stack.pop()
+            for c, nxt in calls[x]:
+                if nullable[c] and nxt not in seen:
+                    seen.add(nxt)
+                    stack.append(nxt)
+        eps.append(seen)
+    eps_final = [any(rtn.final_nt[x] >= 0 for x in eps[p]) for p in range(n)]
+    first_nt = [0] * n_nt
+    changed = True
+    while changed:
+        changed = False
+        for m in range(n_nt):
+            bits = first_nt[m]
+            for x in eps[int(rtn.nt_start[m])]:
+                bits |= own[x]
+                for c, _ in calls[x]:
+                    bits |= first_nt[c]
+            if bits != first_nt[m]:
+                first_nt[m] = bits
+                changed = True
+
+    def first_pos(p: int) -> int:
+        bits = 0
+        for x in eps[p]:
+            bits |= own[x]
+            for c, _ in calls[x]:
+                bits |= first_nt[c]
+        return bits
+
+    first_p = [first_pos(p) for p in range(n)]
+    follow = [0] * n_nt
+    changed = True
+    while changed:
+        changed = False
+        for p in range(n):
+            for c, nxt in calls[p]:
+                bits = follow[c] | first_p[nxt]
+                if eps_final[nxt]:
+                    bits |= follow[int(rtn.owner[p])]
+                if bits != follow[c]:
+                    follow[c] = bits
+                    changed = True
+    out = np.zeros((n, 256), np.uint8)
+    for p in range(n):
+        bits = 0
+        for x in eps[p]:
+            for c, _ in calls[x]:
+                bits |= first_nt[c]
+            if x != p:
+                bits |= own[x]
+        if eps_final[p]:
+            bits |= follow[int(rtn.owner[p])]
+        if bits:
+            out[p] = _bits(bits)
+    return out, np.stack([_bits(f) for f in follow])
+
+
+def _bits(bits: int) -> np.ndarray:
+    return np.array([(bits >> b) & 1 for b in range(256)], np.uint8)
+
+
+def check_size(rtn: Rtn, limits: Limits) -> None:
+    if rtn.n_pos > limits.max_states:
+        raise CompileLimitError(f"grammar automaton exceeded max_states={limits.max_states}")

@@ -1,0 +1,208 @@
+"""Earley recognizer over bytes on an RTN (`cfg_rtn.Rtn`), with explicit charts and no recursion.
+
+An item is (position, origin): a nonterminal's automaton sits at `position`, having started at
+byte offset `origin`. Chart i holds the closed item set after i bytes:
+  scan     items whose position has byte edges (the only ones a next byte can move),
+  wait     M -> [(next position, origin)] for items that called M at offset i (completions of M
+           started here advance these),
+  accepting  the start nonterminal is complete over the whole input.
+Nullable callees are skipped at prediction time (Aycock & Horspool), so completions never need
+to revisit the chart being built. Origin -1 is the "unknown context" used ahead of time:
+completing into it only sets `popped` (the caller is not known).
+
+Every item is viable (all nonterminals are productive), so a byte string is a viable prefix
+iff its last chart is non-empty. Charts are immutable once closed and shared by copies.
+"""
+
+from __future__ import annotations
+
+DEFAULT_MAX_DEPTH = 10_000
+
+
+class Chart:
+    __slots__ = ("scan", "wait", "accepting", "popped", "alive", "depth", "truncated", "sig", "key")
+
+    def __init__(self, scan, wait, accepting, popped, alive, depth, truncated):
+        self.scan = scan
+        self.wait = wait
+        self.accepting = accepting
+        self.popped = popped
+        self.alive = alive
+        self.depth = depth
+        self.truncated = truncated
+        self.sig = None
+        self.key = None
+
+
+class Network:
+    """The RTN as Python lists for fast scalar stepping (built once per compiled grammar)."""
+
+    __slots__ = ("rows", "cls", "calls", "final_nt", "has_bytes", "start", "nullable", "top", "max_depth")
+
+    def __init__(self, trans, classes, final_nt, call_ptr, call_nt, call_next, nt_start, nullable,
+                 top: int = 0, max_depth: int = DEFAULT_MAX_DEPTH):
+        self.rows = trans.tolist()
+        self.cls = classes.tolist()
+        self.final_nt = final_nt.tolist()
+        self.has_bytes = (trans >= 0).any(axis=1).tolist()
+        cp, cn, cx = call_ptr.tolist(), call_nt.tolist(), call_next.tolist()
+        self.calls = [tuple(zip(cn[cp[p]: cp[p + 1]], cx[cp[p]: cp[p + 1]])) for p in range(len(self.rows))]
+        self.start = nt_start.tolist()
+        self.nullable = [bool(x) for x in nullable]
+        self.top = top
+        self.max_depth = max_depth
+
+    def close(self, charts: list, i: int, kernel) -> Chart:
+        """Close `kernel` (items at offset i) under prediction and completion."""
+        calls, final_nt, has_bytes, start, nullable = self.calls, self.final_nt, self.has_bytes, self.start, self.nullable
+        seen = set(kernel)
+        work = list(seen)
+        depth = 0
+        if kernel:
+            depth = 1 + min((charts[o].depth if 0 <= o < i else 0) for _, o in seen)
+        allow = depth <= self.max_depth
+        truncated = False
+        scan, wait = [], {}
+        accepting = popped = False
+        top = self.top
+        while work:
+            it = work.pop()
+            pos, o = it
+            if has_bytes[pos]:
+                scan.append(it)
+            cl = calls[pos]
+            if cl:
+                for m, nxt in cl:
+                    lst = wait.get(m)
+                    if lst is None:
+                        wait[m] = lst = []
+                        if allow:
+                            s_it = (start[m], i)
+                            if s_it not in seen:
+                                seen.add(s_it)
+                                work.append(s_it)
+                        else:
+                            truncated = True
+                    lst.append((nxt, o))
+                    if nullable[m] and allow:
+                        n_it = (nxt, o)
+                        if n_it not in seen:
+                            seen.add(n_it)
+                            work.append(n_it)
+            n = final_nt[pos]
+            if n >= 0:
+                if o < 0:
+                    popped = True
+                    continue
+                if o == 0 and n == top:
+                    accepting = True
+                waiters = wait.get(n, ()) if o == i else charts[o].wait.get(n, ())
+                for w in waiters:
+                    if w not in seen:
+                        seen.add(w)
+                        work.append(w)
+        return Chart(scan, wait, accepting, popped, bool(seen), depth, truncated)
+
+    def step(self, charts: list, byte: int) -> Chart:
+        """The chart after one more byte (its `alive` is False when the byte is not viable)."""
+        c = self.cls[byte]
+        rows = self.rows
+        kernel = []
+        for pos, o in charts[-1].scan:
+            nxt = rows[pos][c]
+            if nxt >= 0:
+                kernel.append((nxt, o))
+        if not kernel:
+            return _DEAD
+        return self.close(charts, len(charts), kernel)
+
+    def initial(self) -> Chart:
+        return self.close([], 0, [(self.start[self.top], 0)])
+
+
+_DEAD = Chart([], {}, False, False, False, 0, False)
+
+
+def advance(net: Network, charts: list, data: bytes) -> bool:
+    """Append one chart per byte of `data`; on failure restore `charts` and return False."""
+    n = len(charts)
+    for b in data:
+        ch = net.step(charts, b)
+        if not ch.alive:
+            del charts[n:]
+            return False
+        charts.append(ch)
+    return True
+
+
+def _lcp(a: bytes, b: bytes) -> int:
+    n = min(len(a), len(b))
+    k = 0
+    while k < n and a[k] == b[k]:
+        k += 1
+    return k
+
+
+def check_sorted(net: Network, charts: list, strings: list) -> list:
+    """Which of `strings` (sorted, non-empty) are viable continuations of `charts`: one walk that
+    resumes from the common prefix with the previous string and skips strings under a dead prefix.
+    `charts` is restored before returning."""
+    base = len(charts) - 1
+    out = []
+    prev = b""
+    dead_at = -1
+    for s in strings:
+        lcp = _lcp(s, prev)
+        prev = s
+        if 0 < dead_at <= lcp:
+            out.append(False)
+            continue
+        keep = min(lcp, len(charts) - base - 1)
+        del charts[base + 1 + keep:]
+        ok = True
+        dead_at = -1
+        for j in range(keep, len(s)):
+            ch = net.step(charts, s[j])
+            if not ch.alive:
+                ok = False
+                dead_at = j + 1
+                break
+            charts.append(ch)
+        out.append(ok)
+    del charts[base + 1:]
+    return out
+
+
+def classify_sorted(net: Network, charts: list, strings: list, follow) -> list:
+    """Ahead-of-time status of each sorted string from `charts[-1]`, whose items have origin -1:
+    1 valid whatever the context, 0 invalid whatever the context, 2 depends on the context
+    (the owner completed into the unknown caller after j bytes and s[j] can follow it).
+    Strings under an already-dead prefix inherit its status without a walk."""
+    base = len(charts) - 1
+    out = []
+    prev = b""
+    dead_at, dead_status = -1, 0
+    for s in strings:
+        lcp = _lcp(s, prev)
+        prev = s
+        if 0 < dead_at <= lcp:
+            out.append(dead_status)
+            continue
+        dead_at = -1
+        keep = min(lcp, len(charts) - base - 1)
+        del charts[base + 1 + keep:]
+        status = 1
+        for j in range(keep, len(s)):
+            ch = net.step(charts, s[j])
+            if not ch.alive:
+                status = 0
+                for jj in range(j + 1):
+                    if charts[base + jj].popped and follow[s[jj]]:
+                        status = 2
+                        break
+                dead_at, dead_status = j + 1, status
+                break
+            charts.append(ch)
+        out.append(status)
+    del charts[base + 1:]
+    return out

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 
@@ -216,22 +217,14 @@ class _NFA:
         raise TypeError(f"not a grammar node: {node!r}")
 
     def _charset(self, ranges) -> tuple:
-        s, e = self.state(), self.state()
-        trie: dict = {}
-        for lo, hi in ranges:
-            for sq in utf8_sequences(lo, hi):
-                cur = s
-                for k, (blo, bhi) in enumerate(sq):
-                    if k == len(sq) - 1:
-                        self.edges[cur].append((blo, bhi, e))
-                    else:
-                        key = (cur, blo, bhi)
-                        nxt = trie.get(key)
-                        if nxt is None:
-                            nxt = trie[key] = self.state()
-                            self.edges[cur].append((blo, bhi, nxt))
-                        cur = nxt
-        return s, e
+        # The UTF-8 byte trie of a class is computed once and stamped out for every copy.
+        n_local, edges = _charset_template(ranges)
+        base = len(self.eps)
+        for _ in range(n_local):
+            self.state()
+        for a, lo, hi, b in edges:
+            self.edges[base + a].append((lo, hi, base + b))
+        return base, base + 1
 
     def _repeat(self, node: g.Repeat) -> tuple:
         s = cur = self.state()
@@ -272,6 +265,27 @@ class _NFA:
                 self.eps[base + q].append(e)
         self.eps[s].append(base)
         return s, e
+
+
+@lru_cache(maxsize=512)
+def _charset_template(ranges: tuple) -> tuple:
+    """A class's UTF-8 automaton as (state count, edges); local state 0 starts, 1 ends."""
+    edges, trie, n = [], {}, 2
+    for lo, hi in ranges:
+        for sq in utf8_sequences(lo, hi):
+            cur = 0
+            for k, (blo, bhi) in enumerate(sq):
+                if k == len(sq) - 1:
+                    edges.append((cur, blo, bhi, 1))
+                else:
+                    key = (cur, blo, bhi)
+                    nxt = trie.get(key)
+                    if nxt is None:
+                        nxt = trie[key] = n
+                        n += 1
+                        edges.append((cur, blo, bhi, nxt))
+                    cur = nxt
+    return n, tuple(edges)
 
 
 def _class_spans(classes: np.ndarray) -> list:
@@ -320,6 +334,7 @@ def _determinize(nfa: _NFA, start: int, end: int, budget: _Budget) -> ByteDFA:
         return got
 
     first = closure(start)
+    cache: dict = {}  # target set -> DFA state, shared by all subsets
     index = {first: 0}
     order = [first]
     rows: list[list[int]] = []
@@ -329,28 +344,36 @@ def _determinize(nfa: _NFA, start: int, end: int, budget: _Budget) -> ByteDFA:
             budget.check_time()
         cur = order[k]
         k += 1
-        acc: dict[int, set] = {}
+        # Sweep the byte-class intervals of all edges leaving the subset: each elementary
+        # interval has one target set, so work is per interval, not per class.
+        events: list = []
         for i in cur:
             for clo, chi, t in cedges[i]:
-                for c in range(clo, chi + 1):
-                    sset = acc.get(c)
-                    if sset is None:
-                        acc[c] = sset = set()
-                    sset.add(t)
+                events.append((clo, 1, t))
+                events.append((chi + 1, -1, t))
+        events.sort()
         row = [DEAD] * n_cls
-        cache: dict = {}
-        for c, targets in acc.items():
-            key = frozenset(targets)
-            nxt = cache.get(key)
-            if nxt is None:
-                nset = frozenset().union(*[closure(t) for t in targets])
-                nxt = index.get(nset)
+        active: dict = {}
+        pos = 0
+        for e_pos, delta, t in events:
+            if e_pos > pos and active:
+                key = frozenset(active)
+                nxt = cache.get(key)
                 if nxt is None:
-                    nxt = index[nset] = len(order)
-                    order.append(nset)
-                    budget.check_states(len(order))
-                cache[key] = nxt
-            row[c] = nxt
+                    nset = frozenset().union(*[closure(x) for x in key])
+                    nxt = index.get(nset)
+                    if nxt is None:
+                        nxt = index[nset] = len(order)
+                        order.append(nset)
+                        budget.check_states(len(order))
+                    cache[key] = nxt
+                row[pos:e_pos] = [nxt] * (e_pos - pos)
+            pos = e_pos
+            cnt = active.get(t, 0) + delta
+            if cnt:
+                active[t] = cnt
+            else:
+                del active[t]
         rows.append(row)
     trans = np.array(rows, np.int32).reshape(len(rows), n_cls)
     accept = np.array([end in s for s in order], bool)

@@ -112,6 +112,31 @@ def _type_of(v) -> str:
     return "object"
 
 
+class _Rank:
+    """Property order at one JSON path, and the orders below it (by key; "*" extra keys, "[]" items)."""
+
+    __slots__ = ("order", "kids")
+
+    def __init__(self):
+        self.order: dict = {}
+        self.kids: dict = {}
+
+    def kid(self, key: str) -> "_Rank":
+        got = self.kids.get(key)
+        if got is None:
+            got = self.kids[key] = _Rank()
+        return got
+
+    def add_literal(self, v) -> None:
+        if isinstance(v, dict):
+            for k, x in v.items():
+                self.order.setdefault(k, len(self.order))
+                self.kid(k).add_literal(x)
+        elif isinstance(v, list):
+            for x in v:
+                self.kid("[]").add_literal(x)
+
+
 class Lowerer:
     """One compile: the root schema, options, memo tables, collected errors."""
 
@@ -128,6 +153,7 @@ class Lowerer:
         self.uses: dict = {}
         self.active: list = []
         self.rank = None
+        self.empty_rank = _Rank()
         self.synthetic: list = []
         self.lowerings = 0
         self.ids = self._collect_ids(root)
@@ -240,7 +266,8 @@ class Lowerer:
                     self.bad(_ptr(ptr, "allOf"), "'allOf' must be a non-empty array")
                 for i, sub in enumerate(subs):
                     stack.append((sub, _ptr(ptr, "allOf", i), frozenset()))
-            flat.append((s, ptr, skip))
+            done = frozenset(k for k in ("allOf", "$ref") if k in s)
+            flat.append((s, ptr, skip | done))
             for kw in ("anyOf", "oneOf", "not", "if", "dependentRequired", "dependentSchemas", "dependencies"):
                 if kw in s and kw not in skip:
                     complex_.append((kw, len(flat) - 1))
@@ -304,38 +331,66 @@ class Lowerer:
         return g.Dfa(jv.difference(self.dfa(a), self.dfa(b), self.lim()))
 
     def ranked(self, items):
-        """Order of first appearance of property names under `items` (for exact differences)."""
+        """Key order for exact differences: per JSON path (property names by first appearance
+        under `items`), so objects compared at one position share one spelling."""
         if self.rank is not None:
             return None
-        names: dict = {}
+        root = _Rank()
+        self.synthetic.append(root)
         seen = set()
-        stack = [s for s, _p, _k in items]
+        stack = [(s, root) for s, _p, _k in items]
         while stack:
-            s = stack.pop(0)
-            if isinstance(s, list):
-                stack[0:0] = s
+            s, node = stack.pop(0)
+            if not isinstance(s, dict) or (id(s), id(node)) in seen:
                 continue
-            if not isinstance(s, dict) or id(s) in seen:
-                continue
-            seen.add(id(s))
+            seen.add((id(s), id(node)))
+            if isinstance(s.get("$ref"), str):
+                try:
+                    stack.append((self.resolve(s["$ref"], "#")[0], node))
+                except (CompileError, _Unsupported):
+                    pass
+            for k in ("allOf", "anyOf", "oneOf"):
+                if isinstance(s.get(k), list):
+                    stack.extend((x, node) for x in s[k])
+            for k in ("not", "if", "then", "else"):
+                if k in s:
+                    stack.append((s[k], node))
+            for k in ("dependentSchemas", "dependencies"):
+                if isinstance(s.get(k), dict):
+                    stack.extend((x, node) for x in s[k].values())
             props = s.get("properties")
             if isinstance(props, dict):
-                for k in props:
-                    names.setdefault(k, len(names))
-            for k, v in s.items():
-                if k in ("enum", "const", "default", "examples"):
-                    continue
-                if k == "$ref" and isinstance(v, str):
-                    try:
-                        v = self.resolve(v, "#")[0]
-                    except (CompileError, _Unsupported):
-                        continue
-                if isinstance(v, dict) and k in ("properties", "patternProperties", "$defs", "definitions",
-                                                 "dependentSchemas", "dependencies"):
-                    stack.extend(v.values())
-                elif isinstance(v, (dict, list)):
-                    stack.append(v)
-        return names
+                for n, sub in props.items():
+                    node.order.setdefault(n, len(node.order))
+                    stack.append((sub, node.kid(n)))
+            for k in ("enum", "const"):
+                for c in (s[k] if k == "enum" and isinstance(s.get(k), list) else [s.get(k)]):
+                    node.add_literal(c)
+            if isinstance(s.get("patternProperties"), dict):
+                stack.extend((x, node.kid("*")) for x in s["patternProperties"].values())
+            if isinstance(s.get("additionalProperties"), dict):
+                stack.append((s["additionalProperties"], node.kid("*")))
+            for k in ("items", "prefixItems", "additionalItems", "contains"):
+                v = s.get(k)
+                for x in (v if isinstance(v, list) else [v]):
+                    if isinstance(x, dict):
+                        stack.append((x, node.kid("[]")))
+        return root
+
+    def child_rank(self, key: str):
+        if self.rank is None:
+            return None
+        got = self.rank.kids.get(key) or self.rank.kids.get("*")
+        return got if got is not None else self.empty_rank
+
+    def lang_at(self, items, depth: int, key: str):
+        """lang() of a member value or array element: the key order moves down one level."""
+        old = self.rank
+        self.rank = self.child_rank(key)
+        try:
+            return self.lang(items, depth)
+        finally:
+            self.rank = old
 
     def combinator(self, flat, complex_, depth: int):
         kw, index = complex_[0]
@@ -348,6 +403,12 @@ class Lowerer:
             alts = [self.lang(rest + [(a, _ptr(ptr, kw, i), frozenset())], depth) for i, a in enumerate(val)]
             alts = [a for a in alts if a is not _EMPTY]
             return g.alt(*alts) if alts else _EMPTY
+        if kw == "oneOf" and isinstance(val, list) and val:
+            alts = [rest + [(a, _ptr(ptr, kw, i), frozenset())] for i, a in enumerate(val)]
+            if all(self.disjoint(alts[i], alts[j]) for i in range(len(alts)) for j in range(i)):
+                nodes = [self.lang(a, depth) for a in alts]
+                nodes = [x for x in nodes if x is not _EMPTY]
+                return g.alt(*nodes) if nodes else _EMPTY
         old = self.rank
         rank = self.ranked(flat)
         if rank is not None:
@@ -403,6 +464,67 @@ class Lowerer:
             return g.alt(*alts) if alts else _EMPTY
         finally:
             self.rank = old
+
+    def disjoint(self, a, b) -> bool:
+        """True if no value satisfies both conjunctions (a cheap structural proof; False = unknown)."""
+        fa, fb = self.flatten(a), self.flatten(b)
+        if fa is None or fb is None:
+            return True
+        ta, tb = self.types_of(fa[0]), self.types_of(fb[0])
+        if not (ta & tb):
+            return True
+        if ta & tb != {"object"}:
+            return False
+        req = self.required_of(fa[0]) & self.required_of(fb[0])
+        for name in req:
+            va, vb = self.consts_at(fa[0], name), self.consts_at(fb[0], name)
+            if va is not None and vb is not None and not any(_json_eq(x, y) for x in va for y in vb):
+                return True
+        return False
+
+    def types_of(self, flat) -> set:
+        types = set(TYPES)
+        for s, _p, _k in flat:
+            t = s.get("type")
+            if isinstance(t, (str, list)):
+                ts = {t} if isinstance(t, str) else set(x for x in t if isinstance(x, str))
+                if "number" in ts:
+                    ts.add("integer")
+                if s.get("nullable") is True:
+                    ts.add("null")
+                types &= ts
+            for k in ("const", "enum"):
+                if k in s:
+                    vals = [s[k]] if k == "const" else s[k] if isinstance(s[k], list) else []
+                    got = {_type_of(v) for v in vals}
+                    if "integer" in got:
+                        got.add("number")
+                    types &= got
+        return types
+
+    @staticmethod
+    def required_of(flat) -> set:
+        out = set()
+        for s, _p, _k in flat:
+            r = s.get("required")
+            if isinstance(r, list):
+                out |= {x for x in r if isinstance(x, str)}
+        return out
+
+    def consts_at(self, flat, name):
+        """The finite set of values property `name` may take, if some schema pins it (else None)."""
+        best = None
+        for s, ptr, _k in flat:
+            props = s.get("properties")
+            if isinstance(props, dict) and name in props:
+                sub = self.flatten([(props[name], _ptr(ptr, "properties", name), frozenset())])
+                if sub is None:
+                    return []
+                for t, _tp, _tk in sub[0]:
+                    vals = [t["const"]] if "const" in t else t.get("enum") if isinstance(t.get("enum"), list) else None
+                    if vals is not None:
+                        best = vals if best is None else [v for v in best if any(_json_eq(v, w) for w in vals)]
+        return best
 
     # -- merged simple keywords ----------------------------------------------------------------
     def simple(self, flat, depth: int):
@@ -478,25 +600,28 @@ class Lowerer:
         except Exception:  # a schema jsonschema cannot evaluate: decide by lowering instead
             return True
 
-    def literal(self, v, depth: int):
+    def literal(self, v, depth: int, rank="cur"):
         st = self.style
+        rank = self.rank if rank == "cur" else rank
         if isinstance(v, dict):
             if not v:
                 return st.empty("{}")
             keys = list(v)
-            if self.rank is not None:
-                keys.sort(key=lambda k: self.rank.get(k, len(self.rank)))
+            if rank is not None:
+                keys.sort(key=lambda k: rank.order.get(k, len(rank.order)))
             parts = []
             for i, k in enumerate(keys):
+                sub = None if rank is None else rank.kids.get(k) or rank.kids.get("*") or self.empty_rank
                 parts.append(st.open("{", depth) if i == 0 else st.item_sep(depth))
-                parts += [g.text(json.dumps(k, ensure_ascii=False)), st.key_sep(), self.literal(v[k], depth + 1)]
+                parts += [g.text(json.dumps(k, ensure_ascii=False)), st.key_sep(), self.literal(v[k], depth + 1, sub)]
             return g.seq(*parts, st.close("}", depth))
         if isinstance(v, list):
             if not v:
                 return st.empty("[]")
             parts = []
+            sub = None if rank is None else rank.kids.get("[]") or self.empty_rank
             for i, x in enumerate(v):
-                parts += [st.open("[", depth) if i == 0 else st.item_sep(depth), self.literal(x, depth + 1)]
+                parts += [st.open("[", depth) if i == 0 else st.item_sep(depth), self.literal(x, depth + 1, sub)]
             return g.seq(*parts, st.close("]", depth))
         return g.text(jv.serialize(v))
 
@@ -636,7 +761,7 @@ class Lowerer:
                     conj.append(t)
             if not any(x[0] is not True and x[0] != {} for x in conj):
                 return self.any_value(tails[0][1] if tails else "#", depth + 1)
-            return self.lang(conj, depth + 1)
+            return self.lang_at(conj, depth + 1, "[]")
 
         empty = st.empty("[]") if lo == 0 else None
         if hi == 0:
@@ -717,7 +842,7 @@ class Lowerer:
 
     def lang_with(self, base_node, citem, depth, j, slot):
         # elements satisfying both the slot schema and `contains`
-        return g.Dfa(jv.intersection(self.dfa(base_node), self.dfa(self.lang([citem], depth)), self.lim()))
+        return g.Dfa(jv.intersection(self.dfa(base_node), self.dfa(self.lang_at([citem], depth, "[]")), self.lim()))
 
     # -- objects -------------------------------------------------------------------------------
     def obj(self, flat, depth: int):
@@ -756,11 +881,12 @@ class Lowerer:
                 names_order.append(n)
         extras_allowed = not any(a is False and not p for _pr, p, a, _ in conjs)
         if self.rank is not None:
+            order = self.rank.order
             if extras_allowed:
-                for n in self.rank:
+                for n in order:
                     if n not in names_order:
                         names_order.append(n)
-            names_order.sort(key=lambda n: self.rank.get(n, len(self.rank)))
+            names_order.sort(key=lambda n: order.get(n, len(order)))
         if hi is not None and lo > hi:
             return _EMPTY
         pat_dfas = {}
@@ -770,7 +896,11 @@ class Lowerer:
                     pat_dfas[pat] = self.pattern(pat, _ptr(ptr, "patternProperties", pat))
         pn_dfa = None
         if pnames:
-            pn_node = self.lang(pnames + [(self.syn({"type": "string"}), "#", frozenset())], 0)
+            old, self.rank = self.rank, None
+            try:
+                pn_node = self.lang(pnames + [(self.syn({"type": "string"}), "#", frozenset())], 0)
+            finally:
+                self.rank = old
             pn_dfa = self.dfa(pn_node)
 
         def value_conj(name):
@@ -800,7 +930,7 @@ class Lowerer:
                     where = conj[0][1] if conj else flat[0][1]
                     val = self.any_value(where, depth + 1)
                 else:
-                    val = self.lang(conj, depth + 1)
+                    val = self.lang_at(conj, depth + 1, n)
                 if val is _EMPTY:
                     val = None
             if val is None and n in required:
@@ -853,7 +983,7 @@ class Lowerer:
                 where = conj[0][1] if conj else _ptr(flat[0][1], "additionalProperties")
                 val = self.any_value(where, depth + 1)
             else:
-                val = self.lang(conj, depth + 1)
+                val = self.lang_at(conj, depth + 1, "*")
             if val is not _EMPTY:
                 out.append((g.Dfa(key), val))
         return out
@@ -929,8 +1059,8 @@ class Lowerer:
         return node
 
 
-_INTEGER = g.alt(g.text("0"), g.seq(g.Repeat(g.text("-"), 0, 1), g.ByteSet(((49, 57),)),
-                                   g.Repeat(g.ByteSet(((48, 57),)), 0, None)))
+_INTEGER = g.Dfa(jv.build(g.alt(g.text("0"), g.seq(g.Repeat(g.text("-"), 0, 1), g.ByteSet(((49, 57),)),
+                                                  g.Repeat(g.ByteSet(((48, 57),)), 0, None))), Limits()))
 
 
 def _lcm(a: Decimal, b: Decimal) -> Decimal:

@@ -245,9 +245,25 @@ _PLAIN = g.CharSet(g.complement_ranges([(0, 0x1F), (0x22, 0x22), (0x5C, 0x5C)]))
 JSON_CHAR = g.Alt((_PLAIN,) + tuple(g.text("\\" + escape_of(b)) for b in _SPECIAL))
 
 
+_CACHE_LIMITS = Limits(max_states=1_000_000, time_limit=3600.0)
+
+
+@lru_cache(maxsize=None)
+def _char_dfa() -> ByteDFA:
+    return build(JSON_CHAR, _CACHE_LIMITS)
+
+
+@lru_cache(maxsize=512)
+def _string_dfa(min_len: int, max_len: int | None) -> ByteDFA:
+    body = g.Repeat(g.Dfa(_char_dfa()), min_len, max_len)
+    return build(g.seq(g.text('"'), body, g.text('"')), _CACHE_LIMITS)
+
+
 def string_node(min_len: int = 0, max_len: int | None = None):
-    """A JSON string of min..max code points, no other constraint."""
-    return g.seq(g.text('"'), g.Repeat(JSON_CHAR, min_len, max_len), g.text('"'))
+    """A JSON string of min..max code points, no other constraint (shared DFAs for short bounds)."""
+    if (max_len if max_len is not None else min_len) <= 256:
+        return g.Dfa(_string_dfa(min_len, max_len))
+    return g.seq(g.text('"'), g.Repeat(g.Dfa(_char_dfa()), min_len, max_len), g.text('"'))
 
 
 def escape_dfa(content: ByteDFA) -> ByteDFA:
@@ -457,11 +473,14 @@ def number_dfa(*, integer: bool, lower=None, lower_excl=False, upper=None, upper
     return explicit_dfa(start, step, accept, _NUM_ALPHABET, limits)
 
 
-ANY_NUMBER = g.seq(
+_ANY_NUMBER_IR = g.seq(
     g.Repeat(g.text("-"), 0, 1),
     g.alt(g.text("0"), g.seq(g.ByteSet(((49, 57),)), g.Repeat(g.ByteSet(((48, 57),)), 0, None))),
     g.Repeat(g.seq(g.text("."), g.Repeat(g.ByteSet(((48, 57),)), 0, None), g.ByteSet(((49, 57),))), 0, 1),
 )
+
+
+ANY_NUMBER = g.Dfa(build(_ANY_NUMBER_IR, _CACHE_LIMITS))
 
 
 def to_decimal(v, what: str) -> Decimal:

@@ -1,0 +1,266 @@
+"""MaskBench (dev split) for `compile_json_schema`: coverage, correctness, compile and mask times.
+
+    python bench/maskbench.py                         # all 8,596 files, 2 worker processes
+    python bench/maskbench.py --stride 10             # every 10th file
+    python bench/maskbench.py --lenient --out r.json  # lenient=True (approximations, warned)
+    python bench/maskbench.py --peers llguidance,xgrammar --peer-stride 20
+
+Each file (`../shared/corpora/maskbench-dev/*.json`: {description, meta, schema, tests}) is
+compiled for cl100k_base (no disk cache, per-file `--time-limit`). Instances are serialized in
+the supported form (compact, the data's own key order, canonical numbers) and walked token by
+token: valid ones must be accepted (and end accepting), invalid ones rejected. Mask time is the
+`fill_next_token_bitmask` call at every step of every valid instance.
+Outcome per file: ok (all instances right), false_positive, false_negative, unsupported,
+compile_error, limit, crash. Timing lives here only, never in tests/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import warnings
+from decimal import Decimal
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CORPUS = ROOT.parent / "shared" / "corpora" / "maskbench-dev"
+sys.path.insert(0, str(ROOT))
+
+_VOCAB = None
+
+
+def _vocab():
+    global _VOCAB
+    if _VOCAB is None:
+        import kmgrammar
+
+        _VOCAB = kmgrammar.Vocabulary.from_tiktoken("cl100k_base")
+    return _VOCAB
+
+
+def run_file(path, *, time_limit: float = 30.0, lenient: bool = False, strict: bool = False,
+             masks: bool = True) -> dict:
+    """Compile one MaskBench file and check its instances; never raises."""
+    import numpy as np
+
+    from kmgrammar import Matcher, allocate_token_bitmask
+    from kmgrammar.compiler import compile_json_schema
+    from kmgrammar.errors import CompileError, CompileLimitError, UnsupportedFeatureError
+    from kmgrammar.jsonschema_values import serialize
+
+    path = Path(path)
+    doc = json.loads(path.read_text())
+    exact = json.loads(path.read_text(), parse_float=Decimal)
+    vocab = _vocab()
+    out = {"file": path.name, "status": None, "tests": len(doc.get("tests", []))}
+    t0 = time.perf_counter()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            cg = compile_json_schema(doc["schema"], vocab, cache=False, time_limit=time_limit,
+                                     lenient=lenient, strict=strict)
+    except UnsupportedFeatureError as e:
+        out.update(status="unsupported", error=str(e)[:300])
+    except CompileLimitError as e:
+        out.update(status="limit", error=str(e)[:300])
+    except CompileError as e:
+        out.update(status="compile_error", error=str(e)[:300])
+    except Exception as e:  # noqa: BLE001 - a crash is a result to report
+        out.update(status="crash", error=f"{type(e).__name__}: {e}"[:300])
+    out["compile_s"] = time.perf_counter() - t0
+    if out["status"] is not None:
+        return out
+    out["states"] = cg.n_states
+    va = vt = ir = it = 0
+    mask_ns = []
+    bitmask = allocate_token_bitmask(1, vocab.vocab_size)
+    for test, test_x in zip(doc.get("tests", []), exact.get("tests", [])):
+        try:
+            text = serialize(test_x["data"])
+        except (TypeError, ValueError):
+            continue
+        m = Matcher(cg)
+        ok = True
+        for tok in vocab.encode(text):
+            if masks and test["valid"]:
+                a = time.perf_counter_ns()
+                m.fill_next_token_bitmask(bitmask)
+                mask_ns.append(time.perf_counter_ns() - a)
+            if not m.accept_token(tok):
+                ok = False
+                break
+        ok = ok and m.is_accepting()
+        if test["valid"]:
+            vt += 1
+            va += ok
+        else:
+            it += 1
+            ir += not ok
+    out.update(valid=vt, valid_accepted=va, invalid=it, invalid_rejected=ir, mask_ns=mask_ns)
+    out["status"] = "false_positive" if ir < it else "false_negative" if va < vt else "ok"
+    del np
+    return out
+
+
+def _worker(args):
+    path, kw = args
+    return run_file(path, **kw)
+
+
+def _pct(xs, q):
+    if not xs:
+        return float("nan")
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(q * len(xs)))]
+
+
+def summarize(results: list) -> dict:
+    n = len(results)
+    by: dict = {}
+    for r in results:
+        by[r["status"]] = by.get(r["status"], 0) + 1
+    compiled = [r for r in results if "states" in r]
+    ct = [r["compile_s"] for r in compiled]
+    masks = [x for r in compiled for x in r.get("mask_ns", [])]
+    return {
+        "files": n,
+        "status": by,
+        "compiled_pct": round(100 * len(compiled) / max(n, 1), 2),
+        "ok_pct": round(100 * by.get("ok", 0) / max(n, 1), 2),
+        "valid_accepted": f"{sum(r['valid_accepted'] for r in compiled)}/{sum(r['valid'] for r in compiled)}",
+        "invalid_rejected": f"{sum(r['invalid_rejected'] for r in compiled)}/{sum(r['invalid'] for r in compiled)}",
+        "compile_ms": {q: round(1000 * _pct(ct, v), 2) for q, v in
+                       (("p50", .5), ("p95", .95), ("p99", .99), ("max", 1.0))},
+        "mask_us": {"mean": round(sum(masks) / max(len(masks), 1) / 1000, 2),
+                    "p50": round(_pct(masks, .5) / 1000, 2), "p99": round(_pct(masks, .99) / 1000, 2),
+                    "n": len(masks)},
+    }
+
+
+def _unsupported_reasons(results: list, top: int = 15) -> list:
+    import re
+
+    counts: dict = {}
+    for r in results:
+        if r["status"] in ("unsupported", "compile_error", "limit", "crash"):
+            for part in r.get("error", "").split("; "):
+                key = re.sub(r"#[^:]*: ", "", part.split(" (lenient")[0])
+                key = re.sub(r"pattern '.*", "pattern (regex construct)", key)[:90]
+                counts[key] = counts.get(key, 0) + 1
+    return sorted(counts.items(), key=lambda kv: -kv[1])[:top]
+
+
+def peer_file(path, engine: str, time_limit: float) -> dict:
+    """Compile time and instance correctness for llguidance or xgrammar (same serialization)."""
+    from kmgrammar.jsonschema_values import serialize
+
+    doc = json.loads(Path(path).read_text())
+    vocab = _vocab()
+    schema = json.dumps(doc["schema"])
+    t0 = time.perf_counter()
+    try:
+        if engine == "llguidance":
+            import llguidance
+            import llguidance.hf  # noqa: F401
+
+            tok = _llg_tokenizer(vocab)
+            grm = llguidance.LLMatcher.grammar_from_json_schema(schema, defaults={"whitespace_flexible": False})
+            err = llguidance.LLMatcher.validate_grammar(grm, tok)
+            if err:
+                return {"file": Path(path).name, "status": "compile_error", "compile_s": time.perf_counter() - t0}
+            make = lambda: llguidance.LLMatcher(tok, grm)  # noqa: E731
+        else:
+            return {"file": Path(path).name, "status": "skipped"}
+    except Exception as e:  # noqa: BLE001
+        return {"file": Path(path).name, "status": "compile_error", "error": str(e)[:200],
+                "compile_s": time.perf_counter() - t0}
+    make()
+    compile_s = time.perf_counter() - t0
+    good = 0
+    for test in doc.get("tests", []):
+        m = make()
+        ok = all(m.consume_token(t) for t in vocab.encode(serialize(test["data"])))
+        ok = ok and m.is_accepting()
+        good += ok == test["valid"]
+    return {"file": Path(path).name, "status": "ok" if good == len(doc.get("tests", [])) else "wrong",
+            "compile_s": compile_s}
+
+
+_LLG = None
+
+
+def _llg_tokenizer(vocab):
+    global _LLG
+    if _LLG is None:
+        import llguidance
+
+        toks = [bytes(t) for t in vocab.token_bytes]
+        eos = list(vocab.eos_token_ids)[0]
+        _LLG = llguidance.LLTokenizer(llguidance.TokenizerWrapper(_TokWrap(toks, eos, vocab)))
+    return _LLG
+
+
+class _TokWrap:
+    def __init__(self, toks, eos, vocab):
+        self.tokens = toks
+        self.eos_token_id = eos
+        self.bos_token_id = None
+        self.special_token_ids = list(vocab.special_token_ids)
+        self._vocab = vocab
+
+    def __call__(self, s):
+        return self._vocab.encode(s.decode("utf-8", "replace") if isinstance(s, bytes) else s)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--corpus", default=str(CORPUS))
+    ap.add_argument("--stride", type=int, default=1, help="take every N-th file (sorted by name)")
+    ap.add_argument("--limit", type=int, default=None)
+    ap.add_argument("--time-limit", type=float, default=30.0, help="per-file compile limit, seconds")
+    ap.add_argument("--lenient", action="store_true")
+    ap.add_argument("--strict", action="store_true")
+    ap.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
+    ap.add_argument("--peers", default="", help="comma list: llguidance")
+    ap.add_argument("--peer-stride", type=int, default=20)
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args(argv)
+    corpus = Path(args.corpus)
+    if not corpus.is_dir():
+        print(f"corpus not found: {corpus}", file=sys.stderr)
+        return 2
+    files = sorted(p for p in corpus.glob("*.json"))[:: args.stride][: args.limit]
+    kw = {"time_limit": args.time_limit, "lenient": args.lenient, "strict": args.strict}
+    t0 = time.time()
+    if args.workers > 1:
+        import multiprocessing as mp
+
+        with mp.get_context("fork").Pool(args.workers, maxtasksperchild=200) as pool:
+            results = list(pool.imap_unordered(_worker, [(f, kw) for f in files], chunksize=4))
+    else:
+        results = [run_file(f, **kw) for f in files]
+    summary = summarize(results)
+    summary["wall_s"] = round(time.time() - t0, 1)
+    summary["top_reasons"] = _unsupported_reasons(results)
+    summary["wrong_files"] = sorted(r["file"] for r in results if r["status"] in ("false_positive", "false_negative", "crash"))
+    peers = {}
+    for engine in filter(None, args.peers.split(",")):
+        pres = [peer_file(f, engine, args.time_limit) for f in files[:: args.peer_stride]]
+        ct = [r["compile_s"] for r in pres if "compile_s" in r]
+        peers[engine] = {"files": len(pres), "ok": sum(r["status"] == "ok" for r in pres),
+                         "compile_ms_p50": round(1000 * _pct(ct, .5), 2), "compile_ms_p99": round(1000 * _pct(ct, .99), 2)}
+    if peers:
+        summary["peers"] = peers
+    print(json.dumps(summary, indent=1))
+    if args.out:
+        for r in results:
+            r.pop("mask_ns", None)
+        Path(args.out).write_text(json.dumps({"summary": summary, "files": results}, indent=0))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -97,6 +97,15 @@ class _Walker:
         return data.decode("utf-8"), len(done), rejected
 
 
+def _whole_chars(data: bytes) -> bool:
+    """True if ``data`` is a sequence of whole UTF-8 characters (special tokens count as whole)."""
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def _allowed(matcher: Any) -> np.ndarray:
     return np.asarray(matcher.allowed_token_ids(), dtype=np.int64)
 
@@ -174,6 +183,10 @@ async def sample_and_check(model: Model, req: CompletionRequest) -> AsyncIterato
                 raise violation("every token the constraint allows here was rejected by the model")
             if cand.size <= model.max_token_selection:
                 selected = set(int(t) for t in cand)
+                # A one-token request that picks half a UTF-8 character returns no text (APIs
+                # stream whole characters): offer whole-character tokens when there are any.
+                whole = {t for t in selected if _whole_chars(walker.token_bytes[t])}
+                selected = whole or selected
         kwargs: dict[str, Any] = dict(
             max_tokens=1 if selected is not None else min(remaining, model.sample_chunk_size or remaining),
             selected_tokens=selected,
@@ -194,6 +207,7 @@ async def sample_and_check(model: Model, req: CompletionRequest) -> AsyncIterato
         finish: str | None = None
         rejected_text: str | None = None
         produced = 0
+        progressed = False
         try:
             async for item in agen:
                 step = _as_step(item)
@@ -210,6 +224,7 @@ async def sample_and_check(model: Model, req: CompletionRequest) -> AsyncIterato
                 else:
                     piece, n, rej = walker.advance(step.text, req.max_tokens - used)
                 if piece:
+                    progressed = True
                     used += n
                     text += piece
                     retries, banned = 0, set()
@@ -235,8 +250,8 @@ async def sample_and_check(model: Model, req: CompletionRequest) -> AsyncIterato
             # The model stopped early: keep it talking by banning EOS.
             retries += 1
             banned.update(eos_ids)
-        elif produced == 0:
-            retries += 1
+        elif not progressed:
+            retries += 1  # nothing usable came back (e.g. half a character): do not spin
         if retries > req.max_retries:
             raise violation(
                 f"{model.model_name} did not produce text satisfying the constraint after "

@@ -185,6 +185,9 @@ class _OpenAIBase(Model):
                 await asyncio.sleep(self.retry_sleep_time * 2**attempt)
             except openai.APIStatusError as exc:
                 raise BackendError(f"{self.model_name}: HTTP {exc.status_code}: {exc.message}") from exc
+            except TypeError as exc:  # the client refuses an unknown argument before sending
+                raise PromptError(f"{self.model_name}: bad request argument ({exc}); "
+                                  f"pass server-specific options as gen_kwargs={{'extra_body': {{...}}}}") from None
         try:
             async for chunk in response:
                 step = self._parse(chunk)

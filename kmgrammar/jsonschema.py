@@ -752,15 +752,19 @@ class Lowerer:
             self.fail(contains[1][3], "several 'contains' on one array (after allOf merging)")
         st = self.style
 
-        def slot(i: int):
+        def slot_conj(i: int):
             conj = []
             for p, t in zip(prefixes, tails):
                 if i < len(p):
                     conj.append(p[i])
                 elif t[0] is not True:
                     conj.append(t)
+            return conj
+
+        def slot(i: int):
+            conj = slot_conj(i)
             if not any(x[0] is not True and x[0] != {} for x in conj):
-                return self.any_value(tails[0][1] if tails else "#", depth + 1)
+                return self.any_value(flat[0][1], depth + 1, "array items")
             return self.lang_at(conj, depth + 1, "[]")
 
         empty = st.empty("[]") if lo == 0 else None
@@ -768,7 +772,7 @@ class Lowerer:
             return empty or _EMPTY
         sep = st.item_sep(depth)
         if contains:
-            return self.array_contains(slot, k, lo, hi, contains[0], depth, empty)
+            return self.array_contains(slot, slot_conj, k, lo, hi, contains[0], depth, empty)
         elems = [slot(i) for i in range(min(k, hi if hi is not None else k))]
         tail_n = None if hi is not None and hi <= k else slot(k)
         if tail_n is not None and k == 0:
@@ -787,21 +791,21 @@ class Lowerer:
         nonempty = g.seq(st.open("[", depth), body, st.close("]", depth))
         return g.alt(empty, nonempty) if empty is not None else nonempty
 
-    def array_contains(self, slot, k, lo, hi, contains, depth, empty):
+    def array_contains(self, slot, slot_conj, k, lo, hi, contains, depth, empty):
         citem, cmin, cmax, _ptr_ = contains
         if cmax is not None and cmin > cmax:
             return _EMPTY
         st = self.style
         ccap = cmin if cmax is None else cmax + 1
-        pcap = max(k, lo) if hi is None else hi
+        pcap = max(k, lo, 1) if hi is None else hi
         memo: dict = {}
 
         def parts(i):
             j = min(i, k)
             if j not in memo:
-                base = slot(j)
-                conj_c = self.lang_with(base, citem, depth + 1, j, slot)
-                memo[j] = (conj_c, self.diff(base, conj_c))
+                conj = slot_conj(j)
+                yes = self.lang_at(conj + [citem], depth + 1, "[]")
+                memo[j] = (yes, self.diff(slot(j), yes))
             return memo[j]
 
         nodes = {}
@@ -839,10 +843,6 @@ class Lowerer:
             return _EMPTY
         finals.append(end)
         return jv.Graph(len(nodes), start, tuple(finals), tuple(edges))
-
-    def lang_with(self, base_node, citem, depth, j, slot):
-        # elements satisfying both the slot schema and `contains`
-        return g.Dfa(jv.intersection(self.dfa(base_node), self.dfa(self.lang_at([citem], depth, "[]")), self.lim()))
 
     # -- objects -------------------------------------------------------------------------------
     def obj(self, flat, depth: int):
@@ -909,11 +909,10 @@ class Lowerer:
             for props, pats, add, ptr in conjs:
                 if name in props:
                     conj.append((props[name], _ptr(ptr, "properties", name), frozenset()))
-                    continue
                 matched = [p for p in pats if pat_dfas[p].matches(name.encode("utf-8"))]
                 for p in matched:
                     conj.append((pats[p], _ptr(ptr, "patternProperties", p), frozenset()))
-                if not matched and add is not None:
+                if not matched and name not in props and add is not None:
                     if add is False:
                         return None
                     conj.append((add, _ptr(ptr, "additionalProperties"), frozenset()))
@@ -928,7 +927,7 @@ class Lowerer:
             if ok:
                 if not any(x[0] is not True and x[0] != {} for x in conj):
                     where = conj[0][1] if conj else flat[0][1]
-                    val = self.any_value(where, depth + 1)
+                    val = self.any_value(where, depth + 1, f"the value of property {n!r}")
                 else:
                     val = self.lang_at(conj, depth + 1, n)
                 if val is _EMPTY:
@@ -980,8 +979,8 @@ class Lowerer:
             if key.is_empty():
                 continue
             if not any(x[0] is not True and x[0] != {} for x in conj):
-                where = conj[0][1] if conj else _ptr(flat[0][1], "additionalProperties")
-                val = self.any_value(where, depth + 1)
+                where = conj[0][1] if conj else flat[0][1]
+                val = self.any_value(where, depth + 1, "extra properties (additionalProperties not false)")
             else:
                 val = self.lang_at(conj, depth + 1, "*")
             if val is not _EMPTY:
@@ -1031,9 +1030,9 @@ class Lowerer:
         return jv.Graph(len(nodes), start, (end,), tuple(edges))
 
     # -- any value -----------------------------------------------------------------------------
-    def any_value(self, ptr: str, depth: int):
+    def any_value(self, ptr: str, depth: int, what: str = "values"):
         if not self.lenient:
-            self.fail(ptr, "any JSON value allowed here (unbounded nesting is not regular: needs the "
+            self.fail(ptr, f"{what} may be any JSON value (unbounded nesting is not regular: needs the "
                            "context-free grammar engine)")
         warnings.warn(f"kmgrammar: any JSON value at {ptr} is limited to nesting depth {LENIENT_ANY_DEPTH} "
                       "(lenient=True)", stacklevel=3)
@@ -1167,8 +1166,9 @@ def schema_to_dfa(schema, *, whitespace="compact", separators=None, indent=None,
     sys.setrecursionlimit(max(old, 20_000))
     try:
         node = low.lang([(schema, "#", frozenset())], 0)
+        dfa = None if low.errors else low.dfa(style.outer(node))
     except _Unsupported:
-        node = None
+        dfa = None
     except RecursionError:
         raise CompileLimitError("schema nests too deeply to compile") from None
     finally:
@@ -1179,7 +1179,6 @@ def schema_to_dfa(schema, *, whitespace="compact", separators=None, indent=None,
         if lenient:
             raise UnsupportedFeatureError(msg)
         raise UnsupportedFeatureError(msg + " (lenient=True ignores unsupported keywords)")
-    dfa = low.dfa(style.outer(node))
     if dfa.is_empty():
         raise CompileError("the schema accepts no JSON value at all (empty language)")
     return dfa

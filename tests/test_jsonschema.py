@@ -1,0 +1,333 @@
+"""compile_json_schema: every keyword against the `jsonschema` validator, random walks, bad schemas."""
+
+from __future__ import annotations
+
+import json
+import random
+import warnings
+
+import jsonschema as js
+import pytest
+
+from kmgrammar import Matcher
+from kmgrammar.compiler import compile_json_schema
+from kmgrammar.errors import CompileError, CompileLimitError, UnsupportedFeatureError
+from kmgrammar.jsonschema import schema_to_dfa
+from kmgrammar.jsonschema_values import canonical_number, serialize
+
+
+def _valid(schema, v) -> bool:
+    from decimal import Decimal
+
+    # exact decimals on both sides, so that 0.07 is a multiple of 0.01
+    schema = json.loads(json.dumps(schema), parse_float=Decimal)
+    v = json.loads(json.dumps(v), parse_float=Decimal)
+    cls = js.validators.validator_for(schema if isinstance(schema, dict) else {})
+    import decimal
+
+    with decimal.localcontext() as ctx:
+        ctx.prec = 400
+        return cls(schema, format_checker=js.FormatChecker()).is_valid(v)
+
+
+def _check(schema, instances, expected=None, **opts):
+    dfa = schema_to_dfa(schema, **opts)
+    for k, v in enumerate(instances):
+        text = serialize(v, indent=opts.get("indent"), separators=opts.get("separators"))
+        got = dfa.matches(text.encode("utf-8"))
+        want = _valid(schema, v) if expected is None else expected[k]
+        assert got == want, (schema, text, got)
+    return dfa
+
+
+# One row per keyword: (schema, instances[, expected]). Expected answers come from the `jsonschema`
+# package, except where its checks are looser than the RFCs (formats) or it lacks the keyword
+# (OpenAPI's nullable): those rows spell the answers out.
+KEYWORD_CASES = {
+    "type-list": ({"type": ["integer", "null", "boolean"]}, [1, None, True, 1.5, "a", -7, 0]),
+    "enum": ({"enum": ["a", 1, None, [1, 2], {"k": "v"}]}, ["a", "b", 1, 2, None, [1, 2], [2, 1], {"k": "v"}]),
+    "const-typed": ({"type": "string", "const": "x\"y"}, ["x\"y", "xy", 1]),
+    "enum-filtered-by-siblings": ({"type": "string", "enum": ["a", "bb", 3], "maxLength": 1}, ["a", "bb", 3]),
+    "integer-range": ({"type": "integer", "minimum": -3, "exclusiveMaximum": 12}, list(range(-6, 15)) + [1.5]),
+    "number-range": ({"type": "number", "exclusiveMinimum": -1.5, "maximum": 2.25},
+                     [-1.5, -1.49, 0, 2.25, 2.26, 1e-7, -0.5, 2]),
+    "multipleOf-int": ({"type": "integer", "multipleOf": 7, "minimum": 0}, list(range(0, 60, 3)) + [-7]),
+    "multipleOf-decimal": ({"type": "number", "multipleOf": 0.01}, [0.01, 0.1, 1.23, 1.234, 7, -3.5, 0.005]),
+    "multipleOf-1.5": ({"multipleOf": 1.5, "type": "number"}, [0, 1.5, 3, 4.5, 4, 0.75, -1.5]),
+    "string-length": ({"type": "string", "minLength": 2, "maxLength": 3}, ["a", "ab", "abc", "abcd", "é😀", "\n\t"]),
+    "pattern-search": ({"type": "string", "pattern": "b+c"}, ["abbcd", "bc", "ac", "", "xbbbcx"]),
+    "pattern-anchored": ({"type": "string", "pattern": "^a[0-9]{2}$"}, ["a12", "a123", "xa12", "a1"]),
+    "pattern-half-anchored": ({"type": "string", "pattern": "^ab|cd$"}, ["abx", "xab", "xcd", "cdx"]),
+    "pattern-and-length": ({"type": "string", "pattern": "^[a-z]+$", "minLength": 2, "maxLength": 4},
+                           ["a", "ab", "abcd", "abcde", "aB"]),
+    "format-date": ({"type": "string", "format": "date"}, ["2020-02-29", "2021-02-29", "2021-13-01", "1999-12-31"]),
+    "format-date-time": ({"type": "string", "format": "date-time"},
+                         ["1963-06-19T08:30:06.283185Z", "1963-06-19T08:30:06Z", "1963-06-19 08:30:06Z",
+                          "1998-12-31T23:59:60Z", "1998-12-31T22:59:60Z", "1998-12-31T15:59:60-08:00"],
+                         [True, True, False, True, False, True]),
+    "format-email": ({"type": "string", "format": "email"}, ["joe@example.com", "joe@@x", "a.b@c", ".a@b", '"j d"@x.org'],
+                     [True, False, True, False, True]),
+    "format-ipv4": ({"type": "string", "format": "ipv4"}, ["1.2.3.4", "256.1.1.1", "01.2.3.4", "1.2.3"]),
+    "format-ipv6": ({"type": "string", "format": "ipv6"}, ["::1", "1::2::3", "fe80::1:2", "12345::"]),
+    "format-uuid": ({"type": "string", "format": "uuid"},
+                    ["2eb8aa08-aa98-11ea-b4aa-73b441d16380", "2eb8aa08-aa98-11ea-b4aa-73b441d1638"]),
+    "format-uri": ({"type": "string", "format": "uri"}, ["http://a.b/c?d#e", "a/b", "mailto:x@y", "http://a b"],
+                   [True, False, True, False]),
+    "format-duration": ({"type": "string", "format": "duration"}, ["P4DT12H30M5S", "PT", "P1Y2D", "P2W", "P1Y2M"],
+                        [True, False, False, True, True]),
+    "format-unknown-is-annotation": ({"type": "string", "format": "int32"}, ["x", "12"]),
+    "object-required": ({"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "string"}},
+                         "required": ["b"], "additionalProperties": False},
+                        [{"a": 1, "b": "x"}, {"b": "x"}, {"a": 1}, {}, {"a": 1, "b": "x", "c": 2}]),
+    "object-additional-schema": ({"type": "object", "properties": {"a": {"type": "integer"}},
+                                  "additionalProperties": {"type": "boolean"}},
+                                 [{"a": 1}, {"a": 1, "z": True}, {"z": 1}, {"a": True}, {"z": False, "y": True}]),
+    "patternProperties": ({"type": "object", "patternProperties": {"^x-": {"type": "integer"}, "y$": {"minimum": 3,
+                          "type": "integer"}}, "additionalProperties": False},
+                          [{"x-a": 1}, {"x-y": 2}, {"x-y": 4}, {"ay": 5}, {"b": 1}, {}]),
+    "pattern-overrides-declared": ({"type": "object", "properties": {"foo": {"type": "integer"}},
+                                    "patternProperties": {"f.o": {"type": "integer", "minimum": 5}}, "additionalProperties": False},
+                                   [{"foo": 3}, {"foo": 7}, {}]),
+    "propertyNames": ({"type": "object", "propertyNames": {"maxLength": 2},
+                       "additionalProperties": {"type": "null"}}, [{"ab": None}, {"abc": None}, {}]),
+    "min-max-properties": ({"type": "object", "properties": {"a": {"type": "null"}, "b": {"type": "null"},
+                            "c": {"type": "null"}}, "minProperties": 1, "maxProperties": 2,
+                            "additionalProperties": False},
+                           [{}, {"a": None}, {"a": None, "c": None}, {"a": None, "b": None, "c": None}]),
+    "items": ({"type": "array", "items": {"type": "integer"}, "minItems": 1, "maxItems": 3},
+              [[], [1], [1, 2, 3], [1, 2, 3, 4], [1, "a"]]),
+    "prefixItems": ({"type": "array", "prefixItems": [{"type": "string"}, {"type": "integer"}],
+                     "items": False}, [[], ["a"], ["a", 1], ["a", 1, 2], [1]]),
+    "prefixItems-tail": ({"type": "array", "prefixItems": [{"type": "string"}], "items": {"type": "null"},
+                          "minItems": 2}, [["a"], ["a", None], ["a", None, None], ["a", 1]]),
+    "contains": ({"type": "array", "items": {"type": "integer"}, "contains": {"minimum": 5},
+                  "minContains": 2, "maxContains": 3},
+                 [[], [5], [5, 6], [1, 5, 2, 6, 7], [5, 6, 7, 8], [1, 2]]),
+    "anyOf": ({"anyOf": [{"type": "string", "maxLength": 1}, {"type": "integer", "minimum": 3}]},
+              ["a", "ab", 2, 3, None]),
+    "oneOf-overlap": ({"oneOf": [{"type": "integer", "minimum": 2}, {"type": "integer", "maximum": 5}]},
+                      [0, 2, 5, 6, 1.5]),
+    "oneOf-objects": ({"oneOf": [{"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"],
+                                  "additionalProperties": False},
+                                 {"type": "object", "properties": {"a": {"type": "integer", "minimum": 3},
+                                  "b": {"type": "string"}}, "additionalProperties": False}]},
+                      [{"a": 1}, {"a": 3}, {"a": 3, "b": "x"}, {"b": "x"}, {}]),
+    "allOf": ({"allOf": [{"type": "integer", "minimum": 2}, {"multipleOf": 3}, {"maximum": 20}]}, list(range(-3, 25))),
+    "allOf-objects": ({"allOf": [{"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]},
+                                 {"properties": {"b": {"type": "boolean"}}}],
+                       "properties": {"a": True, "b": True}, "additionalProperties": False},
+                      [{"a": 1}, {"a": 1, "b": True}, {"b": True}, {"a": "x"}]),
+    "not": ({"type": "string", "not": {"enum": ["a", "b"]}, "maxLength": 1}, ["a", "b", "c", "", "cc"]),
+    "not-number": ({"type": "integer", "not": {"multipleOf": 2}, "minimum": 0, "maximum": 9}, list(range(-2, 12))),
+    "if-then-else": ({"type": "integer", "if": {"minimum": 10}, "then": {"multipleOf": 5}, "else": {"maximum": 3}},
+                     list(range(-1, 25))),
+    "ref-defs": ({"$defs": {"pos": {"type": "integer", "minimum": 1}}, "type": "array", "items": {"$ref": "#/$defs/pos"}},
+                 [[1, 2], [0], []]),
+    "ref-definitions-draft7": ({"$schema": "http://json-schema.org/draft-07/schema#",
+                                "definitions": {"s": {"type": "string"}}, "properties": {"x": {"$ref": "#/definitions/s"}},
+                                "type": "object", "additionalProperties": False}, [{"x": "a"}, {"x": 1}, {}]),
+    "dependentRequired": ({"type": "object", "properties": {"a": {"type": "null"}, "b": {"type": "null"}},
+                           "dependentRequired": {"a": ["b"]}, "additionalProperties": False},
+                          [{}, {"a": None}, {"a": None, "b": None}, {"b": None}]),
+    "dependentSchemas": ({"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}},
+                          "dependentSchemas": {"a": {"properties": {"b": {"minimum": 5}}}},
+                          "additionalProperties": False},
+                         [{}, {"a": 1}, {"a": 1, "b": 2}, {"a": 1, "b": 7}, {"b": 2}]),
+    "nullable": ({"type": "string", "nullable": True, "maxLength": 1}, ["a", None, "ab"], [True, True, False]),
+    "boolean-false": ({"type": "object", "properties": {"a": False}, "additionalProperties": False}, [{}, {"a": 1}]),
+    "escapes": ({"type": "string", "maxLength": 3}, ["\"\\\n", "\u0001ab", "é\u2028", "abcd"]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(KEYWORD_CASES))
+def test_keyword_matches_jsonschema(name):
+    schema, instances, *expected = KEYWORD_CASES[name]
+    _check(schema, instances, *expected)
+
+
+@pytest.mark.parametrize("opts", [{}, {"indent": 2}, {"separators": (", ", ": ")}], ids=["compact", "indent2", "spaced"])
+def test_whitespace_styles(opts):
+    schema = {"type": "object", "properties": {"a": {"type": "array", "items": {"type": "integer"}},
+                                               "b": {"type": "object", "properties": {"c": {"type": "null"}},
+                                                     "additionalProperties": False}},
+              "additionalProperties": False}
+    _check(schema, [{"a": [1, 2], "b": {"c": None}}, {"a": []}, {"b": {}}, {}], **opts)
+
+
+def test_flexible_whitespace():
+    dfa = schema_to_dfa({"type": "object", "properties": {"a": {"type": "array", "items": {"type": "integer"}}},
+                         "additionalProperties": False}, whitespace="flexible")
+    for text, ok in [('{"a":[1,2]}', True), ('{ "a" : [ 1 ,\n 2 ] }', True), ('  {}  ', True),
+                     ('{"a":[1,2]' + " " * 30 + "}", False), ('{"a":[1 2]}', False)]:
+        assert dfa.matches(text.encode()) == ok, text
+
+
+def test_optional_properties_are_linear():
+    props = {f"p{i}": {"type": "integer"} for i in range(60)}
+    dfa = schema_to_dfa({"type": "object", "properties": props, "additionalProperties": False})
+    assert dfa.n_states < 60 * 12
+    assert dfa.matches(b'{"p3":1,"p59":2}') and not dfa.matches(b'{"p59":2,"p3":1}')
+
+
+def test_canonical_numbers():
+    assert [canonical_number(x) for x in (1.0, -0.0, 1e-7, 2.50, 10**20, 1.5e300)][:5] == \
+        ["1", "0", "0.0000001", "2.5", "100000000000000000000"]
+    dfa = schema_to_dfa({"type": "number", "minimum": 0})
+    for text, ok in [("0", True), ("-0", False), ("1.50", False), ("1.5", True), ("1e5", False), ("01", False)]:
+        assert dfa.matches(text.encode()) == ok, text
+
+
+def _sample(dfa, rnd: random.Random, soft_len: int = 40) -> bytes:
+    """A random accepted byte string: random live edges, then the shortest way to acceptance."""
+    import numpy as np
+
+    n = dfa.n_states
+    dist = np.where(dfa.accept, 0, 10**9)
+    for _ in range(n):
+        nxt = dist.copy()
+        for c in range(dfa.trans.shape[1]):
+            t = dfa.trans[:, c]
+            ok = t >= 0
+            nxt[ok] = np.minimum(nxt[ok], dist[t[ok]] + 1)
+        if (nxt == dist).all():
+            break
+        dist = nxt
+    bytes_of = [[b for b in range(256) if dfa.classes[b] == c] for c in range(dfa.trans.shape[1])]
+    out, s = bytearray(), 0
+    while True:
+        if dfa.accept[s] and (len(out) > soft_len or rnd.random() < 0.1):
+            return bytes(out)
+        cols = [c for c in range(dfa.trans.shape[1]) if dfa.trans[s, c] >= 0]
+        if not cols:
+            return bytes(out)
+        if len(out) > soft_len:
+            cols = [min(cols, key=lambda c: dist[dfa.trans[s, c]])]
+        c = rnd.choice(cols)
+        out.append(rnd.choice(bytes_of[c]))
+        s = int(dfa.trans[s, c])
+
+
+@pytest.mark.parametrize("name", sorted(k for k in KEYWORD_CASES if len(KEYWORD_CASES[k]) == 2))
+def test_random_walks_validate(name):
+    schema = KEYWORD_CASES[name][0]
+    dfa = schema_to_dfa(schema)
+    rnd = random.Random(name)
+    for _ in range(40):
+        text = _sample(dfa, rnd).decode("utf-8")
+        assert _valid(schema, json.loads(text)), (schema, text)  # noqa: PT018
+
+
+def test_hypothesis_walks():
+    hyp = pytest.importorskip("hypothesis")
+    st = pytest.importorskip("hypothesis.strategies")
+    schema = {"type": "object", "properties": {"n": {"type": "number", "minimum": -2.5, "multipleOf": 0.5},
+                                               "s": {"type": "string", "pattern": "^[a-c]*$", "maxLength": 4},
+                                               "l": {"type": "array", "items": {"enum": [1, "x", None]}, "maxItems": 3}},
+              "required": ["n"], "additionalProperties": False}
+    dfa = schema_to_dfa(schema)
+
+    @hyp.given(st.randoms(use_true_random=False))
+    @hyp.settings(max_examples=60, deadline=None)
+    def walk(rnd):
+        text = _sample(dfa, rnd).decode("utf-8")
+        assert _valid(schema, json.loads(text)), text
+
+    walk()
+
+
+def test_token_level_with_cl100k(cl100k):
+    schema = {"type": "object", "properties": {"name": {"type": "string", "maxLength": 20},
+                                               "age": {"type": "integer", "minimum": 0, "maximum": 150},
+                                               "email": {"type": "string", "format": "email"}},
+              "required": ["name", "age"], "additionalProperties": False}
+    cg = compile_json_schema(schema, cl100k, cache=False)
+    for doc, ok in [({"name": "Ada", "age": 36}, True), ({"name": "Ada", "age": 151}, False),
+                    ({"name": "Ada", "age": 36, "email": "ada@example.org"}, True), ({"age": 3}, False)]:
+        m = Matcher(cg)
+        accepted = all(m.accept_token(t) for t in cl100k.encode(serialize(doc))) and m.is_accepting()
+        assert accepted == ok, doc
+
+
+def test_pydantic_model(cl100k):
+    pydantic = pytest.importorskip("pydantic")
+
+    class Item(pydantic.BaseModel):
+        name: str
+        price: float
+        tags: list[str] = []
+
+    dfa = schema_to_dfa(Item, strict=True)  # pydantic models allow extra keys unless configured
+    assert dfa.matches(b'{"name":"a","price":1.5,"tags":["x"]}')
+    assert dfa.matches(b'{"name":"a","price":2}')
+    assert not dfa.matches(b'{"price":2}')
+
+
+def test_json_string_schema():
+    assert schema_to_dfa('{"type": "boolean"}').matches(b"true")
+
+
+# Bad schemas: (schema, error class, message fragment).
+BAD = [
+    ("{not json", CompileError, "not valid JSON"),
+    ([1, 2], CompileError, "must be an object or a boolean"),
+    ({"type": "strin"}, CompileError, "unknown type"),
+    ({"type": "string", "minLength": "3"}, CompileError, "non-negative integer"),
+    ({"type": "string", "minLength": -1}, CompileError, "non-negative integer"),
+    ({"$ref": "#/$defs/missing"}, CompileError, "unresolvable $ref"),
+    ({"$ref": "https://example.com/s.json"}, UnsupportedFeatureError, "#/$ref"),
+    ({"type": "integer", "minimum": 5, "maximum": 3}, CompileError, "empty language"),
+    ({"type": "string", "enum": [1, 2]}, CompileError, "empty language"),
+    ({"type": "number", "multipleOf": 0}, CompileError, "greater than 0"),
+    ({"type": "object", "properties": {"a": {"type": "integer"}}}, UnsupportedFeatureError, "any JSON value"),
+    ({"type": "array", "uniqueItems": True, "items": {"type": "integer"}}, UnsupportedFeatureError, "uniqueItems"),
+    ({"type": "string", "pattern": "(a)\\1"}, UnsupportedFeatureError, "#/pattern"),
+    ({"type": "string", "pattern": "[a-"}, UnsupportedFeatureError, "#/pattern"),
+    ({"$defs": {"n": {"type": "array", "items": {"$ref": "#/$defs/n"}}}, "$ref": "#/$defs/n"},
+     UnsupportedFeatureError, "recursive $ref"),
+    ({"type": "object", "unevaluatedProperties": False, "properties": {"a": {"$dynamicRef": "#x"}},
+      "additionalProperties": False}, UnsupportedFeatureError,
+     "#/properties/a/$dynamicRef: keyword '$dynamicRef'"),
+    ({"type": "string", "format": "iri"}, UnsupportedFeatureError, "format 'iri'"),
+    ({"type": "number", "multipleOf": 0.123456789}, CompileLimitError, "multipleOf"),
+]
+
+
+@pytest.mark.parametrize("schema,cls,fragment", BAD, ids=[b[2][:30] for b in BAD])
+def test_bad_schemas(schema, cls, fragment):
+    with pytest.raises(cls) as info:
+        schema_to_dfa(schema)
+    assert fragment in str(info.value)
+
+
+def test_lenient_turns_errors_into_warnings():
+    schema = {"type": "array", "uniqueItems": True, "items": {"type": "integer"}}
+    with warnings.catch_warnings(record=True) as got:
+        warnings.simplefilter("always")
+        dfa = schema_to_dfa(schema, lenient=True)
+    assert any("uniqueItems" in str(w.message) for w in got)
+    assert dfa.matches(b"[1,1]")
+
+
+def test_strict_closes_objects():
+    dfa = schema_to_dfa({"type": "object", "properties": {"a": {"type": "integer"}}}, strict=True)
+    assert dfa.matches(b'{"a":1}') and not dfa.matches(b'{"a":1,"b":2}')
+
+
+def test_deep_nesting_compiles_or_fails_clearly():
+    schema: dict = {"type": "integer"}
+    for _ in range(1000):
+        schema = {"type": "array", "items": schema, "maxItems": 1}
+    assert schema_to_dfa(schema).matches(b"[" * 1000 + b"7" + b"]" * 1000)
+    for _ in range(30000):
+        schema = {"type": "array", "items": schema, "maxItems": 1}
+    with pytest.raises(CompileLimitError, match="nests too deeply"):
+        schema_to_dfa(schema)
+
+
+def test_time_limit():
+    schema = {"type": "object", "properties": {f"p{i}": {"type": "string", "maxLength": 3000} for i in range(30)},
+              "additionalProperties": False}
+    with pytest.raises(CompileLimitError):
+        from kmgrammar.automaton import Limits
+
+        schema_to_dfa(schema, limits=Limits(max_states=200_000, time_limit=0.5))

@@ -10,9 +10,16 @@ from .base import Constraint
 
 
 def _core(name: str, what: str) -> Any:
+    import importlib
+
     import kmgrammar
 
     fn = getattr(kmgrammar, name, None)
+    if fn is None:
+        try:  # not exported at the top level yet in some builds
+            fn = getattr(importlib.import_module("kmgrammar.compiler"), name, None)
+        except ImportError:  # pragma: no cover
+            fn = None
     if fn is None:
         raise UnsupportedFeatureError(
             f"{what} needs kmgrammar.{name}, which this kmgrammar build does not provide"
@@ -20,28 +27,29 @@ def _core(name: str, what: str) -> Any:
     return fn
 
 
-def _flags_schema(keys: Iterable[str] | None, allow: dict[str, bool]) -> dict:
+def _flags_schema(keys: Iterable[str] | None, allow: dict[str, bool], max_depth: int) -> dict:
     """Keymaker's JsonConstraint flags as a JSON Schema: top level is always an object; the
-    ``allow_*`` flags restrict every nested value."""
-    kinds = []
-    if allow["string"]:
-        kinds.append({"type": "string"})
-    if allow["number"]:
-        kinds.append({"type": "number"})
-    if allow["boolean"]:
-        kinds.append({"type": "boolean"})
-    if allow["null"]:
-        kinds.append({"type": "null"})
-    if allow["array"]:
-        kinds.append({"type": "array", "items": {"$ref": "#/$defs/value"}})
-    kinds.append({"type": "object", "additionalProperties": {"$ref": "#/$defs/value"}})
+    ``allow_*`` flags restrict every nested value. Nesting is bounded by ``max_depth`` (Keymaker
+    allowed any depth; a bound keeps the language regular, hence exact and fast)."""
+
+    def value(depth: int) -> dict:
+        kinds: list[dict] = []
+        for flag, kind in (("string", "string"), ("number", "number"), ("boolean", "boolean"), ("null", "null")):
+            if allow[flag]:
+                kinds.append({"type": kind})
+        if depth > 0:
+            if allow["array"]:
+                kinds.append({"type": "array", "items": value(depth - 1)})
+            kinds.append({"type": "object", "additionalProperties": value(depth - 1)})
+        return {"anyOf": kinds} if len(kinds) != 1 else kinds[0]
+
     top: dict[str, Any] = {"type": "object"}
     if keys is not None:
-        top["properties"] = {k: {"$ref": "#/$defs/value"} for k in sorted(keys)}
+        top["properties"] = {k: value(max_depth - 1) for k in sorted(keys)}
         top["additionalProperties"] = False
     else:
-        top["additionalProperties"] = {"$ref": "#/$defs/value"}
-    return {"$defs": {"value": {"anyOf": kinds}}, **top}
+        top["additionalProperties"] = value(max_depth - 1)
+    return top
 
 
 class JsonConstraint(Constraint):
@@ -56,8 +64,11 @@ class JsonConstraint(Constraint):
         (No schema) the only keys the top-level object may have.
     allow_array, allow_null, allow_string, allow_number, allow_boolean : bool
         (No schema) which value types nested values may take (default all).
+    max_depth : int
+        (No schema) nesting depth of objects and arrays, the top level included (default 3).
     **options
-        Passed to ``kmgrammar.compile_json_schema`` (e.g. whitespace limits).
+        Passed to ``kmgrammar.compile_json_schema`` (``whitespace``, ``separators``,
+        ``indent``, ``strict``, ``lenient``); default ``separators=(", ", ": ")``.
 
     Raises
     ------
@@ -67,10 +78,10 @@ class JsonConstraint(Constraint):
 
     def __init__(self, schema: Any = None, *, keys: Iterable[str] | None = None, allow_array: bool = True,
                  allow_null: bool = True, allow_string: bool = True, allow_number: bool = True,
-                 allow_boolean: bool = True, **options: Any) -> None:
+                 allow_boolean: bool = True, max_depth: int = 3, **options: Any) -> None:
         if schema is None:
             schema = _flags_schema(keys, dict(array=allow_array, null=allow_null, string=allow_string,
-                                              number=allow_number, boolean=allow_boolean))
+                                              number=allow_number, boolean=allow_boolean), max_depth)
         elif isinstance(schema, str):
             try:
                 schema = json.loads(schema)
@@ -79,9 +90,15 @@ class JsonConstraint(Constraint):
         elif isinstance(schema, type) and hasattr(schema, "model_json_schema"):
             self.model_class = schema
             schema = schema.model_json_schema()
+            # Pydantic ignores unknown fields; treat a missing additionalProperties as false.
+            options.setdefault("strict", True)
         if not isinstance(schema, (dict, bool)):
             raise CompileError(f"JsonConstraint needs a schema dict or Pydantic model, not {type(schema).__name__}")
         self.schema = schema
+        # json.dumps' separators by default: what API models usually write, so the stream
+        # rarely has to be cut at a separator.
+        if not {"whitespace", "separators", "indent"} & options.keys():
+            options["separators"] = (", ", ": ")
         self.options = options
 
     def key(self) -> str:

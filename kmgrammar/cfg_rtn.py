@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import grammar as g
-from .automaton import DEAD, Limits, _Budget, _NFA
+from .automaton import DEAD, Limits, _Budget, _NFA, _class_spans
 from .cfg import Cfg, Ref
 from .errors import CompileLimitError
 
@@ -82,6 +82,61 @@ def call_targets(cfg: Cfg, recursive: set) -> set:
         rest.discard(pick)
 
 
+# A rule used more than once whose inlined automaton would exceed this many NFA-ish units is kept
+# as a call instead (inlining a precedence ladder, e.g. python_expr.lark, is otherwise exponential).
+_INLINE_LIMIT = 100
+
+
+def _size(node, sizes: dict, keep: set) -> int:
+    t = type(node)
+    if t is Ref:
+        return 1 if node.name in keep else sizes[node.name]
+    if t is g.Seq or t is g.Alt:
+        return 1 + sum(_size(x, sizes, keep) for x in node.items)
+    if t is g.Repeat:
+        k = node.max if node.max is not None else max(node.min, 1)
+        return 1 + max(k, 1) * _size(node.item, sizes, keep)
+    if t is g.Dfa:
+        return node.dfa.n_states
+    if t is g.Bytes:
+        return len(node.data) + 1
+    return 2
+
+
+def _large_shared(cfg: Cfg, keep: set) -> set:
+    """Non-kept rules referenced more than once whose inlined size exceeds _INLINE_LIMIT."""
+    from .cfg import refs
+
+    uses: dict = {}
+    stack = list(cfg.rules.values())
+    while stack:
+        n = stack.pop()
+        if type(n) is Ref:
+            uses[n.name] = uses.get(n.name, 0) + 1
+        elif type(n) in (g.Seq, g.Alt):
+            stack.extend(n.items)
+        elif type(n) is g.Repeat:
+            stack.append(n.item)
+    keep = set(keep)
+    sizes: dict = {}
+    done: set = set()
+    for root in cfg.rules:  # post-order over the call DAG of non-kept rules
+        work = [(root, False)]
+        while work:
+            n, expanded = work.pop()
+            if n in done:
+                continue
+            if not expanded:
+                work.append((n, True))
+                work.extend((m, False) for m in refs(cfg.rules[n]) if m not in keep and m not in done)
+                continue
+            done.add(n)
+            sizes[n] = _size(cfg.rules[n], sizes, keep)
+            if sizes[n] > _INLINE_LIMIT and uses.get(n, 0) > 1 and n != cfg.start:
+                keep.add(n)
+    return keep
+
+
 def to_regular(cfg: Cfg, recursive: set, budget: _Budget):
     """The whole grammar as one regular IR node (only when nothing reachable is recursive)."""
     if recursive:
@@ -106,6 +161,9 @@ def to_regular(cfg: Cfg, recursive: set, budget: _Budget):
     return inline(cfg.rules[cfg.start])
 
 
+_EDGES: dict = {}
+
+
 class _CallNFA(_NFA):
     """Thompson NFA with call edges; non-recursive references are inlined."""
 
@@ -120,6 +178,33 @@ class _CallNFA(_NFA):
     def state(self) -> int:
         self.calls.append([])
         return super().state()
+
+    def _embed(self, dfa) -> tuple:
+        # Same as _NFA._embed, with the DFA's edge list computed once per DFA (terminals are
+        # embedded at every place they are inlined).
+        edges = _EDGES.get(id(dfa))
+        if edges is None or edges[0] is not dfa:
+            spans = _class_spans(dfa.classes) if dfa.n_states else []
+            out = []
+            for q, row in enumerate(dfa.trans.tolist()):
+                for c, t in enumerate(row):
+                    if t >= 0:
+                        out.extend((q, lo, hi, t) for lo, hi in spans[c])
+            edges = _EDGES[id(dfa)] = (dfa, out, np.flatnonzero(dfa.accept).tolist())
+            if len(_EDGES) > 4096:
+                _EDGES.clear()
+        s, e = self.state(), self.state()
+        if dfa.n_states == 0:
+            return s, e
+        base = len(self.eps)
+        for _ in range(dfa.n_states):
+            self.state()
+        for q, lo, hi, t in edges[1]:
+            self.edges[base + q].append((lo, hi, base + t))
+        for q in edges[2]:
+            self.eps[base + q].append(e)
+        self.eps[s].append(base)
+        return s, e
 
     def build(self, node) -> tuple:
         if type(node) is Ref:
@@ -275,7 +360,8 @@ def build_rtn(cfg: Cfg, recursive: set, limits: Limits) -> Rtn:
         More than `limits.max_states` positions, or over `limits.time_limit`.
     """
     budget = _Budget(limits)
-    keep_names = [cfg.start] + sorted(n for n in call_targets(cfg, recursive) if n != cfg.start)
+    targets = _large_shared(cfg, call_targets(cfg, recursive))
+    keep_names = [cfg.start] + sorted(n for n in targets if n != cfg.start)
     keep = {n: k for k, n in enumerate(keep_names)}
     parts = []
     for name in keep_names:
@@ -346,22 +432,23 @@ def _nullable(rtn: Rtn) -> np.ndarray:
     return nullable
 
 
-def exit_bytes(rtn: Rtn) -> tuple:
-    """(exits uint8 [n_pos, 256], follow uint8 [n_nt, 256]). exits: bytes that can be consumed at a
-    position other than by its own byte edge (by entering a call, or after completing its
-    nonterminal); follow: bytes that can come right after a nonterminal (FIRST/FOLLOW byte sets)."""
+def _bool_rows(bits: list) -> np.ndarray:
+    """Python int bitsets (bit b = byte b) -> bool [len, 256]."""
+    raw = b"".join(int(x).to_bytes(32, "little") for x in bits)
+    return np.unpackbits(np.frombuffer(raw, np.uint8), bitorder="little").reshape(len(bits), 256).astype(bool)
+
+
+def byte_sets(rtn: Rtn) -> dict:
+    """FIRST/FOLLOW byte sets of the network (bool [.., 256] arrays):
+    own[p]  bytes of p's own byte edges;  first_nt[M]  bytes M can start with;
+    first[p]  bytes that can come next at p through byte edges or calls (not completion);
+    follow[M]  bytes that can come right after a completed M;  eps_final[p]  p can complete its
+    rule through nullable calls only;  nullable_calls[p]  p has a call to a nullable M."""
     n, n_nt = rtn.n_pos, len(rtn.names)
     calls = [rtn.calls_of(p) for p in range(n)]
-    cls = rtn.classes
-    own = np.zeros(n, object)
-    live = rtn.trans >= 0
-    for p in range(n):
-        bits = 0
-        for b in np.flatnonzero(live[p][cls]).tolist():
-            bits |= 1 << b
-        own[p] = bits
+    own_b = (rtn.trans >= 0)[:, rtn.classes]
+    own = [int.from_bytes(np.packbits(own_b[p], bitorder="little").tobytes(), "little") for p in range(n)]
     nullable = rtn.nullable
-    # eps[p]: positions reachable from p through calls to nullable nonterminals (incl. p).
     eps = []
     for p in range(n):
         seen, stack = {p}, [p]
@@ -372,7 +459,7 @@ def exit_bytes(rtn: Rtn) -> tuple:
                     seen.add(nxt)
                     stack.append(nxt)
         eps.append(seen)
-    eps_final = [any(rtn.final_nt[x] >= 0 for x in eps[p]) for p in range(n)]
+    eps_final = np.array([any(rtn.final_nt[x] >= 0 for x in eps[p]) for p in range(n)], bool)
     first_nt = [0] * n_nt
     changed = True
     while changed:
@@ -386,16 +473,14 @@ def exit_bytes(rtn: Rtn) -> tuple:
             if bits != first_nt[m]:
                 first_nt[m] = bits
                 changed = True
-
-    def first_pos(p: int) -> int:
+    first_p = []
+    for p in range(n):
         bits = 0
         for x in eps[p]:
             bits |= own[x]
             for c, _ in calls[x]:
                 bits |= first_nt[c]
-        return bits
-
-    first_p = [first_pos(p) for p in range(n)]
+        first_p.append(bits)
     follow = [0] * n_nt
     changed = True
     while changed:
@@ -408,23 +493,30 @@ def exit_bytes(rtn: Rtn) -> tuple:
                 if bits != follow[c]:
                     follow[c] = bits
                     changed = True
-    out = np.zeros((n, 256), np.uint8)
-    for p in range(n):
-        bits = 0
-        for x in eps[p]:
-            for c, _ in calls[x]:
-                bits |= first_nt[c]
-            if x != p:
-                bits |= own[x]
-        if eps_final[p]:
-            bits |= follow[int(rtn.owner[p])]
-        if bits:
-            out[p] = _bits(bits)
-    return out, np.stack([_bits(f) for f in follow])
+    return {
+        "own": own_b, "first_nt": _bool_rows(first_nt), "first": _bool_rows(first_p),
+        "follow": _bool_rows(follow), "eps_final": eps_final,
+        "nullable_calls": np.array([any(nullable[c] for c, _ in calls[p]) for p in range(n)], bool),
+    }
 
 
-def _bits(bits: int) -> np.ndarray:
-    return np.array([(bits >> b) & 1 for b in range(256)], np.uint8)
+def actions(rtn: Rtn, sets: dict) -> tuple:
+    """Tables for `kernels.walk_cfg_nd`: flags [n_pos, 256] (1 byte edge, 2 the rule may complete
+    before this byte) and per call edge its callee start, return position, bytes that can enter
+    the callee (call_first) and bytes that can follow when a nullable callee is skipped (call_skip)."""
+    own, first_nt, follow, first = sets["own"], sets["first_nt"], sets["follow"], sets["first"]
+    fin = rtn.final_nt >= 0
+    pop = fin[:, None] & follow[rtn.owner]
+    flags = (own.astype(np.uint8) | (pop.astype(np.uint8) << 1))
+    cnt = np.diff(rtn.call_ptr)
+    caller = np.repeat(np.arange(rtn.n_pos), cnt)
+    call_start = rtn.nt_start[rtn.call_nt].astype(np.int32)
+    call_first = first_nt[rtn.call_nt].astype(np.uint8)
+    skip = np.zeros((len(rtn.call_nt), 256), bool)
+    for k, (m, nxt) in enumerate(zip(rtn.call_nt.tolist(), rtn.call_next.tolist())):
+        if rtn.nullable[m]:
+            skip[k] = first[nxt] | (follow[int(rtn.owner[caller[k]])] if sets["eps_final"][nxt] else False)
+    return flags, call_start, rtn.call_next.astype(np.int32), call_first, skip.astype(np.uint8)
 
 
 def check_size(rtn: Rtn, limits: Limits) -> None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .cfg_rtn import Rtn, exit_bytes
+from .cfg_rtn import Rtn, actions, byte_sets
 from .earley import Network, classify_sorted
 from .token_automaton import _encode_rows, vocab_trie, words_for
 
@@ -31,111 +31,127 @@ def build_cfg_tables(rtn: Rtn, vocab, budget) -> tuple:
 
     node_byte, node_depth, node_end, node_lo, node_hi, order = vocab_trie(vocab)
     n_words = words_for(vocab.vocab_size)
-    exits, follow = exit_bytes(rtn)
+    sets = byte_sets(rtn)
+    follow = sets["follow"]
+    flags, call_start, call_ret, call_first, call_skip = actions(rtn, sets)
     n = rtn.n_pos
     trans = np.ascontiguousarray(rtn.trans)
     classes = np.ascontiguousarray(rtn.classes)
     rows = np.zeros((n, n_words), np.uint32)
-    ex_p, ex_n, ex_u = [], [], []
+    ex_kind, ex_p, ex_n, ex_u = [], [], [], []
     cap = 1 << 15
     for lo in range(0, n, _CHUNK):
         budget.check_time()
         states = np.arange(lo, min(n, lo + _CHUNK), dtype=np.int32)
         while True:
             out = np.zeros((len(states), n_words), np.uint32)
-            ek, en, eu = (np.zeros(cap, np.int32) for _ in range(3))
-            got = kernels.walk_cfg_masks(trans, classes, exits, states, node_byte, node_depth, node_end,
-                                         node_lo, node_hi, order, out, ek, en, eu)
+            ekind, ek, en, eu = (np.zeros(cap, np.int32) for _ in range(4))
+            got = kernels.walk_cfg_nd(trans, classes, flags, rtn.call_ptr, call_start, call_ret, call_first,
+                                      call_skip, states, node_byte, node_depth, node_end, node_lo, node_hi,
+                                      order, out, ekind, ek, en, eu)
             if got <= cap:
                 break
             cap = 2 * got
         rows[lo: lo + len(states)] = out
+        ex_kind.append(ekind[:got])
         ex_p.append(states[ek[:got]])
         ex_n.append(en[:got])
         ex_u.append(eu[:got])
-    ex_p = np.concatenate(ex_p).tolist() if ex_p else []
-    ex_n = np.concatenate(ex_n).tolist() if ex_n else []
-    ex_u = np.concatenate(ex_u).tolist() if ex_u else []
+    cat = np.concatenate
+    ex_kind, ex_p, ex_n, ex_u = ((cat(x).tolist() if x else []) for x in (ex_kind, ex_p, ex_n, ex_u))
 
-    # Remainders of the tokens under each exit, deduplicated per exit state.
+    # Remainders of the tokens under each exit, deduplicated per (kind, exit state).
     counts = (node_hi - node_lo).astype(np.int64)
     first_tok = np.zeros(len(counts) + 1, np.int64)
     np.cumsum(counts, out=first_tok[1:])
     tb = vocab.token_bytes
-    order_l = order.tolist()
-    rem_ids: dict = {}  # u -> {remainder: id}
-    groups: dict = {}  # (p, u) -> ([tokens], [remainder ids])
-    for p, node, u in zip(ex_p, ex_n, ex_u):
+    rem_ids: dict = {}  # (kind, u) -> {remainder: id}
+    groups: dict = {}  # (p, kind, u) -> ([tokens], [remainder ids])
+    tb_rem: dict = {}
+    for kind, p, node, u in zip(ex_kind, ex_p, ex_n, ex_u):
         d = int(node_depth[node]) - 1
         a, b = int(first_tok[node]), int(first_tok[node_end[node]])
-        ids = rem_ids.setdefault(u, {})
-        toks, rems = groups.setdefault((p, u), ([], []))
+        toks = order[a:b].astype(np.int64)
         row = rows[p]
-        for j in range(a, b):
-            t = order_l[j]
-            if (row[t >> 5] >> (t & 31)) & 1:
-                continue
+        toks = toks[((row[toks >> 5] >> (toks & 31).astype(np.uint32)) & 1) == 0].tolist()
+        if not toks:
+            continue
+        ids = rem_ids.setdefault((kind, u), {})
+        gt, gr = groups.setdefault((p, kind, u), ([], []))
+        for t in toks:
             r = tb[t][d:]
             k = ids.get(r)
             if k is None:
                 k = ids[r] = len(ids)
-            toks.append(t)
-            rems.append(k)
+            gt.append(t)
+            gr.append(k)
     budget.check_time()
 
     # Classify each remainder from (u, unknown caller).
     net = Network(rtn.trans, rtn.classes, rtn.final_nt, rtn.call_ptr, rtn.call_nt, rtn.call_next,
                   rtn.nt_start, rtn.nullable, rtn.top)
-    status: dict = {}  # u -> np.int8 [n_rem] by remainder id
-    dep_index: dict = {}  # u -> np.int32 [n_rem]: index among u's sorted context-dependent ones, or -1
-    dep_lists: dict = {}  # u -> sorted context-dependent remainders
+    status: dict = {}  # (kind, u) -> np.int8 [n_rem] by remainder id
+    dep_index: dict = {}  # (kind, u) -> {remainder id: remainder} of the context-dependent ones
+    dep_lists: dict = {}  # u -> {context-dependent remainder: first-seen index}
     n_checked = 0
-    for u, ids in rem_ids.items():
+    for (kind, u), ids in rem_ids.items():
         budget.check_time()
         strings = sorted(ids)
-        charts = [net.close([], 0, [(u, -1)])]
-        st = classify_sorted(net, charts, strings, follow[int(rtn.owner[u])])
-        n_checked += len(strings)
-        by_id = np.zeros(len(ids), np.int8)
-        dep = np.full(len(ids), -1, np.int32)
-        deps = []
-        for s, v in zip(strings, st):
-            by_id[ids[s]] = v
+        if kind == 1:  # the starting rule completes: context-dependent by construction
+            st = [2] * len(strings)
+        else:
+            charts = [net.close([], 0, [(u, -1)])]
+            st = classify_sorted(net, charts, strings, follow[int(rtn.owner[u])])
+            n_checked += len(strings)
+        status[(kind, u)] = np.array([st[k] for k in np.argsort(np.array([ids[x] for x in strings]))], np.int8) \
+            if strings else np.zeros(0, np.int8)
+        by_id = status[(kind, u)]
+        for x, v in zip(strings, st):
             if v == 2:
-                dep[ids[s]] = len(deps)
-                deps.append(s)
-        status[u], dep_index[u], dep_lists[u] = by_id, dep, deps
+                dl = dep_lists.setdefault(u, {})
+                if x not in dl:
+                    dl[x] = len(dl)
+        dep_index[(kind, u)] = {ids[x]: x for x, v in zip(strings, st) if v == 2}
 
     grp_ptr = [0]
     grp_state, grp_tok_ptr, grp_tok, grp_rem = [], [0], [], []
     n_valid = n_dep = 0
     by_p: dict = {}
-    for (p, u), (toks, rems) in groups.items():
+    # Each state's context-dependent remainders, sorted (the run-time walk shares prefixes).
+    dep_sorted = {u: sorted(dl) for u, dl in dep_lists.items()}
+    dep_pos = {u: {x: k for k, x in enumerate(lst)} for u, lst in dep_sorted.items()}
+    merged: dict = {}
+    for (p, kind, u), (toks, rems) in groups.items():
+        toks = np.array(toks, np.int64)
+        rems = np.array(rems, np.int64)
+        st = status[(kind, u)][rems] if len(rems) else np.zeros(0, np.int8)
+        valid = toks[st == 1]
+        if len(valid):
+            np.bitwise_or.at(rows[p], valid >> 5, np.left_shift(np.uint32(1), (valid & 31).astype(np.uint32)))
+            n_valid += len(valid)
+        keep = np.flatnonzero(st == 2)
+        if len(keep):
+            names = dep_index[(kind, u)]
+            m = merged.setdefault((p, u), ([], []))
+            m[0].extend(toks[keep].tolist())
+            m[1].extend(dep_pos[u][names[int(r)]] for r in rems[keep])
+    for (p, u), (toks, rems) in merged.items():
         by_p.setdefault(p, []).append((u, toks, rems))
     for p in range(n):
         for u, toks, rems in by_p.get(p, ()):
-            toks = np.array(toks, np.int64)
-            rems = np.array(rems, np.int64)
-            st = status[u][rems]
-            valid = toks[st == 1]
-            if len(valid):
-                np.bitwise_or.at(rows[p], valid >> 5, (np.uint32(1) << (valid & 31).astype(np.uint32)))
-                n_valid += len(valid)
-            keep = st == 2
-            if keep.any():
-                grp_state.append(u)
-                grp_tok.append(toks[keep].astype(np.int32))
-                grp_rem.append(dep_index[u][rems[keep]])
-                grp_tok_ptr.append(grp_tok_ptr[-1] + int(keep.sum()))
-                n_dep += int(keep.sum())
+            grp_state.append(u)
+            grp_tok.append(np.array(toks, np.int32))
+            grp_rem.append(np.array(rems, np.int32))
+            grp_tok_ptr.append(grp_tok_ptr[-1] + len(toks))
+            n_dep += len(toks)
         grp_ptr.append(len(grp_state))
     rem_ptr = [0]
     rem_off = [0]
     data = []
     for u in range(n):
-        for s in dep_lists.get(u, ()):
-            data.append(s)
-            rem_off.append(rem_off[-1] + len(s))
+        for x in dep_sorted.get(u, ()):
+            data.append(x)
+            rem_off.append(rem_off[-1] + len(x))
         rem_ptr.append(len(rem_off) - 1)
 
     # Mask rows, deduplicated and compressed like a regular automaton's.
@@ -177,6 +193,7 @@ def build_cfg_tables(rtn: Rtn, vocab, budget) -> tuple:
         "nonterminals": len(rtn.names),
         "distinct_rows": len(uniq),
         "exits": len(ex_p),
+        "ambiguous_exits": int(sum(1 for k in ex_kind if k == 2)),
         "remainders_classified": n_checked,
         "tokens_valid_by_classification": n_valid,
         "context_dependent_tokens": n_dep,

@@ -151,19 +151,36 @@ def refine_partition(t, part, max_rounds):
 
 
 @nb.njit(cache=True, nogil=True)
-def walk_cfg_masks(trans, classes, exits, states, node_byte, node_depth, node_end, node_lo, node_hi,
-                   order, out, ex_k, ex_node, ex_state):
-    """`walk_masks` for grammar positions: out[k] gets every token whose bytes follow byte edges
-    only from states[k]. Where a position after at least one byte could also take a non-byte route
-    (exits[state, byte]: enter a call or complete its rule), the trie node is recorded once per
-    path as (k, node, state) in ex_*; its whole subtree is checked later by the parser.
-    Returns the number of exits found (may exceed the ex_* capacity: then call again, larger)."""
+def walk_cfg_nd(trans, classes, flags, call_ptr, call_start, call_ret, call_first, call_skip, states,
+                node_byte, node_depth, node_end, node_lo, node_hi, order, out, ex_kind, ex_k, ex_node, ex_state):
+    """Pushdown walk of the vocabulary trie from grammar positions `states`, following every route.
+
+    A configuration is (position, local stack of return positions pushed inside the token).
+    flags[u, b]: bit 1 = byte edge, bit 2 = the rule may complete before b (b can follow it).
+    Calls of u are call_ptr[u]..call_ptr[u+1]: enter if call_first[c, b], skip a nullable callee if
+    call_skip[c, b]. The first byte follows byte edges only (the chart holds every other route).
+    A token is allowed (bit set in out[k]) when some configuration consumes all its bytes.
+    Exits (kind, k, node, state), subtree handled later: kind 1 = a configuration completed the
+    starting rule before this node's byte (checked at run time against the real stack), kind 2 =
+    too many configurations (the subtree goes to the Earley classifier). Both are recorded at the
+    last node on the path that had a single configuration with an empty stack (its subtree covers
+    every route), once per subtree. Returns the number of exits (ex_* may be too small).""" 
+    C = 16
+    W = 64
+    P = 256
     n_nodes = node_byte.shape[0]
-    stack = np.zeros(4097, np.int32)
+    cpos = np.zeros(4097 * C, np.int32)
+    chead = np.zeros(4097 * C, np.int32)
+    ccount = np.zeros(4097, np.int32)
+    anc_node = np.zeros(4097, np.int32)
+    anc_state = np.zeros(4097, np.int32)
+    pool_pos = np.zeros(4097 * P, np.int32)
+    pool_next = np.zeros(4097 * P, np.int32)
+    wl_pos = np.zeros(W, np.int32)
+    wl_head = np.zeros(W, np.int32)
     cap = ex_node.shape[0]
     n_ex = 0
     for k in range(states.shape[0]):
-        stack[0] = states[k]
         row = out[k]
         exd = 0
         i = 1
@@ -171,20 +188,108 @@ def walk_cfg_masks(trans, classes, exits, states, node_byte, node_depth, node_en
             d = node_depth[i]
             if exd >= d:
                 exd = 0
-            u = stack[d - 1]
             b = node_byte[i]
-            if exd == 0 and d >= 2 and exits[u, b] != 0:
-                if n_ex < cap:
-                    ex_k[n_ex] = k
-                    ex_node[n_ex] = i
-                    ex_state[n_ex] = u
-                n_ex += 1
-                exd = d
-            s = trans[u, classes[b]]
-            if s < 0:
-                i = node_end[i]
-                continue
-            stack[d] = s
+            base = d * C
+            if d == 1:
+                s = trans[states[k], classes[b]]
+                if s < 0:
+                    i = node_end[i]
+                    continue
+                cpos[base] = s
+                chead[base] = -1
+                ccount[d] = 1
+            else:
+                pb = (d - 1) * C
+                if ccount[d - 1] == 1 and chead[pb] < 0:
+                    anc_node[d] = i
+                    anc_state[d] = cpos[pb]
+                else:
+                    anc_node[d] = anc_node[d - 1]
+                    anc_state[d] = anc_state[d - 1]
+                n_out = 0
+                n_pool = 0
+                overflow = False
+                for c in range(ccount[d - 1]):
+                    wl_pos[0] = cpos[pb + c]
+                    wl_head[0] = chead[pb + c]
+                    nw = 1
+                    steps = 0
+                    while nw > 0:
+                        steps += 1
+                        if steps > W:
+                            overflow = True
+                            break
+                        nw -= 1
+                        x = wl_pos[nw]
+                        hh = wl_head[nw]
+                        f = flags[x, b]
+                        if f & 1:
+                            nx = trans[x, classes[b]]
+                            dup = False
+                            for q in range(n_out):
+                                if cpos[base + q] == nx and chead[base + q] == hh:
+                                    dup = True
+                                    break
+                            if not dup:
+                                if n_out >= C:
+                                    overflow = True
+                                    break
+                                cpos[base + n_out] = nx
+                                chead[base + n_out] = hh
+                                n_out += 1
+                        for cc in range(call_ptr[x], call_ptr[x + 1]):
+                            if call_first[cc, b] != 0:
+                                if n_pool >= P or nw >= W:
+                                    overflow = True
+                                    break
+                                e = d * P + n_pool
+                                n_pool += 1
+                                pool_pos[e] = call_ret[cc]
+                                pool_next[e] = hh
+                                wl_pos[nw] = call_start[cc]
+                                wl_head[nw] = e
+                                nw += 1
+                            if call_skip[cc, b] != 0:
+                                if nw >= W:
+                                    overflow = True
+                                    break
+                                wl_pos[nw] = call_ret[cc]
+                                wl_head[nw] = hh
+                                nw += 1
+                        if overflow:
+                            break
+                        if f & 2:
+                            if hh >= 0:
+                                if nw >= W:
+                                    overflow = True
+                                    break
+                                wl_pos[nw] = pool_pos[hh]
+                                wl_head[nw] = pool_next[hh]
+                                nw += 1
+                            elif exd == 0:
+                                if n_ex < cap:
+                                    ex_kind[n_ex] = 1
+                                    ex_k[n_ex] = k
+                                    ex_node[n_ex] = anc_node[d]
+                                    ex_state[n_ex] = anc_state[d]
+                                n_ex += 1
+                                exd = node_depth[anc_node[d]]
+                    if overflow:
+                        break
+                if overflow:
+                    an = anc_node[d]
+                    if n_ex < cap:
+                        ex_kind[n_ex] = 2
+                        ex_k[n_ex] = k
+                        ex_node[n_ex] = an
+                        ex_state[n_ex] = anc_state[d]
+                    n_ex += 1
+                    i = node_end[an]
+                    continue
+                if n_out == 0:
+                    i = node_end[i]
+                    continue
+                ccount[d] = n_out
             for j in range(node_lo[i], node_hi[i]):
                 t = order[j]
                 row[t >> 5] |= np.uint32(1) << np.uint32(t & 31)

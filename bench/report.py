@@ -46,6 +46,8 @@ def _cells(e: dict) -> list:
     load = (e.get("cached_load") or {}).get("median_s")
     m = e.get("mask") or {}
     diff = agreement_summary(e.get("agreement"), e.get("_name", ""))
+    if e.get("measure_error"):
+        diff = f"measurement failed: {e['measure_error'][:60]}"
     acc = e.get("acceptance")
     if acc and acc["failed"]:
         diff += f"; rejects {acc['failed']}/{acc['documents']} valid docs"
@@ -168,6 +170,12 @@ def cold_start_lines(tok: dict) -> list:
                    f"{fmt_time(c['vocab_s'])} + first cached load {fmt_time(c['first_load_s'])} + "
                    f"first mask {fmt_time(c['first_mask_s'])}; wall incl. interpreter "
                    f"{fmt_time(c['wall_s'])}")
+    w = cs.get("fresh_process_first_compile") or {}
+    if "error" in w:
+        out.append(f"fresh process, first compile: failed: {w['error']}")
+    elif w:
+        out.append(f"fresh process, numba cache warm: first compile of email (cache=False) "
+                   f"{fmt_time(w['first_compile_s'])}")
     j = cs.get("fresh_process_first_jit") or {}
     if "error" in j:
         out.append(f"first compile with numba JIT: failed: {j['error']}")

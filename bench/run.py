@@ -74,7 +74,8 @@ def cold_starts(tok: str, wl: str, cache_dir: str) -> dict:
     env = dict(os.environ, KMGRAMMAR_CACHE_DIR=cache_dir,
                PYTHONPATH=os.pathsep.join([str(BENCH), str(ROOT), os.environ.get("PYTHONPATH", "")]))
     child("cached", tok, wl, env)  # warms numba's cache and the OS page cache
-    res = {"fresh_process_cached": child("cached", tok, wl, env)}
+    res = {"fresh_process_cached": child("cached", tok, wl, env),
+           "fresh_process_first_compile": child("jit", tok, wl, env)}
     numba_dir = tempfile.mkdtemp(prefix="kmg-numba-")
     try:
         res["fresh_process_first_jit"] = child("jit", tok, wl, dict(env, NUMBA_CACHE_DIR=numba_dir))
@@ -137,26 +138,40 @@ def run_tokenizer(name: str, workloads: dict, engine_names: list, args, cache_di
                 continue
             compiled[en] = c
             e["compile"] = M.summary_seconds(times)
-            lt, label = eng.cached_load(wl, c, max(5, args.repeats))
-            e["cached_load"] = M.summary_seconds(lt)
-            e["cached_load_how"] = label
-            e["size_bytes"], e["size_how"] = eng.size(c)
-            matchers[en] = eng.matcher(c)
-            e["mask"] = M.mask_times(eng.matcher(c), ids, v.vocab_size, args.samples)
+            try:
+                lt, label = eng.cached_load(wl, c, max(5, args.repeats))
+                e["cached_load"] = M.summary_seconds(lt)
+                e["cached_load_how"] = label
+                e["size_bytes"], e["size_how"] = eng.size(c)
+                matchers[en] = eng.matcher(c)
+                e["mask"] = M.mask_times(eng.matcher(c), ids, v.vocab_size, args.samples)
+            except Exception as ex:  # a peer failing after compile is reported, not fatal
+                e["measure_error"] = f"{type(ex).__name__}: {ex}"
+                matchers.pop(en, None)
+                print("measurement failed:", e["measure_error"][:200], flush=True)
+                continue
             print(f"compile {R.fmt_time(e['compile']['median_s'])}, mask p50 "
                   f"{R.fmt_us(e['mask'].get('p50_us'))} µs p99 {R.fmt_us(e['mask'].get('p99_us'))} µs",
                   flush=True)
         if "kmgrammar" in matchers:
             t0 = time.perf_counter()
-            agr = M.agreement(matchers, ids, v, wl, audit=args.audit)
+            try:
+                agr = M.agreement(matchers, ids, v, wl, audit=args.audit)
+            except Exception as ex:
+                agr = {}
+                w["agreement_error"] = f"{type(ex).__name__}: {ex}"
+                out["notes"].append(f"{wname}: mask agreement failed: {w['agreement_error']}")
             w["agreement_seconds"] = time.perf_counter() - t0
             for en, a in agr.items():
                 w["engines"][en]["agreement"] = a
-        if compiled:
-            makers = {en: (lambda en=en: engs[en].matcher(compiled[en])) for en in compiled}
-            acc = M.acceptance(makers, wl.documents, tok.encode, v.eos_token_ids[0])
-            for en, a in acc.items():
-                w["engines"][en]["acceptance"] = a
+        for en in matchers:
+            try:
+                acc = M.acceptance({en: lambda en=en: engs[en].matcher(compiled[en])},
+                                   wl.documents, tok.encode, v.eos_token_ids[0])
+                w["engines"][en]["acceptance"] = acc[en]
+            except Exception as ex:
+                out["notes"].append(f"{wname}/{en}: document acceptance failed: "
+                                    f"{type(ex).__name__}: {ex}")
         if "kmgrammar" in compiled:
             w["kmgrammar_stats"] = dict(compiled["kmgrammar"].stats)
     if "kmgrammar" in engs and args.fresh:

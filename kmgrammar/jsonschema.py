@@ -153,6 +153,7 @@ class Lowerer:
         self.uses: dict = {}
         self.active: list = []
         self.rank = None
+        self.cur_ptr = "#"
         self.empty_rank = _Rank()
         self.synthetic: list = []
         self.lowerings = 0
@@ -305,12 +306,14 @@ class Lowerer:
                     where = next((p for s, p, _ in flat if id(s) == r), items[0][1])
                     self.fail(where, "recursive $ref (unbounded nesting needs the context-free grammar engine)")
             self.active.extend(refs)
+            old_ptr, self.cur_ptr = self.cur_ptr, items[0][1] if items else "#"
             try:
                 node = self.combinator(flat, complex_, depth) if complex_ else self.simple(flat, depth)
             except _Unsupported:
                 node = _EMPTY  # recorded in self.errors; keep going to report every construct
             finally:
                 del self.active[len(self.active) - len(refs):]
+                self.cur_ptr = old_ptr
         self.memo[key] = node
         return node
 
@@ -764,7 +767,7 @@ class Lowerer:
         def slot(i: int):
             conj = slot_conj(i)
             if not any(x[0] is not True and x[0] != {} for x in conj):
-                return self.any_value(flat[0][1], depth + 1, "array items")
+                return self.any_value(flat[0][1] if flat else self.cur_ptr, depth + 1, "array items")
             return self.lang_at(conj, depth + 1, "[]")
 
         empty = st.empty("[]") if lo == 0 else None
@@ -926,7 +929,7 @@ class Lowerer:
             val = None
             if ok:
                 if not any(x[0] is not True and x[0] != {} for x in conj):
-                    where = conj[0][1] if conj else flat[0][1]
+                    where = conj[0][1] if conj else flat[0][1] if flat else self.cur_ptr
                     val = self.any_value(where, depth + 1, f"the value of property {n!r}")
                 else:
                     val = self.lang_at(conj, depth + 1, n)
@@ -942,7 +945,7 @@ class Lowerer:
         """[(key node, value node)] for keys not declared: one entry per region of the patterns."""
         pats = list(pat_dfas)
         if len(pats) > 6:
-            self.fail(flat[0][1], f"{len(pats)} patternProperties on one object (at most 6)")
+            self.fail(flat[0][1] if flat else self.cur_ptr, f"{len(pats)} patternProperties on one object (at most 6)")
         lim = self.lim
         any_content = self.dfa(jv.length_node(0, None))
         out = []
@@ -979,7 +982,7 @@ class Lowerer:
             if key.is_empty():
                 continue
             if not any(x[0] is not True and x[0] != {} for x in conj):
-                where = conj[0][1] if conj else flat[0][1]
+                where = conj[0][1] if conj else flat[0][1] if flat else self.cur_ptr
                 val = self.any_value(where, depth + 1, "extra properties (additionalProperties not false)")
             else:
                 val = self.lang_at(conj, depth + 1, "*")

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from . import grammar as g
 from .automaton import ByteDFA, Limits, build_dfa, intersect
-from .errors import CompileError, GrammarSyntaxError, UnsupportedFeatureError
+from .errors import CompileError, CompileLimitError, GrammarSyntaxError, UnsupportedFeatureError
 
 
 class GreedyLexingWarning(UserWarning):
@@ -83,6 +83,8 @@ def _terminal_dfa(name: str, pattern: str, limits: Limits) -> ByteDFA:
         raise UnsupportedFeatureError(f"terminal {name}: {e}") from None
     except GrammarSyntaxError as e:
         raise GrammarSyntaxError(f"terminal {name}: {e}") from None
+    except CompileLimitError as e:
+        raise CompileLimitError(f"terminal {name}: {e}") from None
     except CompileError as e:
         raise CompileError(f"terminal {name}: {e}") from None
     dfa = _nonempty(dfa, limits)

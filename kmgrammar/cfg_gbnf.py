@@ -32,7 +32,8 @@ class _Parser:
         pos = self.pos if pos is None else pos
         line = self.text.count("\n", 0, pos) + 1
         col = pos - (self.text.rfind("\n", 0, pos) + 1) + 1
-        src = self.text.splitlines()[line - 1] if self.text.splitlines() else ""
+        lines = self.text.split("\n")
+        src = lines[line - 1] if line <= len(lines) else ""
         return GrammarSyntaxError(f"GBNF syntax error at line {line}, column {col}: {msg}\n"
                                   f"  {src}\n  {' ' * (col - 1)}^")
 
@@ -52,7 +53,7 @@ class _Parser:
         while self.pos < len(self.text):
             m = _NAME.match(self.text, self.pos)
             if not m:
-                raise self.error("expected a rule name")
+                raise self.error(f"unexpected {self.text[self.pos]!r}, expected a rule name")
             name = m.group()
             self.pos = m.end()
             self.space()
@@ -113,7 +114,7 @@ class _Parser:
                 self.pos += 1
             ranges = []
             while True:
-                if self.pos >= len(t):
+                if self.pos >= len(t) or t[self.pos] == "\n":
                     raise self.error("unterminated character class", start)
                 if t[self.pos] == "]":
                     self.pos += 1
@@ -148,6 +149,8 @@ class _Parser:
 
     def char(self) -> int:
         t = self.text
+        if self.pos >= len(t) or t[self.pos] == "\n":
+            raise self.error("unexpected end of line")
         c = t[self.pos]
         if c != "\\":
             self.pos += 1

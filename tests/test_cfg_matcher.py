@@ -1,0 +1,263 @@
+"""GrammarMatcher: exact masks against an independent recognizer, and the Matcher API on "cfg" artifacts.
+
+The oracle is a textbook character-level Earley recognizer written here from the grammar's BNF
+(nothing shared with kmgrammar's RTN, tables or caches): a token is allowed iff prefix + token is
+a viable prefix, EOS iff the prefix is complete.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+
+import numpy as np
+import pytest
+
+from kmgrammar import Matcher, MatcherError, allocate_token_bitmask
+from kmgrammar.cfg_matcher import GrammarMatcher
+from kmgrammar.compiler import compile_gbnf, compile_lark
+from kmgrammar.vocab import Vocabulary
+
+
+def earley(bnf: dict, start: str, text: str) -> tuple:
+    """(viable, complete) for `text`; bnf maps a nonterminal to alternatives (lists of symbols);
+    a symbol is a nonterminal name or a 1-character literal given as ("c",)."""
+    items = [set()]
+    for alt in bnf[start]:
+        items[0].add((start, tuple(alt), 0, 0))
+
+    def close(i: int) -> None:
+        work = list(items[i])
+        while work:
+            lhs, rhs, dot, org = work.pop()
+            new = []
+            if dot < len(rhs) and isinstance(rhs[dot], str):
+                nt = rhs[dot]
+                new += [(nt, tuple(a), 0, i) for a in bnf[nt]]
+                if any(x[0] == nt and x[2] == len(x[1]) and x[3] == i for x in items[i]):
+                    new.append((lhs, rhs, dot + 1, org))
+            if dot == len(rhs):
+                for l2, r2, d2, o2 in list(items[org]):
+                    if d2 < len(r2) and r2[d2] == lhs:
+                        new.append((l2, r2, d2 + 1, o2))
+            for it in new:
+                if it not in items[i]:
+                    items[i].add(it)
+                    work.append(it)
+
+    close(0)
+    for i, ch in enumerate(text):
+        nxt = {(lhs, rhs, dot + 1, org) for lhs, rhs, dot, org in items[i]
+               if dot < len(rhs) and isinstance(rhs[dot], tuple) and rhs[dot][0] == ch}
+        items.append(nxt)
+        close(i + 1)
+        if not nxt:
+            return False, False
+    done = any(lhs == start and dot == len(rhs) and org == 0 for lhs, rhs, dot, org in items[-1])
+    return bool(items[-1]), done
+
+
+def L(c: str) -> tuple:
+    return (c,)
+
+
+# Each case: Lark grammar, the same language as BNF for the oracle, alphabet.
+W = [[], [L(" "), "W"]]  # optional spaces, for %ignore " "
+CASES = {
+    "ambiguous": ('start: s\ns: s s | "a" | "(" s ")"',
+                  {"S": [["s"]], "s": [["s", "s"], [L("a")], [L("("), "s", L(")")]]}, "a()"),
+    "left_recursive": ('start: e\ne: e "+" t | t\nt: t "*" f | f\nf: "a" | "(" e ")"',
+                       {"S": [["e"]], "e": [["e", L("+"), "t"], ["t"]], "t": [["t", L("*"), "f"], ["f"]],
+                        "f": [[L("a")], [L("("), "e", L(")")]]}, "a+*()"),
+    "nullable": ('start: s\ns: ("(" s ")")*',
+                 {"S": [["s"]], "s": [[], [L("("), "s", L(")"), "s"]]}, "()"),
+    "ignore": ('start: s\ns: "a" | "(" s ("," s)* ")"\n%ignore " "',
+               {"S": [["W", "s"]], "W": W,
+                "s": [[L("a"), "W"], [L("("), "W", "s", "r", L(")"), "W"]],
+                "r": [[], [L(","), "W", "s", "r"]]}, "a(, "),
+    "palindromes": ('start: p\np: "a" p "a" | "b" p "b" | "a" | "b" |',
+                    {"S": [["p"]], "p": [[L("a"), "p", L("a")], [L("b"), "p", L("b")], [L("a")], [L("b")], []]},
+                    "ab"),
+}
+
+
+def tiny_vocab(alphabet: str) -> Vocabulary:
+    toks = set(alphabet)
+    toks |= {"".join(p) for p in itertools.product(alphabet, repeat=2)}
+    rng = random.Random(len(alphabet))
+    toks |= {"".join(rng.choice(alphabet) for _ in range(rng.randint(3, 6))) for _ in range(60)}
+    toks = sorted(toks)
+    data = [t.encode() for t in toks] + [b""]
+    return Vocabulary.from_bytes(data, eos_token_ids=[len(toks)], special_token_ids=[len(toks)])
+
+
+def mask_ids(m) -> set:
+    return set(m.allowed_token_ids().tolist())
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_masks_exact_against_independent_earley(case):
+    lark_text, bnf, alphabet = CASES[case]
+    vocab = tiny_vocab(alphabet)
+    eos = vocab.eos_token_ids[0]
+    compiled = compile_lark(lark_text, vocab)
+    assert compiled.kind == "cfg"
+    rng = random.Random(7)
+    checked = 0
+    for walk in range(12):
+        m = Matcher(compiled)
+        assert isinstance(m, GrammarMatcher)
+        prefix = ""
+        for step in range(10):
+            allowed = mask_ids(m)
+            for t in range(vocab.vocab_size):
+                if t == eos:
+                    want = earley(bnf, "S", prefix)[1]
+                else:
+                    want = earley(bnf, "S", prefix + vocab.token_bytes[t].decode())[0]
+                assert (t in allowed) == want, (case, prefix, vocab.token_bytes[t], want)
+                checked += 1
+            choices = sorted(allowed - {eos})
+            if not choices:
+                break
+            t = rng.choice(choices)
+            assert m.accept_token(t)
+            prefix += vocab.token_bytes[t].decode()
+    assert checked > 500
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_accepts_exactly_the_language_on_all_short_strings(case):
+    lark_text, bnf, alphabet = CASES[case]
+    compiled = compile_lark(lark_text, tiny_vocab(alphabet))
+    for n in range(6):
+        for chars in itertools.product(alphabet, repeat=n):
+            s = "".join(chars)
+            m = Matcher(compiled)
+            got = m.accept_string(s) and m.is_accepting()
+            assert got == earley(bnf, "S", s)[1], (case, s)
+
+
+# -- the Matcher API on a cfg artifact -------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def parens():
+    vocab = tiny_vocab("()x")
+    return vocab, compile_lark('start: s\ns: "(" s ")" | "x" | s s', vocab)
+
+
+def tok(vocab, s: str) -> int:
+    return vocab.token_bytes.index(s.encode())
+
+
+def test_rollback_copy_reset(parens):
+    vocab, c = parens
+    m = Matcher(c)
+    assert m.accept_token(tok(vocab, "((")) and m.accept_token(tok(vocab, "x"))
+    before = mask_ids(m)
+    m2 = m.copy()
+    assert m2.accept_token(tok(vocab, "))"))
+    assert m2.is_accepting() and not m.is_accepting()
+    assert mask_ids(m) == before
+    m2.rollback(1)
+    assert mask_ids(m2) == before and m2.num_steps == 2
+    with pytest.raises(MatcherError):
+        m2.rollback(3)
+    m2.reset()
+    assert m2.num_steps == 0 and not m2.accept_token(tok(vocab, ")"))
+
+
+def test_eos_and_termination(parens):
+    vocab, c = parens
+    eos = vocab.eos_token_ids[0]
+    m = Matcher(c)
+    assert not m.accept_token(eos)
+    assert m.accept_string("(x)x")
+    assert m.accept_token(eos) and m.is_terminated() and m.is_accepting()
+    assert mask_ids(m) == {eos}
+    assert not m.accept_token(tok(vocab, "x"))
+    m.rollback(1)
+    assert not m.is_terminated() and m.accept_token(tok(vocab, "x"))
+
+
+def test_rejected_token_leaves_state_unchanged(parens):
+    vocab, c = parens
+    m = Matcher(c)
+    assert m.accept_string("((")
+    assert not m.accept_token(tok(vocab, ")"))
+    assert not m.accept_string("x)))")
+    assert m.num_steps == 1 and m.accept_string("x))")
+
+
+def test_forced_bytes():
+    vocab = tiny_vocab("ab{}")
+    c = compile_lark('start: "{" s "}"\ns: "ab" s | "b"', vocab)
+    m = Matcher(c)
+    assert m.forced_bytes() == b"{"
+    assert m.accept_string("{a")
+    assert m.forced_bytes() == b"b"
+    assert m.accept_string("b")
+    assert m.forced_bytes() == b""
+
+
+def test_fill_bitmask_batch_row_and_padding(parens):
+    vocab, c = parens
+    m = Matcher(c)
+    bm = allocate_token_bitmask(3, vocab.vocab_size + 64)
+    m.fill_next_token_bitmask(bm, 1)
+    bits = np.unpackbits(bm[1].view(np.uint8), bitorder="little")
+    assert set(np.flatnonzero(bits).tolist()) == mask_ids(m)
+    assert (bm[0] == -1).all() and (bm[2] == -1).all()
+
+
+def test_deep_nesting_uses_no_python_stack():
+    vocab = tiny_vocab("[]1,")
+    c = compile_lark('start: v\nv: "[" [v ("," v)*] "]" | "1"', vocab)
+    m = Matcher(c)
+    depth = 5000
+    assert m.accept_string("[" * depth + "1")
+    assert len(m.allowed_token_ids()) > 0
+    assert m.accept_string("]" * depth) and m.is_accepting()
+
+
+def test_max_depth_is_a_clear_error():
+    vocab = tiny_vocab("[]1")
+    c = compile_lark('start: v\nv: "[" v "]" | "1"', vocab, max_depth=20)
+    m = Matcher(c)
+    assert m.accept_string("[" * 10 + "1" + "]" * 10)
+    m = Matcher(c)
+    with pytest.raises(MatcherError, match="max_depth=20"):
+        m.accept_string("[" * 40)
+
+
+def test_artifact_roundtrip_and_cache(parens, tmp_path):
+    from kmgrammar import CompiledGrammar
+
+    vocab, c = parens
+    path = tmp_path / "g.kmg"
+    c.save(path)
+    c2 = CompiledGrammar.load(path, vocab)
+    assert c2.kind == "cfg"
+    m1, m2 = Matcher(c), Matcher(c2)
+    for s in ["", "(", "((x", "((x)"]:
+        m1.reset(), m2.reset()
+        m1.accept_string(s), m2.accept_string(s)
+        assert mask_ids(m1) == mask_ids(m2)
+    again = compile_lark('start: s\ns: "(" s ")" | "x" | s s', vocab)  # from the disk cache
+    assert again.kind == "cfg" and again.stats == c.stats
+
+
+def test_gbnf_and_lark_same_language_same_masks():
+    vocab = tiny_vocab("ab()")
+    lark = compile_lark('start: s\ns: "a" s "b" | "(" s ")" |', vocab)
+    gbnf = compile_gbnf('root ::= s\ns ::= "a" s "b" | "(" s ")" | ""', vocab)
+    rng = random.Random(3)
+    m1, m2 = Matcher(lark), Matcher(gbnf)
+    for _ in range(20):
+        a1, a2 = mask_ids(m1), mask_ids(m2)
+        assert a1 == a2
+        choices = sorted(a1 - set(vocab.eos_token_ids))
+        if not choices:
+            break
+        t = rng.choice(choices)
+        assert m1.accept_token(t) and m2.accept_token(t)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .earley import DEFAULT_MAX_DEPTH, Network, check_sorted
+from .earley import DEFAULT_MAX_DEPTH, Network, check_sorted, lcp_list
 from .errors import MatcherError
 from .matcher import Matcher, _numpy_view
 
@@ -43,6 +43,7 @@ class _Runtime:
         rp, ro = a["cfg_rem_ptr"].tolist(), a["cfg_rem_off"].tolist()
         data = a["cfg_rem_data"].tobytes()
         self.rems = [[data[ro[k]: ro[k + 1]] for k in range(rp[u], rp[u + 1])] for u in range(n)]
+        self.lcps = [lcp_list(r) if r else [] for r in self.rems]
         self.masks: dict = {}
         self.rem_cache: dict = {}
         self.intern: dict = {}
@@ -125,7 +126,7 @@ class _Runtime:
             i = len(charts)
             charts.append(self.net.close(charts, i, [(u, o)]))
             try:
-                got = np.array(check_sorted(self.net, charts, self.rems[u]), bool)
+                got = np.array(check_sorted(self.net, charts, self.rems[u], self.lcps[u]), bool)
             finally:
                 del charts[i:]
             if len(self.rem_cache) >= _REM_CACHE:

@@ -57,9 +57,12 @@ class Network:
         calls, final_nt, has_bytes, start, nullable = self.calls, self.final_nt, self.has_bytes, self.start, self.nullable
         seen = set(kernel)
         work = list(seen)
-        depth = 0
-        if kernel:
-            depth = 1 + min((charts[o].depth if 0 <= o < i else 0) for _, o in seen)
+        depth = 1 << 30
+        for _, o in work:
+            d = charts[o].depth if 0 <= o < i else 0
+            if d < depth:
+                depth = d
+        depth = depth + 1 if work else 0
         allow = depth <= self.max_depth
         truncated = False
         scan, wait = [], {}
@@ -143,17 +146,25 @@ def _lcp(a: bytes, b: bytes) -> int:
     return k
 
 
-def check_sorted(net: Network, charts: list, strings: list) -> list:
+def lcp_list(strings: list) -> list:
+    """lcp_list(strings)[k]: length of the common prefix of strings[k - 1] and strings[k]."""
+    out, prev = [], b""
+    for s in strings:
+        out.append(_lcp(s, prev))
+        prev = s
+    return out
+
+
+def check_sorted(net: Network, charts: list, strings: list, lcps: list | None = None) -> list:
     """Which of `strings` (sorted, non-empty) are viable continuations of `charts`: one walk that
     resumes from the common prefix with the previous string and skips strings under a dead prefix.
-    `charts` is restored before returning."""
+    `lcps` (see `lcp_list`) may be passed precomputed. `charts` is restored before returning."""
     base = len(charts) - 1
     out = []
-    prev = b""
     dead_at = -1
-    for s in strings:
-        lcp = _lcp(s, prev)
-        prev = s
+    if lcps is None:
+        lcps = lcp_list(strings)
+    for s, lcp in zip(strings, lcps):
         if 0 < dead_at <= lcp:
             out.append(False)
             continue

@@ -450,7 +450,12 @@ class Prompt(str):
                     raise CompletionBudgetException("the completion budget is spent")
                 max_tokens = int(count.completion_budget)  # stop before the budget, not after
         constraint = cfg.constraint
-        matcher = constraint.matcher_for(model) if constraint is not None else None
+        matcher = None
+        if constraint is not None:
+            if constraint.is_compiled_for(model.vocab):
+                matcher = constraint.matcher_for(model)
+            else:  # compiling (first use per tokenizer) takes a while: keep it off the event loop
+                matcher = await asyncio.to_thread(constraint.matcher_for, model)
         request = CompletionRequest(
             prompt=text, matcher=matcher, max_tokens=max_tokens, decoder=decoder, timeout=cfg.timeout,
             token_count=count, gen_kwargs=dict(cfg.gen_kwargs or {}), try_first=cfg.try_first,
@@ -489,7 +494,8 @@ class Prompt(str):
             await pieces.aclose()
         text = "".join(parts)
         if constraint is not None:
-            constraint.verify(text, model)  # independent backstop: raises, never returns bad text
+            # Independent backstop (raises, never returns bad text), in slices so the loop breathes.
+            await constraint.averify(text, model)
             text = constraint.postprocess(text)
         if count is not None and count.prompt_tokens == 0 and count.completion_tokens == 0:
             count.add_prompt_tokens(n_prompt)

@@ -66,8 +66,15 @@ class Constraint:
             cg = cache.get(fp)
             if cg is None:
                 cg = self.build(vocab)
+                from ..matcher import Matcher
+
+                Matcher(cg)  # the first matcher builds the grammar's row tables: do it here, once
                 cache[fp] = cg
         return cg
+
+    def is_compiled_for(self, vocab: Any) -> bool:
+        """True when :meth:`compile` for ``vocab`` is already done (a cheap lookup)."""
+        return getattr(vocab, "fingerprint", id(vocab)) in self.__dict__.get("_compiled", {})
 
     def matcher_for(self, model: Any) -> Any:
         """A fresh :class:`kmgrammar.Matcher` over this constraint for ``model``'s tokenizer."""
@@ -81,6 +88,19 @@ class Constraint:
         m = self.matcher_for(model)
         if not (m.accept_string(text) and m.is_accepting()):
             raise ConstraintViolation(f"output does not satisfy {self!r}", prefix="")
+
+    async def averify(self, text: str, model: Any, chunk: int = 64) -> None:
+        """:meth:`verify` in slices of ``chunk`` characters, yielding to the event loop between
+        them (a worker thread would hold the GIL for up to the 5 ms switch interval)."""
+        import asyncio
+
+        m = self.matcher_for(model)
+        for i in range(0, len(text), chunk):
+            if not m.accept_string(text[i:i + chunk]):
+                raise ConstraintViolation(f"output does not satisfy {self!r}", prefix=text[:i])
+            await asyncio.sleep(0)
+        if not m.is_accepting():
+            raise ConstraintViolation(f"output does not satisfy {self!r}", prefix=text)
 
     def postprocess(self, text: str) -> str:
         """Turn the matched text into the completion text (identity by default)."""

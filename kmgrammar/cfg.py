@@ -145,6 +145,10 @@ def load_lark(text: str, *, start: str = "start", limits: Limits | None = None,
     leaf = {name: g.Seq((g.Dfa(dfa), ign)) if ign is not None else g.Dfa(dfa) for name, dfa in term_dfa.items()}
     alts: dict = {}
     for r in rules:
+        for sym in r.expansion:
+            if isinstance(sym, Terminal) and sym.name not in leaf:
+                raise UnsupportedFeatureError(f"terminal {sym.name} has no pattern (%declare): a "
+                                              "postlexer-provided terminal cannot be enforced")
         items = tuple(leaf[s.name] if isinstance(s, Terminal) else Ref(str(s.name)) for s in r.expansion)
         alts.setdefault(str(r.origin.name), []).append(g.Seq(items) if len(items) != 1 else items[0])
     cfg_rules = {name: g.alt(*a) for name, a in alts.items()}

@@ -282,7 +282,7 @@ def test_lark_grammars_corpus_that_loads_compiles(shared, cl100k):
             ok += 1
         except CompileError as e:
             assert str(e)
-    assert ok >= 0
+    assert ok >= 3
 
 
 def test_gbnf_corpus_samples(shared, cl100k):

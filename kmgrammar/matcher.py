@@ -98,15 +98,17 @@ class Matcher:
         `bitmask` is a numpy array (or a CPU torch tensor) of shape [batch, words] or [words].
         After termination only the EOS tokens are allowed.
         """
-        if not isinstance(bitmask, np.ndarray):
-            bitmask = _numpy_view(bitmask)
-        out = bitmask[index] if bitmask.ndim == 2 else bitmask
-        row = self._g.eos_row() if self._terminated else self._g.mask_row(self._state)
-        if out.shape[0] == row.shape[0]:
-            np.copyto(out, row)
-        else:
-            out[row.shape[0] :] = 0
-            np.copyto(out[: row.shape[0]], row)
+        g = self._g
+        if self._terminated:
+            row = g.eos_row()
+        else:  # the hot path: two list lookups and one copy (see CompiledGrammar.mask_row)
+            row = g._rows[g._state_row[self._state]]
+            if row is None:
+                row = g.mask_row(self._state)
+        try:
+            np.copyto(bitmask[index], row)
+        except (TypeError, ValueError, IndexError):
+            _fill_other(bitmask, index, row)
 
     def allowed_token_ids(self) -> np.ndarray:
         """The allowed token ids (EOS included when the output is complete), ascending."""
@@ -163,6 +165,20 @@ class Matcher:
     def num_steps(self) -> int:
         """Accepted steps that `rollback` can undo."""
         return len(self._history)
+
+
+def _fill_other(bitmask, index: int, row: np.ndarray) -> None:
+    """The slow path of a fill: torch tensors, 1-D buffers, rows wider than the vocabulary."""
+    if not isinstance(bitmask, np.ndarray):
+        bitmask = _numpy_view(bitmask)
+    out = bitmask[index] if bitmask.ndim == 2 else bitmask
+    if out.ndim != 1 or out.shape[0] < row.shape[0]:
+        raise MatcherError(
+            f"bitmask row has shape {out.shape}, need at least {row.shape[0]} int32 words "
+            "(use allocate_token_bitmask(batch, vocab_size))"
+        )
+    out[row.shape[0] :] = 0
+    np.copyto(out[: row.shape[0]], row, casting="unsafe")
 
 
 def _numpy_view(t) -> np.ndarray:

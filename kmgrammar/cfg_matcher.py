@@ -19,6 +19,7 @@ from .matcher import Matcher, _numpy_view
 
 _MASK_CACHE = 2048  # whole masks kept per grammar (12.5 KB each at 100k tokens)
 _REM_CACHE = 8192
+_LEVELS = (1, 2, 4, 8)  # caller levels tried for remainder-cache keys
 
 
 class _Runtime:
@@ -118,20 +119,65 @@ class _Runtime:
             words |= self.eos
         return words
 
-    def _remainders(self, charts: list, u: int, o: int) -> np.ndarray:
-        depth = charts[o].depth if charts[o].depth > self.near else -1
-        key = (u, self.sig(charts, o), depth)
-        got = self.rem_cache.get(key)
+    def sig_h(self, charts: list, o: int, h: int) -> int:
+        """Signature of chart o truncated to h levels of callers (0: nothing)."""
+        if h == 0:
+            return -2
+        c = charts[o]
+        if c.sigs is None:
+            c.sigs = {}
+        got = c.sigs.get(h)
         if got is None:
-            i = len(charts)
+            key = (h, frozenset((m, nxt, -1 if o2 == o else self.sig_h(charts, o2, h - 1))
+                                for m, lst in c.wait.items() for nxt, o2 in lst))
+            got = self.intern.get(key)
+            if got is None:
+                got = self.intern[key] = len(self.intern)
+            c.sigs[h] = got
+        return got
+
+    @staticmethod
+    def _within(charts: list, o: int, h: int) -> set:
+        """Charts within h levels of callers of chart o (o itself is level 0)."""
+        out, level = {o}, {o}
+        for _ in range(h - 1):
+            nxt = {o2 for x in level for lst in charts[x].wait.values() for _, o2 in lst if o2 != x} - out
+            if not nxt:
+                break
+            out |= nxt
+            level = nxt
+        return out
+
+    def _remainders(self, charts: list, u: int, o: int) -> np.ndarray:
+        # Results are cached by (u, the caller context truncated to the levels the walk read), so a
+        # state seen at a new nesting depth reuses what a shallower context computed.
+        depth = charts[o].depth if charts[o].depth > self.near else -1
+        cache = self.rem_cache
+        for h in _LEVELS:
+            got = cache.get((u, h, self.sig_h(charts, o, h), depth))
+            if got is not None:
+                return got
+        full = (u, 0, self.sig(charts, o), depth)
+        got = cache.get(full)
+        if got is not None:
+            return got
+        i = len(charts)
+        touched: set = set()
+        self.net.touched = touched
+        try:
             charts.append(self.net.close(charts, i, [(u, o)]))
-            try:
-                got = np.array(check_sorted(self.net, charts, self.rems[u], self.lcps[u]), bool)
-            finally:
-                del charts[i:]
-            if len(self.rem_cache) >= _REM_CACHE:
-                self.rem_cache.clear()
-            self.rem_cache[key] = got
+            got = np.array(check_sorted(self.net, charts, self.rems[u], self.lcps[u]), bool)
+        finally:
+            self.net.touched = None
+            del charts[i:]
+        if len(cache) >= _REM_CACHE:
+            cache.clear()
+        key = full
+        for h in _LEVELS:
+            if touched <= self._within(charts, o, h):
+                key = (u, h, self.sig_h(charts, o, h), depth)
+                break
+        cache[key] = got
         return got
 
 

@@ -20,7 +20,7 @@ DEFAULT_MAX_DEPTH = 10_000
 
 
 class Chart:
-    __slots__ = ("scan", "wait", "accepting", "popped", "alive", "depth", "truncated", "sig", "key")
+    __slots__ = ("scan", "wait", "accepting", "popped", "alive", "depth", "truncated", "sig", "key", "sigs")
 
     def __init__(self, scan, wait, accepting, popped, alive, depth, truncated):
         self.scan = scan
@@ -32,12 +32,14 @@ class Chart:
         self.truncated = truncated
         self.sig = None
         self.key = None
+        self.sigs = None
 
 
 class Network:
     """The RTN as Python lists for fast scalar stepping (built once per compiled grammar)."""
 
-    __slots__ = ("rows", "cls", "calls", "final_nt", "has_bytes", "start", "nullable", "top", "max_depth")
+    __slots__ = ("rows", "cls", "calls", "final_nt", "has_bytes", "start", "nullable", "top", "max_depth",
+                 "touched")
 
     def __init__(self, trans, classes, final_nt, call_ptr, call_nt, call_next, nt_start, nullable,
                  top: int = 0, max_depth: int = DEFAULT_MAX_DEPTH):
@@ -51,6 +53,7 @@ class Network:
         self.nullable = [bool(x) for x in nullable]
         self.top = top
         self.max_depth = max_depth
+        self.touched = None  # when a set: records the earlier charts completions read
 
     def close(self, charts: list, i: int, kernel) -> Chart:
         """Close `kernel` (items at offset i) under prediction and completion."""
@@ -68,6 +71,7 @@ class Network:
         scan, wait = [], {}
         accepting = popped = False
         top = self.top
+        touched = self.touched
         while work:
             it = work.pop()
             pos, o = it
@@ -99,7 +103,12 @@ class Network:
                     continue
                 if o == 0 and n == top:
                     accepting = True
-                waiters = wait.get(n, ()) if o == i else charts[o].wait.get(n, ())
+                if o == i:
+                    waiters = wait.get(n, ())
+                else:
+                    waiters = charts[o].wait.get(n, ())
+                    if touched is not None:
+                        touched.add(o)
                 for w in waiters:
                     if w not in seen:
                         seen.add(w)

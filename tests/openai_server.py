@@ -92,7 +92,13 @@ class ToyModel:
             base = scores.get(tid, 0.0)
             # Among forced tokens the toy model prefers the ones that agree with its continuation.
             tb = self.token_bytes(tid) if tid != EOS and tid < self.vocab_size else b""
-            agree = 5.0 + len(tb) / 100 if tb and cont.encode().startswith(tb) else (_hash(f"{h}:{tid}") % 1000) / 1e4
+            later = cont.encode().find(tb) if tb else -1
+            if later == 0:
+                agree = 5.0 + len(tb) / 100  # exactly what it wanted to say
+            elif later > 0:
+                agree = 4.0 - min(later, 1000) / 1000  # something it was about to say
+            else:
+                agree = (_hash(f"{h}:{tid}") % 1000) / 1e4
             if tid == EOS and not cont:
                 agree = 5.0
             scores[tid] = base + b + (agree if b > 0 else 0.0)

@@ -170,7 +170,7 @@ class _OpenAIBase(Model):
             payload.setdefault("response_format", {"type": "json_schema", "json_schema": {
                 "name": "output", "schema": constraint.schema, "strict": True}})
         if token_counter is not None:
-            token_counter.add_prompt_tokens(len(self.encode(text[:completion_start] if completion_start else text)))
+            token_counter.add_prompt_tokens(len(self.encode(text)))  # all of it is sent, partial included
 
         transient = (openai.APIConnectionError, openai.RateLimitError, openai.InternalServerError)
         for attempt in range(self.max_retries + 1):

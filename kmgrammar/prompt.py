@@ -23,7 +23,6 @@ from .models.chat import render_plain
 from .models.errors import (
     CompletionBudgetException,
     CompletionTimeout,
-    ConstraintViolation,
     ContextLengthError,
     PromptError,
 )

@@ -287,3 +287,16 @@ def test_bad_constraints(make, match):
 def test_bad_regex_is_a_compile_error(cl100k):
     with pytest.raises(CompileError):
         RegexConstraint("(unclosed").compile(cl100k)
+
+
+def test_grammar_for_another_tokenizer_is_refused(cl100k):
+    from kmgrammar.constraints import GrammarConstraint
+    from kmgrammar.errors import VocabError
+
+    cg = kmgrammar.compile_regex("[0-9]{2}", cl100k)
+    other = kmgrammar.Vocabulary.from_bytes([bytes([i]) for i in range(256)] + [b""], eos_token_ids=[256],
+                                            encode=lambda s: list(s.encode()))
+    with pytest.raises(VocabError, match="another tokenizer"):
+        GrammarConstraint(cg).compile(other)
+    per_vocab = GrammarConstraint(lambda v: kmgrammar.compile_regex("[0-9]{2}", v))
+    assert per_vocab.compile(other).vocab is other

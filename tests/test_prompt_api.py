@@ -397,3 +397,7 @@ def test_options_constraint_on_custom_model(cl100k):
     m = scripted_model(cl100k, "x", "apple pie")
     p = run(Prompt("x").complete(model=m, constraint=OptionsConstraint(["app", "apple", "banana"])))
     assert p.completions[0] == "apple"
+
+
+def test_token_length(cl100k, model):
+    assert Prompt("hello world").token_length(model) == len(cl100k.encode("hello world")) == 2

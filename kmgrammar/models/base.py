@@ -16,7 +16,6 @@ decoding options) and iterates the :class:`Piece` s it yields. Two ways to write
 from __future__ import annotations
 
 import enum
-import math
 import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, AsyncIterator

@@ -293,3 +293,33 @@ def test_gbnf_corpus_samples(shared, cl100k):
         out = _sample(Matcher(c), cl100k, rng, 30)
         if out is not None:
             json.loads(out)
+
+
+def test_lark_corpus_grammars_outside_the_language_fail_loudly(shared, cl100k):
+    """Lookarounds and postlexer terminals cannot be enforced exactly: a clear error naming the
+    terminal, never a silent approximation."""
+    from kmgrammar import UnsupportedFeatureError
+
+    lark_dir = shared / "corpora" / "grammars" / "lark"
+    cases = [(lark_dir / "lark" / "grammars" / "python.lark", "file_input", "DEC_NUMBER"),
+             (lark_dir / "lark" / "grammars" / "lark.lark", "start", "terminal OP"),
+             (lark_dir / "examples" / "advanced" / "python2.lark", "file_input", "%declare")]
+    for path, start, fragment in cases:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with pytest.raises(UnsupportedFeatureError, match=fragment):
+                compile_lark(path.read_text("utf-8"), cl100k, start=start)
+
+
+def test_lark_corpus_csv(shared, cl100k):
+    path = shared / "corpora" / "grammars" / "lark" / "examples" / "composition" / "csv.lark"
+    text = path.read_text("utf-8")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        c = compile_lark(text, cl100k)
+    p = lark_parser(text)
+    cases = ["# a b\n1,2\n", "#a,b\nx 1.5\n-2.5\tq\n", "# a\n", "a,b\n1\n", "# a\n1,,2\n", "#a\n1 2 3\n"]
+    assert sum(lark_accepts(p, s) for s in cases) >= 2
+    for s in cases:
+        m = Matcher(c)
+        assert (m.accept_string(s) and m.is_accepting()) == lark_accepts(p, s), s

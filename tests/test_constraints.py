@@ -300,3 +300,12 @@ def test_grammar_for_another_tokenizer_is_refused(cl100k):
         GrammarConstraint(cg).compile(other)
     per_vocab = GrammarConstraint(lambda v: kmgrammar.compile_regex("[0-9]{2}", v))
     assert per_vocab.compile(other).vocab is other
+
+
+def test_model_constraint_refused_without_logits(cl100k):
+    from kmgrammar.constraints import ModelConstraint
+
+    with pytest.raises(UnsupportedFeatureError, match="needs the model's logits"):
+        complete(cl100k, "abc", ModelConstraint(object(), top_k=3, constraint=RegexConstraint("[a-z]+")))
+    with pytest.raises(ValueError, match="top_k or top_p"):
+        ModelConstraint(object())

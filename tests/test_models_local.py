@@ -135,3 +135,17 @@ def test_logits_processor_in_hf_generate(tiny):
 
 def test_no_global_patching():
     assert math.log(8, 2) == 3
+
+
+def test_model_constraint_keeps_helper_top_k(tiny):
+    from kmgrammar.constraints import ModelConstraint
+
+    # The helper is the model itself: with top_k=1 every token must be the helper's argmax.
+    c = ModelConstraint(tiny, top_k=1, constraint=RegexConstraint("[a-z]{3,6}"))
+    text = complete(tiny, c, max_tokens=10).text
+    assert re.fullmatch("[a-z]{3,6}", text)
+    filt = c.step_filter(tiny)
+    ids = tiny.encode("The weather is ")
+    for t in tiny.encode(text)[:1]:
+        keep = filt(ids)
+        assert keep.sum() == 1

@@ -151,6 +151,13 @@ def _generate_kwargs(model: Model) -> set[str]:
 
 async def sample_and_check(model: Model, req: CompletionRequest) -> AsyncIterator[Piece]:
     """Run one completion on ``model.generate`` with the constraint enforced (see module doc)."""
+    if req.constraint is not None and hasattr(req.constraint, "step_filter"):
+        from ..errors import UnsupportedFeatureError
+
+        raise UnsupportedFeatureError(
+            f"{type(req.constraint).__name__} needs the model's logits; {model.model_name} "
+            f"({type(model).__name__}) has none: use a local backend such as Transformers"
+        )
     m = req.matcher
     vocab = model.vocab if m is not None else None
     walker = _Walker(m, vocab) if m is not None else None

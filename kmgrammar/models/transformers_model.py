@@ -157,6 +157,10 @@ class Transformers(Model):
 
         if count is not None:
             count.add_prompt_tokens(len(pending))
+        step_filter = None
+        if request.constraint is not None and hasattr(request.constraint, "step_filter"):
+            step_filter = request.constraint.step_filter(self)
+        history = list(pending)
         while used < request.max_tokens:
             if m is not None:
                 forced = m.forced_bytes()
@@ -171,6 +175,7 @@ class Transformers(Model):
                     if took:
                         # Forced tokens go into the next forward pass with no sampling.
                         pending += took
+                        history += took
                         used += len(took)
                         yield Piece(emit(took), 0.0, forced=True, n_tokens=len(took))
                         continue
@@ -180,6 +185,11 @@ class Transformers(Model):
             if m is not None:
                 m.fill_next_token_bitmask(bitmask)
                 apply_token_bitmask_inplace(logits[None, :], torch.from_numpy(bitmask))
+            if step_filter is not None:
+                keep = await asyncio.to_thread(step_filter, history)
+                filtered = torch.where(keep, logits, torch.full_like(logits, -math.inf))
+                if torch.isfinite(filtered).any():  # else: the helper and the mask disagree
+                    logits = filtered
             tid, lp = self._choose(logits, decoder, gen)
             if not math.isfinite(lp):
                 raise ConstraintViolation("no token the constraint allows is possible for the model",
@@ -191,6 +201,7 @@ class Transformers(Model):
             if m is not None and not m.accept_token(tid):  # pragma: no cover - the mask forbids it
                 raise ConstraintViolation(f"the model chose token {tid}, which the mask forbids", prefix="")
             pending = [tid]
+            history.append(tid)
             used += 1
             if count is not None:
                 count.add_completion_tokens(1)

@@ -96,7 +96,7 @@ class _Runtime:
             got = self._compute(charts)
             if len(self.masks) >= _MASK_CACHE:
                 for k in list(self.masks)[: _MASK_CACHE // 2]:
-                    del self.masks[k]
+                    self.masks.pop(k, None)  # another thread may have evicted it
             self.masks[key] = got
         return got
 
@@ -163,15 +163,14 @@ class _Runtime:
             return got
         i = len(charts)
         touched: set = set()
-        self.net.touched = touched
         try:
-            charts.append(self.net.close(charts, i, [(u, o)]))
-            got = np.array(check_sorted(self.net, charts, self.rems[u], self.lcps[u]), bool)
+            charts.append(self.net.close(charts, i, [(u, o)], touched))
+            got = np.array(check_sorted(self.net, charts, self.rems[u], self.lcps[u], touched), bool)
         finally:
-            self.net.touched = None
             del charts[i:]
         if len(cache) >= _REM_CACHE:
             cache.clear()
+        touched = {x for x in touched if x < i}  # real charts only (not the walk's own)
         key = full
         for h in _LEVELS:
             if touched <= self._within(charts, o, h):

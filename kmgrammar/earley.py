@@ -38,8 +38,7 @@ class Chart:
 class Network:
     """The RTN as Python lists for fast scalar stepping (built once per compiled grammar)."""
 
-    __slots__ = ("rows", "cls", "calls", "final_nt", "has_bytes", "start", "nullable", "top", "max_depth",
-                 "touched")
+    __slots__ = ("rows", "cls", "calls", "final_nt", "has_bytes", "start", "nullable", "top", "max_depth")
 
     def __init__(self, trans, classes, final_nt, call_ptr, call_nt, call_next, nt_start, nullable,
                  top: int = 0, max_depth: int = DEFAULT_MAX_DEPTH):
@@ -53,10 +52,10 @@ class Network:
         self.nullable = [bool(x) for x in nullable]
         self.top = top
         self.max_depth = max_depth
-        self.touched = None  # when a set: records the earlier charts completions read
 
-    def close(self, charts: list, i: int, kernel) -> Chart:
-        """Close `kernel` (items at offset i) under prediction and completion."""
+    def close(self, charts: list, i: int, kernel, touched: set | None = None) -> Chart:
+        """Close `kernel` (items at offset i) under prediction and completion; `touched`, when
+        given, collects the earlier charts whose wait lists completions read."""
         calls, final_nt, has_bytes, start, nullable = self.calls, self.final_nt, self.has_bytes, self.start, self.nullable
         seen = set(kernel)
         work = list(seen)
@@ -71,7 +70,6 @@ class Network:
         scan, wait = [], {}
         accepting = popped = False
         top = self.top
-        touched = self.touched
         while work:
             it = work.pop()
             pos, o = it
@@ -115,7 +113,7 @@ class Network:
                         work.append(w)
         return Chart(scan, wait, accepting, popped, bool(seen), depth, truncated)
 
-    def step(self, charts: list, byte: int) -> Chart:
+    def step(self, charts: list, byte: int, touched: set | None = None) -> Chart:
         """The chart after one more byte (its `alive` is False when the byte is not viable)."""
         c = self.cls[byte]
         rows = self.rows
@@ -126,7 +124,7 @@ class Network:
                 kernel.append((nxt, o))
         if not kernel:
             return _DEAD
-        return self.close(charts, len(charts), kernel)
+        return self.close(charts, len(charts), kernel, touched)
 
     def initial(self) -> Chart:
         return self.close([], 0, [(self.start[self.top], 0)])
@@ -164,7 +162,8 @@ def lcp_list(strings: list) -> list:
     return out
 
 
-def check_sorted(net: Network, charts: list, strings: list, lcps: list | None = None) -> list:
+def check_sorted(net: Network, charts: list, strings: list, lcps: list | None = None,
+                 touched: set | None = None) -> list:
     """Which of `strings` (sorted, non-empty) are viable continuations of `charts`: one walk that
     resumes from the common prefix with the previous string and skips strings under a dead prefix.
     `lcps` (see `lcp_list`) may be passed precomputed. `charts` is restored before returning."""
@@ -182,7 +181,7 @@ def check_sorted(net: Network, charts: list, strings: list, lcps: list | None = 
         ok = True
         dead_at = -1
         for j in range(keep, len(s)):
-            ch = net.step(charts, s[j])
+            ch = net.step(charts, s[j], touched)
             if not ch.alive:
                 ok = False
                 dead_at = j + 1

@@ -264,3 +264,44 @@ def test_gbnf_and_lark_same_language_same_masks():
             break
         t = rng.choice(choices)
         assert m1.accept_token(t) and m2.accept_token(t)
+
+
+def test_threads_share_a_compiled_grammar():
+    import threading
+
+    vocab = tiny_vocab("()[]a,")
+    text = 'start: s\ns: "(" s ")" | "[" s "]" | "a" | s "," s'
+    rng = random.Random(1)
+    prefixes = []
+    for _ in range(40):
+        m = Matcher(compile_lark(text, vocab, cache=False))
+        p = ""
+        for _ in range(rng.randint(1, 8)):
+            ids = sorted(mask_ids(m) - set(vocab.eos_token_ids))
+            t = rng.choice(ids)
+            m.accept_token(t)
+            p += vocab.token_bytes[t].decode()
+        prefixes.append(p)
+    want = {}
+    ref = compile_lark(text, vocab, cache=False)
+    for p in prefixes:
+        m = Matcher(ref)
+        m.accept_string(p)
+        want[p] = mask_ids(m)
+    shared = compile_lark(text, vocab, cache=False)
+    errors = []
+
+    def work(seed: int) -> None:
+        r = random.Random(seed)
+        for p in r.sample(prefixes, len(prefixes)):
+            m = Matcher(shared)
+            m.accept_string(p)
+            if mask_ids(m) != want[p]:
+                errors.append(p)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors

@@ -222,8 +222,8 @@ class CompletionConfig:
         Exact cap on completion tokens (default: what the context leaves).
     decoder : Decoder or None
         Decoding options (default GREEDY).
-    stream : async callable or None
-        Receives each committed piece as a ``Completion(chunk=True)``, then None.
+    stream : callable or None
+        Receives each committed piece as a ``Completion(chunk=True)``, then None (sync or async).
     map_fn : callable or None
         Applied to the final Completion: its result is ``value``, ``str(result)`` the text.
     timeout : float or None
@@ -487,7 +487,7 @@ class Prompt(str):
                 total_lp = None if total_lp is None or piece.logprob is None else total_lp + piece.logprob
                 if stream is not None and not buffered and piece.text:
                     chunk_score = None if piece.logprob is None else math.exp(piece.logprob)
-                    await stream(Completion(piece.text, pos, None, cfg.name, True, chunk_score))
+                    await _maybe_await(stream(Completion(piece.text, pos, None, cfg.name, True, chunk_score)))
                 pos += len(piece.text)
         finally:
             await pieces.aclose()
@@ -502,8 +502,8 @@ class Prompt(str):
         score = None if total_lp is None else math.exp(total_lp)
         if stream is not None:
             if buffered and text:
-                await stream(Completion(text, start, None, cfg.name, True, score))
-            await stream(None)
+                await _maybe_await(stream(Completion(text, start, None, cfg.name, True, score)))
+            await _maybe_await(stream(None))
         completion = Completion(text, start, None, cfg.name, False, score)
         if cfg.map_fn is not None:
             completion = completion.map(cfg.map_fn)
@@ -552,7 +552,7 @@ class Prompt(str):
                          completions=completions)
             out.__dict__["completions"] = completions
             if default_stream is not None:
-                await default_stream(Completion(piece, start, None, None, False))
+                await _maybe_await(default_stream(Completion(piece, start, None, None, False)))
 
         async def model_field(cfg: CompletionConfig, name: str | None) -> None:
             nonlocal out

@@ -350,7 +350,7 @@ class OpenAIServer:
 
 
 def scripted_model(vocab: Any, prompt: str, target: str, *, chat: bool = False, logprob: float | None = -0.1,
-                   stop_at_end: bool = True, sleep: float = 0.0) -> Any:
+                   stop_at_end: bool = True, sleep: float = 0.0, one_piece: bool = False) -> Any:
     """A Keymaker-style custom model (``generate`` only) that wants to write ``target`` after
     ``prompt``. It follows ``selected_tokens`` (preferring the token that agrees with its
     target) and records each call in ``.calls``."""
@@ -391,6 +391,11 @@ def scripted_model(vocab: Any, prompt: str, target: str, *, chat: bool = False, 
                 else:
                     ids = [min(selected_tokens)]
             ids = ids[:max_tokens]
+            if one_piece and ids:  # a chunk of several tokens in one streamed piece
+                yield Step(vocab.decode(ids).decode("utf-8", "replace"), logprob)
+                if len(ids) < max_tokens and stop_at_end:
+                    yield Step("", None, "stop")
+                return
             buf = b""
             for t in ids:
                 if token_counter is not None:

@@ -401,3 +401,19 @@ def test_options_constraint_on_custom_model(cl100k):
 
 def test_token_length(cl100k, model):
     assert Prompt("hello world").token_length(model) == len(cl100k.encode("hello world")) == 2
+
+
+def test_multi_token_pieces_are_checked_token_by_token(cl100k):
+    m = scripted_model(cl100k, "x", "12 apples please", chat=True, one_piece=True)
+    p = run(Prompt("x").complete(model=m, constraint=RegexConstraint("[0-9]+")))
+    assert p.completions[0] == "12" and len(m.calls) == 1
+
+
+def test_sync_stream_and_prompt_default_timeout(cl100k):
+    got = []
+    m = scripted_model(cl100k, "p:", "ab")
+    run(Prompt("p:").complete(model=m, stream=got.append))
+    assert got == ["ab", None]
+    slow = scripted_model(cl100k, "p:", "ab", sleep=5)
+    with pytest.raises(CompletionTimeout):
+        run(Prompt("p:", slow, timeout=0.05).complete())

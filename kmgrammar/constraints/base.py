@@ -69,6 +69,9 @@ class Constraint:
                 from ..matcher import Matcher
 
                 Matcher(cg)  # the first matcher builds the grammar's row tables: do it here, once
+                from ..models.engine import _whole_char_table
+
+                _whole_char_table(vocab)  # per-vocabulary table the API engine needs (~35 ms once)
                 cache[fp] = cg
         return cg
 

@@ -116,8 +116,9 @@ def test_unconstrained_and_sampling(tiny):
 
 
 def test_budget_too_small_raises(tiny):
-    with pytest.raises(ConstraintViolation, match="max_tokens=2"):
+    with pytest.raises(ConstraintViolation, match="max_tokens=2") as info:
         complete(tiny, RegexConstraint("[a-z]{8}"), max_tokens=2)
+    assert re.fullmatch("[a-z]{1,7}", info.value.prefix)
 
 
 def test_logits_processor_in_hf_generate(tiny):

@@ -153,7 +153,8 @@ class LlamaCpp(Model):
             m.reset()
         if m is not None and not (m.accept_string("".join(produced)) and m.is_accepting()):
             raise ConstraintViolation(
-                f"max_tokens={request.max_tokens} reached before the constraint was satisfied", prefix="")
+                f"max_tokens={request.max_tokens} reached before the constraint was satisfied",
+                prefix="".join(produced))
 
 
 def _processor_list(fns: list) -> Any:

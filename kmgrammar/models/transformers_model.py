@@ -148,12 +148,16 @@ class Transformers(Model):
         buf = b""  # accepted bytes not yet a whole UTF-8 character
         count = request.token_count
 
+        done: list[str] = []  # committed text, carried by ConstraintViolation as the valid prefix
+
         def emit(tokens: list[int]) -> str:
             nonlocal buf
             buf += b"".join(vocab.token_bytes[t] for t in tokens)
             ok = utf8_complete_prefix(buf)
             buf = buf[len(ok):]
-            return ok.decode("utf-8", errors="replace")  # only unconstrained output can be invalid
+            piece = ok.decode("utf-8", errors="replace")  # only unconstrained output can be invalid
+            done.append(piece)
+            return piece
 
         if count is not None:
             count.add_prompt_tokens(len(pending))
@@ -193,13 +197,13 @@ class Transformers(Model):
             tid, lp = self._choose(logits, decoder, gen)
             if not math.isfinite(lp):
                 raise ConstraintViolation("no token the constraint allows is possible for the model",
-                                          prefix="")
+                                          prefix="".join(done))
             if tid in eos:
                 if m is not None and not m.accept_token(tid):  # pragma: no cover - the mask forbids it
-                    raise ConstraintViolation("EOS before the constraint was complete", prefix="")
+                    raise ConstraintViolation("EOS before the constraint was complete", prefix="".join(done))
                 break
             if m is not None and not m.accept_token(tid):  # pragma: no cover - the mask forbids it
-                raise ConstraintViolation(f"the model chose token {tid}, which the mask forbids", prefix="")
+                raise ConstraintViolation(f"the model chose token {tid}, which the mask forbids", prefix="".join(done))
             pending = [tid]
             history.append(tid)
             used += 1
@@ -209,7 +213,8 @@ class Transformers(Model):
             yield Piece(text, lp, n_tokens=1)
         if m is not None and not m.is_accepting():
             raise ConstraintViolation(
-                f"max_tokens={request.max_tokens} reached before the constraint was satisfied", prefix=""
+                f"max_tokens={request.max_tokens} reached before the constraint was satisfied",
+                prefix="".join(done),
             )
 
 

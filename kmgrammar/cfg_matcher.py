@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from .earley import DEFAULT_MAX_DEPTH, Network, check_sorted, lcp_list
+from .earley import _FAR, DEFAULT_MAX_DEPTH, Network, check_sorted_levels, lcp_list
 from .errors import MatcherError
 from .matcher import Matcher, _numpy_view
 
 _MASK_CACHE = 2048  # whole masks kept per grammar (12.5 KB each at 100k tokens)
 _REM_CACHE = 8192
-_LEVELS = (1, 2, 4, 8)  # caller levels tried for remainder-cache keys
+_LEVEL = 3  # caller levels in remainder-cache keys (deeper verdicts are re-checked each time)
 
 
 class _Runtime:
@@ -137,47 +137,56 @@ class _Runtime:
         return got
 
     @staticmethod
-    def _within(charts: list, o: int, h: int) -> set:
-        """Charts within h levels of callers of chart o (o itself is level 0)."""
-        out, level = {o}, {o}
-        for _ in range(h - 1):
-            nxt = {o2 for x in level for lst in charts[x].wait.values() for _, o2 in lst if o2 != x} - out
+    def _levels(charts: list, o: int, h: int) -> dict:
+        """Chart index -> caller level (o is level 0), for charts within h levels of o."""
+        out, level = {o: 0}, [o]
+        for k in range(1, h):
+            nxt = []
+            for x in level:
+                for lst in charts[x].wait.values():
+                    for _, o2 in lst:
+                        if o2 not in out:
+                            out[o2] = k
+                            nxt.append(o2)
             if not nxt:
                 break
-            out |= nxt
             level = nxt
         return out
 
     def _remainders(self, charts: list, u: int, o: int) -> np.ndarray:
-        # Results are cached by (u, the caller context truncated to the levels the walk read), so a
-        # state seen at a new nesting depth reuses what a shallower context computed.
+        # Cached by (u, the caller context truncated to _LEVEL levels): the verdicts that read
+        # nothing deeper are shared by every context with the same truncated signature; the few
+        # remainders that pop deeper (e.g. "))))") are re-checked against the real charts.
         depth = charts[o].depth if charts[o].depth > self.near else -1
-        cache = self.rem_cache
-        for h in _LEVELS:
-            got = cache.get((u, h, self.sig_h(charts, o, h), depth))
-            if got is not None:
-                return got
-        full = (u, 0, self.sig(charts, o), depth)
-        got = cache.get(full)
+        key = (u, self.sig_h(charts, o, _LEVEL), depth)
+        got = self.rem_cache.get(key)
         if got is not None:
-            return got
+            valid, deep = got
+            if not len(deep):
+                return valid
+            valid = valid.copy()
+            strings = [self.rems[u][k] for k in deep.tolist()]
+            valid[deep] = self._walk(charts, u, o, strings, lcp_list(strings))[0]
+            return valid
+        level_of = self._levels(charts, o, _LEVEL)
+        ok, levels = self._walk(charts, u, o, self.rems[u], self.lcps[u], level_of)
+        valid = np.array(ok, bool)
+        deep = np.flatnonzero(np.array(levels) >= _LEVEL).astype(np.int64)
+        if len(self.rem_cache) >= _REM_CACHE:
+            self.rem_cache.clear()
+        self.rem_cache[key] = (valid, deep)
+        return valid
+
+    def _walk(self, charts: list, u: int, o: int, strings: list, lcps: list, level_of: dict | None = None):
         i = len(charts)
         touched: set = set()
+        charts.append(self.net.close(charts, i, [(u, o)], touched))
+        level_of = level_of if level_of is not None else {}
+        base_level = max((level_of.get(x, _FAR) for x in touched if x < i), default=-1)
         try:
-            charts.append(self.net.close(charts, i, [(u, o)], touched))
-            got = np.array(check_sorted(self.net, charts, self.rems[u], self.lcps[u], touched), bool)
+            return check_sorted_levels(self.net, charts, strings, lcps, level_of, i, base_level)
         finally:
             del charts[i:]
-        if len(cache) >= _REM_CACHE:
-            cache.clear()
-        touched = {x for x in touched if x < i}  # real charts only (not the walk's own)
-        key = full
-        for h in _LEVELS:
-            if touched <= self._within(charts, o, h):
-                key = (u, h, self.sig_h(charts, o, h), depth)
-                break
-        cache[key] = got
-        return got
 
 
 def runtime(compiled) -> _Runtime:

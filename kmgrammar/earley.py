@@ -124,6 +124,13 @@ class Network:
                 kernel.append((nxt, o))
         if not kernel:
             return _DEAD
+        if len(kernel) == 1:
+            # Fast path: one item inside a rule, no call and no completion possible here.
+            pos, o = kernel[0]
+            if not self.calls[pos] and self.final_nt[pos] < 0:
+                i = len(charts)
+                depth = (charts[o].depth if 0 <= o < i else 0) + 1
+                return Chart(kernel, {}, False, False, True, depth, False)
         return self.close(charts, len(charts), kernel, touched)
 
     def initial(self) -> Chart:
@@ -225,3 +232,47 @@ def classify_sorted(net: Network, charts: list, strings: list, follow) -> list:
         out.append(status)
     del charts[base + 1:]
     return out
+
+
+_FAR = 1 << 20
+
+
+def check_sorted_levels(net: Network, charts: list, strings: list, lcps: list, level_of: dict,
+                        real_end: int, base_level: int = -1) -> tuple:
+    """`check_sorted`, also returning for each string how far down the caller stack its verdict
+    looked: the largest `level_of[chart]` among the real charts (index < real_end) whose wait
+    lists its walk read (_FAR for a chart not in `level_of`; `base_level` for what the starting
+    chart read)."""
+    base = len(charts) - 1
+    out, levels = [], []
+    lv = [base_level]  # lv[j]: deepest level read by the first j bytes of the current path
+    dead_at, dead_level = -1, -1
+    for s, lcp in zip(strings, lcps):
+        if 0 < dead_at <= lcp:
+            out.append(False)
+            levels.append(dead_level)
+            continue
+        keep = min(lcp, len(charts) - base - 1)
+        del charts[base + 1 + keep:]
+        del lv[keep + 1:]
+        ok = True
+        dead_at = -1
+        for j in range(keep, len(s)):
+            touched: set = set()
+            ch = net.step(charts, s[j], touched)
+            deepest = lv[j]
+            for x in touched:
+                if x < real_end:
+                    d = level_of.get(x, _FAR)
+                    if d > deepest:
+                        deepest = d
+            if not ch.alive:
+                ok = False
+                dead_at, dead_level = j + 1, deepest
+                break
+            charts.append(ch)
+            lv.append(deepest)
+        out.append(ok)
+        levels.append(lv[len(s)] if ok else dead_level)
+    del charts[base + 1:]
+    return out, levels

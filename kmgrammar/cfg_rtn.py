@@ -500,6 +500,61 @@ def byte_sets(rtn: Rtn) -> dict:
     }
 
 
+# follow2 is n_pos x 64 KB of scratch: above this many positions the 2-byte filter is skipped.
+_FOLLOW2_MAX_POS = 3000
+
+
+def follow2(rtn: Rtn, sets: dict) -> np.ndarray:
+    """uint8 [n_nt, 256, 256]: over-approximation of the byte pairs that can come right after a
+    completed nonterminal (all ones when the grammar is too large to compute it cheaply)."""
+    n, n_nt = rtn.n_pos, len(rtn.names)
+    if n > _FOLLOW2_MAX_POS:
+        return np.ones((n_nt, 256, 256), np.uint8)
+    first, eps_final, follow = sets["first"], sets["eps_final"], sets["follow"]
+    own = rtn.trans[:, rtn.classes]  # [n, 256] target or -1
+    f2 = np.zeros((n, 256, 256), bool)
+    one = np.zeros((n, 256), bool)
+    for p in range(n):
+        row = own[p]
+        for t in np.unique(row[row >= 0]).tolist():
+            bs = row == t
+            f2[p][bs] |= first[t]
+            if eps_final[t]:
+                one[p] |= bs
+    calls = [rtn.calls_of(p) for p in range(n)]
+    changed = True
+    while changed:
+        changed = False
+        for p in range(n):
+            for m, r in calls[p]:
+                st = int(rtn.nt_start[m])
+                new = f2[st] | np.outer(one[st], first[r])
+                new_one = one[st] if eps_final[r] else None
+                if rtn.nullable[m]:
+                    new = new | f2[r]
+                    new_one = one[r] if new_one is None else new_one | one[r]
+                if (new & ~f2[p]).any():
+                    f2[p] |= new
+                    changed = True
+                if new_one is not None and (new_one & ~one[p]).any():
+                    one[p] |= new_one
+                    changed = True
+    out = np.zeros((n_nt, 256, 256), bool)
+    changed = True
+    while changed:
+        changed = False
+        for q in range(n):
+            for m, r in calls[q]:
+                o = int(rtn.owner[q])
+                new = f2[r] | np.outer(one[r], follow[o])
+                if eps_final[r]:
+                    new = new | out[o]
+                if (new & ~out[m]).any():
+                    out[m] |= new
+                    changed = True
+    return out.astype(np.uint8)
+
+
 def actions(rtn: Rtn, sets: dict) -> tuple:
     """Tables for `kernels.walk_cfg_nd`: flags [n_pos, 256] (1 byte edge, 2 the rule may complete
     before this byte) and per call edge its callee start, return position, bytes that can enter

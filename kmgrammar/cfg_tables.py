@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .cfg_rtn import Rtn, actions, byte_sets
+from .cfg_rtn import Rtn, actions, byte_sets, follow2
 from .earley import Network, classify_sorted
 from .token_automaton import _encode_rows, vocab_trie, words_for
 
@@ -34,21 +34,23 @@ def build_cfg_tables(rtn: Rtn, vocab, budget) -> tuple:
     sets = byte_sets(rtn)
     follow = sets["follow"]
     flags, call_start, call_ret, call_first, call_skip = actions(rtn, sets)
+    f2 = follow2(rtn, sets)
+    owner = np.ascontiguousarray(rtn.owner.astype(np.int32))
     n = rtn.n_pos
     trans = np.ascontiguousarray(rtn.trans)
     classes = np.ascontiguousarray(rtn.classes)
     rows = np.zeros((n, n_words), np.uint32)
-    ex_kind, ex_p, ex_n, ex_u = [], [], [], []
+    ex_kind, ex_p, ex_n, ex_u, ex_o = [], [], [], [], []
     cap = 1 << 15
     for lo in range(0, n, _CHUNK):
         budget.check_time()
         states = np.arange(lo, min(n, lo + _CHUNK), dtype=np.int32)
         while True:
             out = np.zeros((len(states), n_words), np.uint32)
-            ekind, ek, en, eu = (np.zeros(cap, np.int32) for _ in range(4))
+            ekind, ek, en, eu, eo = (np.zeros(cap, np.int32) for _ in range(5))
             got = kernels.walk_cfg_nd(trans, classes, flags, rtn.call_ptr, call_start, call_ret, call_first,
-                                      call_skip, states, node_byte, node_depth, node_end, node_lo, node_hi,
-                                      order, out, ekind, ek, en, eu)
+                                      call_skip, owner, f2, states, node_byte, node_depth, node_end, node_lo,
+                                      node_hi, order, out, ekind, ek, en, eu, eo)
             if got <= cap:
                 break
             cap = 2 * got
@@ -57,34 +59,45 @@ def build_cfg_tables(rtn: Rtn, vocab, budget) -> tuple:
         ex_p.append(states[ek[:got]])
         ex_n.append(en[:got])
         ex_u.append(eu[:got])
+        ex_o.append(eo[:got])
     cat = np.concatenate
-    ex_kind, ex_p, ex_n, ex_u = ((cat(x).tolist() if x else []) for x in (ex_kind, ex_p, ex_n, ex_u))
+    ex_kind, ex_p, ex_n, ex_u, ex_o = ((cat(x) if x else np.zeros(0, np.int32)) for x in (ex_kind, ex_p, ex_n, ex_u, ex_o))
 
-    # Remainders of the tokens under each exit, deduplicated per (kind, exit state).
+    # Remainders of the tokens under each exit (vectorised expansion), deduplicated per
+    # (kind, exit state). Kind 3 covers only the tokens ending at its node; it is a kind 1.
     counts = (node_hi - node_lo).astype(np.int64)
     first_tok = np.zeros(len(counts) + 1, np.int64)
     np.cumsum(counts, out=first_tok[1:])
+    only = ex_kind == 3
+    ex_kind = np.where(only, 1, ex_kind)
+    a = np.where(only, node_lo[ex_n], first_tok[ex_n]).astype(np.int64)
+    b = np.where(only, node_hi[ex_n], first_tok[node_end[ex_n]]).astype(np.int64)
+    lens = np.maximum(b - a, 0)
+    ex_idx = np.repeat(np.arange(len(a)), lens)
+    starts = np.cumsum(lens) - lens
+    tokpos = a[ex_idx] + (np.arange(int(lens.sum())) - starts[ex_idx])
+    toks = order[tokpos].astype(np.int64)
+    pp = ex_p[ex_idx]
+    in_row = (rows[pp, toks >> 5] >> (toks & 31).astype(np.uint32)) & 1
+    keep = in_row == 0
     tb = vocab.token_bytes
     rem_ids: dict = {}  # (kind, u) -> {remainder: id}
     groups: dict = {}  # (p, kind, u) -> ([tokens], [remainder ids])
-    tb_rem: dict = {}
-    for kind, p, node, u in zip(ex_kind, ex_p, ex_n, ex_u):
-        d = int(node_depth[node]) - 1
-        a, b = int(first_tok[node]), int(first_tok[node_end[node]])
-        toks = order[a:b].astype(np.int64)
-        row = rows[p]
-        toks = toks[((row[toks >> 5] >> (toks & 31).astype(np.uint32)) & 1) == 0].tolist()
-        if not toks:
-            continue
-        ids = rem_ids.setdefault((kind, u), {})
-        gt, gr = groups.setdefault((p, kind, u), ([], []))
-        for t in toks:
-            r = tb[t][d:]
-            k = ids.get(r)
-            if k is None:
-                k = ids[r] = len(ids)
-            gt.append(t)
-            gr.append(k)
+    ek_l, eu_l, eo_l, ep_l = ex_kind.tolist(), ex_u.tolist(), ex_o.tolist(), ex_p.tolist()
+    for e, t in zip(ex_idx[keep].tolist(), toks[keep].tolist()):
+        kind, u = ek_l[e], eu_l[e]
+        ids = rem_ids.get((kind, u))
+        if ids is None:
+            ids = rem_ids[(kind, u)] = {}
+        r = tb[t][eo_l[e]:]
+        k = ids.get(r)
+        if k is None:
+            k = ids[r] = len(ids)
+        g = groups.get((ep_l[e], kind, u))
+        if g is None:
+            g = groups[(ep_l[e], kind, u)] = ([], [])
+        g[0].append(t)
+        g[1].append(k)
     budget.check_time()
 
     # Classify each remainder from (u, unknown caller).
@@ -193,7 +206,7 @@ def build_cfg_tables(rtn: Rtn, vocab, budget) -> tuple:
         "nonterminals": len(rtn.names),
         "distinct_rows": len(uniq),
         "exits": len(ex_p),
-        "ambiguous_exits": int(sum(1 for k in ex_kind if k == 2)),
+        "ambiguous_exits": int((ex_kind == 2).sum()),
         "remainders_classified": n_checked,
         "tokens_valid_by_classification": n_valid,
         "context_dependent_tokens": n_dep,

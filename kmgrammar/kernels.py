@@ -151,8 +151,9 @@ def refine_partition(t, part, max_rounds):
 
 
 @nb.njit(cache=True, nogil=True)
-def walk_cfg_nd(trans, classes, flags, call_ptr, call_start, call_ret, call_first, call_skip, states,
-                node_byte, node_depth, node_end, node_lo, node_hi, order, out, ex_kind, ex_k, ex_node, ex_state):
+def walk_cfg_nd(trans, classes, flags, call_ptr, call_start, call_ret, call_first, call_skip, owner, f2,
+                states, node_byte, node_depth, node_end, node_lo, node_hi, order, out,
+                ex_kind, ex_k, ex_node, ex_state, ex_off):
     """Pushdown walk of the vocabulary trie from grammar positions `states`, following every route.
 
     A configuration is (position, local stack of return positions pushed inside the token).
@@ -164,7 +165,10 @@ def walk_cfg_nd(trans, classes, flags, call_ptr, call_start, call_ret, call_firs
     starting rule before this node's byte (checked at run time against the real stack), kind 2 =
     too many configurations (the subtree goes to the Earley classifier). Both are recorded at the
     last node on the path that had a single configuration with an empty stack (its subtree covers
-    every route), once per subtree. Returns the number of exits (ex_* may be too small).""" 
+    every route), once per subtree; the remainder starts at depth ex_off. When that node is the
+    current one, a completion is recorded only where the next byte pair can follow the rule
+    (f2[owner, b, b2]): per child node (kind 1), and kind 3 for the tokens ending at the node.
+    Returns the number of exits (ex_* may be too small)."""
     C = 16
     W = 64
     P = 256
@@ -266,12 +270,35 @@ def walk_cfg_nd(trans, classes, flags, call_ptr, call_start, call_ret, call_firs
                                 wl_pos[nw] = pool_pos[hh]
                                 wl_head[nw] = pool_next[hh]
                                 nw += 1
+                            elif anc_node[d] == i:
+                                # single configuration before this byte: filter by the next byte
+                                ow = owner[x]
+                                if node_hi[i] > node_lo[i]:
+                                    if n_ex < cap:
+                                        ex_kind[n_ex] = 3
+                                        ex_k[n_ex] = k
+                                        ex_node[n_ex] = i
+                                        ex_state[n_ex] = anc_state[d]
+                                        ex_off[n_ex] = d - 1
+                                    n_ex += 1
+                                ch = i + 1
+                                while ch < node_end[i]:
+                                    if f2[ow, b, node_byte[ch]] != 0:
+                                        if n_ex < cap:
+                                            ex_kind[n_ex] = 1
+                                            ex_k[n_ex] = k
+                                            ex_node[n_ex] = ch
+                                            ex_state[n_ex] = anc_state[d]
+                                            ex_off[n_ex] = d - 1
+                                        n_ex += 1
+                                    ch = node_end[ch]
                             elif exd == 0:
                                 if n_ex < cap:
                                     ex_kind[n_ex] = 1
                                     ex_k[n_ex] = k
                                     ex_node[n_ex] = anc_node[d]
                                     ex_state[n_ex] = anc_state[d]
+                                    ex_off[n_ex] = node_depth[anc_node[d]] - 1
                                 n_ex += 1
                                 exd = node_depth[anc_node[d]]
                     if overflow:
@@ -283,6 +310,7 @@ def walk_cfg_nd(trans, classes, flags, call_ptr, call_start, call_ret, call_firs
                         ex_k[n_ex] = k
                         ex_node[n_ex] = an
                         ex_state[n_ex] = anc_state[d]
+                        ex_off[n_ex] = node_depth[an] - 1
                     n_ex += 1
                     i = node_end[an]
                     continue

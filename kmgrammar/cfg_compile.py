@@ -13,14 +13,14 @@ from . import cache as _cache
 from .artifact import CompiledGrammar
 from .automaton import Limits, _Budget, build_dfa
 from .earley import DEFAULT_MAX_DEPTH
-from .errors import ArtifactError, CompileError, VocabError
+from .errors import ArtifactError, CompileError, CompileLimitError, VocabError
 
 
 def compile_grammar(fmt: str, text: str, vocab, to_cfg, *, options: dict, cache: bool = True,
                     max_states: int | None = None, time_limit: float | None = None,
                     max_depth: int | None = None) -> CompiledGrammar:
     """Shared body of `compile_lark` / `compile_gbnf`; `to_cfg(limits)` runs the frontend."""
-    from .compiler import _check_vocab, _limits, compile_with_cache
+    from .compiler import _check_vocab, _limits
 
     _check_vocab(vocab)
     if not isinstance(text, str):
@@ -38,22 +38,37 @@ def compile_grammar(fmt: str, text: str, vocab, to_cfg, *, options: dict, cache:
                 return CompiledGrammar.from_bytes(data, vocab)
             except (ArtifactError, VocabError) as e:
                 _cache.discard(key, str(e))
+    t0 = time.perf_counter()
+    try:
+        return _compile(fmt, text, vocab, to_cfg, options, key, cache, limits, t0)
+    except CompileLimitError as e:
+        if "time_limit" in str(e):  # phases get what is left; name the caller's limit
+            raise CompileLimitError(f"compilation exceeded time_limit={limits.time_limit:g}s "
+                                    "(raise it with time_limit=...)") from None
+        raise
+
+
+def _compile(fmt, text, vocab, to_cfg, options, key, cache, limits, t0) -> CompiledGrammar:
+    from .compiler import compile_with_cache
     from .cfg_rtn import build_rtn, recursive_rules, to_regular
     from .cfg_tables import build_cfg_tables
 
-    t0 = time.perf_counter()
     budget = _Budget(limits)
     cfg = to_cfg(limits)
     budget.check_time()
     rec = recursive_rules(cfg)
+
+    def left() -> Limits:  # what remains of the time budget, for the next phase
+        return Limits(limits.max_states, max(0.0, limits.time_limit - (time.perf_counter() - t0)))
+
     if not rec:
-        dfa = build_dfa(to_regular(cfg, rec, budget), limits)
+        dfa = build_dfa(to_regular(cfg, rec, budget), left())
         if dfa.is_empty():
             raise CompileError("the grammar's language is empty")
         left = max(0.0, limits.time_limit - (time.perf_counter() - t0))
         return compile_with_cache(fmt, text, options, vocab, lambda lim: dfa, cache=cache,
                                   limits=Limits(limits.max_states, left))
-    rtn = build_rtn(cfg, rec, limits)
+    rtn = build_rtn(cfg, rec, left())
     t1 = time.perf_counter()
     arrays, stats = build_cfg_tables(rtn, vocab, budget)
     stats["rtn_seconds"] = round(t1 - t0, 6)

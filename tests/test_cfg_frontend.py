@@ -206,3 +206,15 @@ def test_llama_cpp_gbnf_corpus_compiles(shared, tiny):
     for path in sorted(folder.glob("*.gbnf")):
         c = compile_gbnf(path.read_text("utf-8"), tiny)
         assert c.kind in ("gbnf", "cfg"), path.name
+
+
+def test_exponential_inlining_is_bounded(tiny):
+    """A rule ladder that doubles at every level: no hang, either a clear limit error (regular
+    grammar: the automaton itself is exponential) or a compact RTN (shared rules kept as calls)."""
+    ladder = "\n".join(f'a{i}: a{i + 1} a{i + 1} | a{i + 1} "y"' for i in range(24)) + "\nstart: a0\n"
+    with pytest.raises(CompileLimitError, match="time_limit=2s|max_states"):
+        compile_lark(ladder + 'a24: "x"\n', tiny, cache=False, time_limit=2)
+    c = compile_lark(ladder + 'a24: "x" | "(" start ")"\n', tiny, cache=False, time_limit=20)
+    assert c.kind == "cfg" and c.stats["positions"] < 1000
+    m = Matcher(c)
+    assert m.accept_string("(" + "x" * (2 ** 10) + "y" * 0)

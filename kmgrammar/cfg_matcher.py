@@ -154,27 +154,46 @@ class _Runtime:
         return out
 
     def _remainders(self, charts: list, u: int, o: int) -> np.ndarray:
-        # Cached by (u, the caller context truncated to _LEVEL levels): the verdicts that read
-        # nothing deeper are shared by every context with the same truncated signature; the few
-        # remainders that pop deeper (e.g. "))))") are re-checked against the real charts.
+        # A remainder's verdict depends on the caller stack only as deep as its walk read it: it
+        # is cached under (u, L, signature of chart o truncated to L levels) for the smallest
+        # such L <= _LEVEL, so most verdicts are shared by every context that agrees near the top
+        # of the stack. Verdicts that read deeper are recomputed against the real charts.
         depth = charts[o].depth if charts[o].depth > self.near else -1
-        key = (u, self.sig_h(charts, o, _LEVEL), depth)
-        got = self.rem_cache.get(key)
-        if got is not None:
-            valid, deep = got
-            if not len(deep):
-                return valid
-            valid = valid.copy()
-            strings = [self.rems[u][k] for k in deep.tolist()]
-            valid[deep] = self._walk(charts, u, o, strings, lcp_list(strings))[0]
+        rems = self.rems[u]
+        n = len(rems)
+        known = np.zeros(n, bool)
+        valid = np.zeros(n, bool)
+        cache = self.rem_cache
+        keys = [(u, lv, self.sig_h(charts, o, lv), depth) for lv in range(1, _LEVEL + 1)]
+        for key in keys:
+            got = cache.get(key)
+            if got is not None:
+                k_mask, v_mask = got
+                valid[k_mask] = v_mask[k_mask]
+                known |= k_mask
+        todo = np.flatnonzero(~known)
+        if not len(todo):
             return valid
-        level_of = self._levels(charts, o, _LEVEL)
-        ok, levels = self._walk(charts, u, o, self.rems[u], self.lcps[u], level_of)
-        valid = np.array(ok, bool)
-        deep = np.flatnonzero(np.array(levels) >= _LEVEL).astype(np.int64)
-        if len(self.rem_cache) >= _REM_CACHE:
-            self.rem_cache.clear()
-        self.rem_cache[key] = (valid, deep)
+        strings = [rems[k] for k in todo.tolist()]
+        lcps = self.lcps[u] if len(todo) == n else lcp_list(strings)
+        ok, levels = self._walk(charts, u, o, strings, lcps, self._levels(charts, o, _LEVEL))
+        ok = np.array(ok, bool)
+        levels = np.array(levels)
+        valid[todo] = ok
+        if len(cache) >= _REM_CACHE:
+            cache.clear()
+        for lv, key in enumerate(keys, 1):
+            sel = todo[levels < lv]  # read only levels 0 .. lv - 1
+            levels_sel = levels < lv
+            if not len(sel):
+                continue
+            got = cache.get(key)
+            k_mask = got[0].copy() if got is not None else np.zeros(n, bool)
+            v_mask = got[1].copy() if got is not None else np.zeros(n, bool)
+            k_mask[sel] = True
+            v_mask[sel] = ok[levels_sel]
+            cache[key] = (k_mask, v_mask)  # replaced, never mutated: readers see old or new
+            todo, ok, levels = todo[~levels_sel], ok[~levels_sel], levels[~levels_sel]
         return valid
 
     def _walk(self, charts: list, u: int, o: int, strings: list, lcps: list, level_of: dict | None = None):

@@ -11,7 +11,7 @@ __version__ = "0.1.0"
 
 from .artifact import CompiledGrammar
 from .automaton import ByteDFA, Limits
-from .compiler import compile_choices, compile_dfa, compile_regex
+from .compiler import compile_choices, compile_dfa, compile_gbnf, compile_json_schema, compile_lark, compile_regex
 from .errors import (
     ArtifactError,
     ArtifactVersionError,
@@ -25,6 +25,10 @@ from .errors import (
 )
 from .matcher import Matcher, allocate_token_bitmask, apply_token_bitmask_inplace
 from .vocab import Vocabulary
+from .prompt import Completion, CompletionConfig, Completions, Prompt, strip_tags
+from .models import (BackendError, CompletionBudgetException, CompletionTimeout, ConstraintViolation,
+                     PromptBudgetException, PromptError, RoleTagError, TokenTracker)
+from . import constraints, models
 
 __all__ = [
     "__version__",
@@ -32,6 +36,9 @@ __all__ = [
     "compile_regex",
     "compile_choices",
     "compile_dfa",
+    "compile_json_schema",
+    "compile_lark",
+    "compile_gbnf",
     "CompiledGrammar",
     "Matcher",
     "allocate_token_bitmask",
@@ -47,4 +54,19 @@ __all__ = [
     "ArtifactError",
     "ArtifactVersionError",
     "MatcherError",
+    "Prompt",
+    "Completion",
+    "Completions",
+    "CompletionConfig",
+    "strip_tags",
+    "TokenTracker",
+    "ConstraintViolation",
+    "CompletionTimeout",
+    "BackendError",
+    "PromptError",
+    "RoleTagError",
+    "PromptBudgetException",
+    "CompletionBudgetException",
+    "constraints",
+    "models",
 ]

@@ -22,7 +22,6 @@ import numpy as np
 from . import grammar as g
 from .automaton import DEAD, Limits, _Budget, _NFA, _class_spans
 from .cfg import Cfg, Ref
-from .errors import CompileLimitError
 
 
 def recursive_rules(cfg: Cfg) -> set:
@@ -572,8 +571,3 @@ def actions(rtn: Rtn, sets: dict) -> tuple:
         if rtn.nullable[m]:
             skip[k] = first[nxt] | (follow[int(rtn.owner[caller[k]])] if sets["eps_final"][nxt] else False)
     return flags, call_start, rtn.call_next.astype(np.int32), call_first, skip.astype(np.uint8)
-
-
-def check_size(rtn: Rtn, limits: Limits) -> None:
-    if rtn.n_pos > limits.max_states:
-        raise CompileLimitError(f"grammar automaton exceeded max_states={limits.max_states}")

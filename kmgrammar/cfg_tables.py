@@ -118,7 +118,6 @@ def build_cfg_tables(rtn: Rtn, vocab, budget) -> tuple:
             n_checked += len(strings)
         status[(kind, u)] = np.array([st[k] for k in np.argsort(np.array([ids[x] for x in strings]))], np.int8) \
             if strings else np.zeros(0, np.int8)
-        by_id = status[(kind, u)]
         for x, v in zip(strings, st):
             if v == 2:
                 dl = dep_lists.setdefault(u, {})

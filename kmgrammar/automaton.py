@@ -64,26 +64,37 @@ class ByteDFA:
     trans: np.ndarray  # int32 [n_states, n_classes]
     classes: np.ndarray  # uint8 [256]
     accept: np.ndarray  # bool [n_states]
-    _rows: list = field(default=None, repr=False, compare=False)
+    _table: list = field(default=None, repr=False, compare=False)
+    _cls: list = field(default=None, repr=False, compare=False)
+
+    def _class_list(self) -> list:
+        if self._cls is None:
+            object.__setattr__(self, "_cls", self.classes.tolist())  # Python ints: no uint8 wrap
+        return self._cls
 
     @property
     def n_states(self) -> int:
         return int(self.trans.shape[0])
 
-    def rows(self) -> list:
-        """The table as nested Python lists: fast scalar stepping from Python code."""
-        if self._rows is None:
-            object.__setattr__(self, "_rows", self.trans.tolist())
-        return self._rows
+    def table(self) -> list:
+        """The table as one flat Python list of *offsets*: entry `off + classes[b]` is the next
+        state's offset (state * n_classes) or -1. One list of ints, not a list per state, so the
+        garbage collector has a single object to look at, and stepping needs no multiply."""
+        if self._table is None:
+            nc = self.trans.shape[1]
+            flat = np.where(self.trans >= 0, self.trans.astype(np.int64) * nc, -1).ravel().tolist()
+            object.__setattr__(self, "_table", flat)
+        return self._table
 
     def step(self, state: int, data: bytes) -> int:
         """The state after `data` from `state`, or -1 if `data` leaves the language."""
-        rows, cls = self.rows(), self.classes
+        table, cls, nc = self.table(), self._class_list(), self.trans.shape[1]
+        off = state * nc
         for b in data:
-            state = rows[state][cls[b]]
-            if state < 0:
+            off = table[off + cls[b]]
+            if off < 0:
                 return DEAD
-        return state
+        return off // nc
 
     def matches(self, data: bytes) -> bool:
         if self.n_states == 0:

@@ -517,25 +517,23 @@ def cmd_check(args) -> int:
     else:
         data = args.text.encode("utf-8", "surrogateescape")  # argv bytes that were not UTF-8
     compiled = _load_compiled(args)
-    rows, cls = compiled.dfa.rows(), compiled.dfa.classes.tolist()
-    s, bad = (0, None) if compiled.n_states else (-1, 0)
-    for i, b in enumerate(data) if bad is None else ():
-        nxt = rows[s][cls[b]]
-        if nxt < 0:
-            bad = i
-            break
-        s = nxt
+    m = Matcher(compiled)
+    bad = None
+    if not m.accept_string(data):
+        # Find the first byte that leaves the language, one byte per step (any kind of artifact).
+        for i in range(len(data)):
+            if not m.accept_string(data[i:i + 1]):
+                bad = i
+                break
     with _Report(args) as out:
         if bad is not None:
             print(f"rejected at byte offset {bad} (of {len(data)}): {_show(data[max(0, bad - 30):bad])} "
                   f"is followed by {_show(data[bad:bad + 10])}, which the constraint does not allow",
                   file=out)
             return EXIT_REJECTED
-        if compiled.dfa.accept[s]:
+        if m.is_accepting():
             print("accepted", file=out)
             return EXIT_OK
-        m = Matcher(compiled)
-        m.accept_string(data)
         forced = m.forced_bytes()
         hint = f"; it must continue with {_show(forced)}" if forced else ""
         print(f"incomplete: valid prefix, not complete (all {len(data)} bytes fit{hint})", file=out)

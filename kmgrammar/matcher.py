@@ -28,7 +28,7 @@ class Matcher:
     >>> m.accept_token(token_id)
     """
 
-    __slots__ = ("_g", "_rows", "_cls", "_tb", "_eos", "_special", "_state", "_terminated", "_history")
+    __slots__ = ("_g", "_table", "_nc", "_cls", "_tb", "_eos", "_special", "_state", "_terminated", "_history")
 
     def __new__(cls, compiled=None, *args, **kwargs):
         # Context-free artifacts are served by the Earley-based subclass (cfg_matcher.py).
@@ -40,7 +40,8 @@ class Matcher:
 
     def __init__(self, compiled: CompiledGrammar):
         self._g = compiled
-        self._rows = compiled.dfa.rows()
+        self._table = compiled.dfa.table()
+        self._nc = compiled.dfa.trans.shape[1]
         self._cls = compiled.dfa.classes.tolist()
         self._tb = compiled.vocab.token_bytes
         self._eos = frozenset(compiled.vocab.eos_token_ids)
@@ -54,12 +55,13 @@ class Matcher:
         return self._g
 
     def _walk(self, data: bytes) -> int:
-        s, rows, cls = self._state, self._rows, self._cls
+        table, cls, nc = self._table, self._cls, self._nc
+        off = self._state * nc
         for b in data:
-            s = rows[s][cls[b]]
-            if s < 0:
+            off = table[off + cls[b]]
+            if off < 0:
                 return -1
-        return s
+        return off // nc
 
     def accept_token(self, token_id: int) -> bool:
         """Advance by one token. Returns False (state unchanged) if the token is not allowed."""
@@ -130,11 +132,11 @@ class Matcher:
         if self._terminated:
             return b""
         out = bytearray()
-        s, forced, rows, cls = self._state, self._g._forced, self._rows, self._cls
+        s, forced, table, cls, nc = self._state, self._g._forced, self._table, self._cls, self._nc
         while forced[s] >= 0:
             b = forced[s]
             out.append(b)
-            s = rows[s][cls[b]]
+            s = table[s * nc + cls[b]] // nc
         return bytes(out)
 
     def rollback(self, n: int = 1) -> None:

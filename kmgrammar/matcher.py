@@ -108,8 +108,11 @@ class Matcher:
             if row is None:
                 row = g.mask_row(self._state)
         try:
-            np.copyto(bitmask[index], row)
-        except (TypeError, ValueError, IndexError):
+            out = bitmask[index]
+            if out.shape != row.shape:  # np.copyto would broadcast a 1-word row
+                raise ValueError
+            np.copyto(out, row)
+        except (TypeError, ValueError, IndexError, AttributeError):
             _fill_other(bitmask, index, row)
 
     def allowed_token_ids(self) -> np.ndarray:

@@ -140,16 +140,34 @@ def compile_json_schema(schema, vocab, *, whitespace: str = "compact", separator
     CompileLimitError, CompileError
         Limits exceeded; invalid schema; a schema no value satisfies.
     """
-    from .jsonschema import load_schema, schema_to_dfa
+    from .jsonschema import load_schema, schema_to_grammar
 
     schema = load_schema(schema)
     options = {"whitespace": whitespace, "separators": list(separators) if separators else None,
                "indent": indent, "strict": bool(strict), "lenient": bool(lenient)}
-    return compile_with_cache(
-        "json_schema", schema, options, vocab,
-        lambda lim: schema_to_dfa(schema, whitespace=whitespace, separators=separators, indent=indent,
-                                  strict=strict, lenient=lenient, limits=lim),
-        cache=cache, limits=_limits(max_states, time_limit))
+
+    class _NeedsGrammar(Exception):
+        pass
+
+    def build(lim):
+        got = schema_to_grammar(schema, whitespace=whitespace, separators=separators, indent=indent,
+                                strict=strict, lenient=lenient, limits=lim)
+        if isinstance(got, ByteDFA):
+            return got
+        raise _NeedsGrammar(got)
+
+    try:
+        return compile_with_cache("json_schema", schema, options, vocab, build, cache=cache,
+                                  limits=_limits(max_states, time_limit))
+    except _NeedsGrammar as e:  # any JSON value or recursion: the context-free engine
+        import json
+
+        from .cfg_compile import compile_grammar
+
+        grammar = e.args[0]
+        text = json.dumps(schema, sort_keys=True, ensure_ascii=False)
+        return compile_grammar("json_schema", text, vocab, lambda lim: grammar, options=options, cache=cache,
+                               max_states=max_states, time_limit=time_limit)
 
 
 def compile_lark(grammar: str, vocab, *, start: str = "start", cache: bool = True,

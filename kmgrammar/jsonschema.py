@@ -112,19 +112,24 @@ def _type_of(v) -> str:
     return "object"
 
 
+_RANK_DEPTH = 12  # key orders are tracked this many levels below a oneOf/not/if (recursive schemas)
+
+
 class _Rank:
     """Property order at one JSON path, and the orders below it (by key; "*" extra keys, "[]" items)."""
 
-    __slots__ = ("order", "kids")
+    __slots__ = ("order", "kids", "depth")
 
     def __init__(self):
         self.order: dict = {}
         self.kids: dict = {}
+        self.depth = 0
 
     def kid(self, key: str) -> "_Rank":
         got = self.kids.get(key)
         if got is None:
             got = self.kids[key] = _Rank()
+            got.depth = self.depth + 1
         return got
 
     def add_literal(self, v) -> None:
@@ -153,6 +158,8 @@ class Lowerer:
         self.uses: dict = {}
         self.active: list = []
         self.rank = None
+        self.rules: dict = {}  # nonterminal -> node (non-regular parts: any value, recursion)
+        self.inprogress: dict = {}
         self.cur_ptr = "#"
         self.empty_rank = _Rank()
         self.synthetic: list = []
@@ -171,7 +178,13 @@ class Lowerer:
     def dfa(self, node) -> ByteDFA:
         if type(node) is g.Dfa:
             return node.dfa
+        if _has_ref(node):
+            self.fail(self.cur_ptr, "not/oneOf/if/contains over a sub-schema whose language is not regular "
+                                    "(any JSON value or recursion)")
         return jv.build(node, self.lim())
+
+    def cfg_ok(self) -> bool:
+        return not self.style.depth_matters()
 
     def fail(self, ptr: str, what: str):
         """Record an unsupported construct; lowering goes on to report all of them at once."""
@@ -289,9 +302,18 @@ class Lowerer:
         got = self.memo.get(key)
         if got is not None:
             n = self.uses[key] = self.uses.get(key, 0) + 1
-            if n == 1 and type(got) not in (g.Dfa, g.Bytes, g.CharSet) and got is not _EMPTY:
-                got = self.memo[key] = g.Dfa(self.dfa(got))  # shared: determinise once, embed
+            if n == 1 and type(got) not in (g.Dfa, g.Bytes, g.CharSet, _Ref) and got is not _EMPTY:
+                if _has_ref(got):  # shared and not regular: one nonterminal
+                    name = f"s{len(self.rules)}"
+                    self.rules[name] = got
+                    got = self.memo[key] = _Ref(name)
+                else:  # shared: determinise once, embed
+                    got = self.memo[key] = g.Dfa(self.dfa(got))
             return got
+        ent = self.inprogress.get(key)
+        if ent is not None:  # recursion: the value refers to itself
+            ent[1] = True
+            return _Ref(ent[0])
         self.lowerings += 1
         if self.lowerings > MAX_LOWERINGS:
             raise CompileLimitError(f"schema needs more than {MAX_LOWERINGS} sub-schema lowerings "
@@ -302,11 +324,12 @@ class Lowerer:
         else:
             flat, complex_, refs = flat
             for r in refs:
-                if r in self.active:
+                if r in self.active and not self.cfg_ok():
                     where = next((p for s, p, _ in flat if id(s) == r), items[0][1])
                     self.fail(where, "recursive $ref (unbounded nesting needs the context-free grammar engine)")
             self.active.extend(refs)
             old_ptr, self.cur_ptr = self.cur_ptr, items[0][1] if items else "#"
+            ent = self.inprogress[key] = [f"r{len(self.inprogress)}_{self.lowerings}", False]
             try:
                 node = self.combinator(flat, complex_, depth) if complex_ else self.simple(flat, depth)
             except _Unsupported:
@@ -314,6 +337,10 @@ class Lowerer:
             finally:
                 del self.active[len(self.active) - len(refs):]
                 self.cur_ptr = old_ptr
+                del self.inprogress[key]
+            if ent[1]:
+                self.rules[ent[0]] = node
+                node = _Ref(ent[0])
         self.memo[key] = node
         return node
 
@@ -324,7 +351,9 @@ class Lowerer:
         return out
 
     def is_empty(self, node) -> bool:
-        return node is _EMPTY or self.dfa(node).is_empty()
+        if node is _EMPTY:
+            return True
+        return False if _has_ref(node) else self.dfa(node).is_empty()
 
     def diff(self, a, b):
         if b is _EMPTY:
@@ -344,7 +373,7 @@ class Lowerer:
         stack = [(s, root) for s, _p, _k in items]
         while stack:
             s, node = stack.pop(0)
-            if not isinstance(s, dict) or (id(s), id(node)) in seen:
+            if not isinstance(s, dict) or (id(s), id(node)) in seen or node.depth > _RANK_DEPTH:
                 continue
             seen.add((id(s), id(node)))
             if isinstance(s.get("$ref"), str):
@@ -458,7 +487,7 @@ class Lowerer:
             if isinstance(dep, list) and kw != "dependentSchemas":
                 if not all(isinstance(x, str) for x in dep):
                     self.bad(_ptr(ptr, kw, name), "dependent required names must be strings")
-                req = self.syn({"required": [name] + list(dep)})
+                req = self.syn({"required": list(dep) + [name]})
                 b = self.lang(rest2 + [(req, ptr, frozenset())], depth)
             else:
                 req = self.syn({"required": [name]})
@@ -789,8 +818,6 @@ class Lowerer:
                 step = g.seq(sep, elems[i], r)
                 r = step if i < lo else g.Repeat(step, 0, 1)
             body = g.seq(elems[0], r)
-        if self.is_empty(body) if not isinstance(body, g.Seq) else False:
-            return empty or _EMPTY
         nonempty = g.seq(st.open("[", depth), body, st.close("]", depth))
         return g.alt(empty, nonempty) if empty is not None else nonempty
 
@@ -851,7 +878,7 @@ class Lowerer:
     def obj(self, flat, depth: int):
         st = self.style
         conjs = []  # per schema: (props, patterns, additional, ptr)
-        required, names_order = set(), []
+        required, names_order = [], []
         lo, hi = 0, None
         pnames = []
         for s, ptr, _ in flat:
@@ -869,7 +896,7 @@ class Lowerer:
             req = s.get("required", [])
             if not isinstance(req, list) or not all(isinstance(x, str) for x in req):
                 self.bad(_ptr(ptr, "required"), "'required' must be an array of strings")
-            required |= set(req)
+            required += [x for x in req if x not in required]
             if "minProperties" in s:
                 lo = max(lo, self.count(s, "minProperties", ptr))
             if "maxProperties" in s:
@@ -1034,12 +1061,29 @@ class Lowerer:
 
     # -- any value -----------------------------------------------------------------------------
     def any_value(self, ptr: str, depth: int, what: str = "values"):
+        if self.cfg_ok():
+            return self.json_value_rule()
         if not self.lenient:
             self.fail(ptr, f"{what} may be any JSON value (unbounded nesting is not regular: needs the "
                            "context-free grammar engine)")
         warnings.warn(f"kmgrammar: any JSON value at {ptr} is limited to nesting depth {LENIENT_ANY_DEPTH} "
                       "(lenient=True)", stacklevel=3)
         return self.bounded_any(depth, LENIENT_ANY_DEPTH)
+
+    def json_value_rule(self):
+        """Nonterminal `json_value`: any JSON value in the output style (canonical scalars)."""
+        if "json_value" not in self.rules:
+            st = self.style
+            v = _Ref("json_value")
+            sep = st.item_sep(0)
+            arr = g.alt(st.empty("[]"), g.seq(st.open("[", 0), v, g.Repeat(g.seq(sep, v), 0, None), st.close("]", 0)))
+            mem = g.seq(jv.string_node(), st.key_sep(), v)
+            obj = g.alt(st.empty("{}"), g.seq(st.open("{", 0), mem, g.Repeat(g.seq(sep, mem), 0, None),
+                                                st.close("}", 0)))
+            scalars = g.Dfa(jv.build(g.alt(g.text("null"), g.text("true"), g.text("false"), jv.ANY_NUMBER,
+                                           jv.string_node()), self.lim()))
+            self.rules["json_value"] = g.alt(scalars, arr, obj)
+        return _Ref("json_value")
 
     def bounded_any(self, depth: int, levels: int):
         key = ("any", depth if self.style.depth_matters() else 0, levels)
@@ -1059,6 +1103,62 @@ class Lowerer:
         node = g.Dfa(self.dfa(g.alt(*scalars)))
         self.memo[key] = node
         return node
+
+
+from .cfg import Ref as _Ref  # noqa: E402
+
+
+def _has_ref(node) -> bool:
+    """Does the node use a nonterminal (cached on the node: trees share subtrees)."""
+    t = type(node)
+    if t is _Ref:
+        return True
+    if t not in (g.Seq, g.Alt, g.Repeat, jv.Graph):
+        return False
+    got = node.__dict__.get("_has_ref")
+    if got is None:
+        if t is g.Repeat:
+            got = _has_ref(node.item)
+        elif t is jv.Graph:
+            got = any(lab is not None and _has_ref(lab) for _u, _v, lab in node.edges)
+        else:
+            got = any(_has_ref(x) for x in node.items)
+        object.__setattr__(node, "_has_ref", got)
+    return got
+
+
+def _to_cfg_node(node, rules: dict, memo: dict, limits: Limits):
+    """Replace `Graph`s: regular ones by their DFA, the others by one nonterminal per graph node."""
+    t = type(node)
+    if t in (g.Seq, g.Alt):
+        return t(tuple(_to_cfg_node(x, rules, memo, limits) for x in node.items))
+    if t is g.Repeat:
+        return g.Repeat(_to_cfg_node(node.item, rules, memo, limits), node.min, node.max)
+    if t is not jv.Graph:
+        return node
+    got = memo.get(id(node))
+    if got is not None:
+        return got
+    if not _has_ref(node):
+        got = memo[id(node)] = g.Dfa(jv.build(node, limits))
+        return got
+    gid = len(memo)
+    memo[id(node)] = got = _Ref(f"g{gid}_{node.start}")
+    out: dict = {u: [] for u in range(node.n)}
+    loops: dict = {u: [] for u in range(node.n)}
+    for u, v, lab in node.edges:
+        lab = None if lab is None else _to_cfg_node(lab, rules, memo, limits)
+        (loops[u] if u == v else out[u]).append((v, lab))
+    for u in range(node.n):
+        alts = [g.seq(lab, _Ref(f"g{gid}_{v}")) if lab is not None else _Ref(f"g{gid}_{v}") for v, lab in out[u]]
+        if u in node.finals:
+            alts.append(g.EMPTY)
+        body = g.alt(*alts) if alts else _EMPTY
+        if loops[u]:  # self-loops as a repeat, not right recursion (no stack per member)
+            labs = [lab if lab is not None else g.EMPTY for _v, lab in loops[u]]
+            body = g.seq(g.Repeat(g.alt(*labs), 0, None), body)
+        rules[f"g{gid}_{u}"] = body
+    return got
 
 
 _INTEGER = g.Dfa(jv.build(g.alt(g.text("0"), g.seq(g.Repeat(g.text("-"), 0, 1), g.ByteSet(((49, 57),)),
@@ -1156,9 +1256,20 @@ def make_style(whitespace: str, separators, indent) -> jv.Style:
     return jv.Style("compact")
 
 
-def schema_to_dfa(schema, *, whitespace="compact", separators=None, indent=None, strict=False,
-                  lenient=False, limits: Limits | None = None) -> ByteDFA:
-    """The byte DFA of every serialized JSON document that validates against `schema`.
+def schema_to_dfa(schema, **opts) -> ByteDFA:
+    """The byte DFA of every serialized JSON document that validates against `schema`
+    (UnsupportedFeatureError if the language is not regular; see `schema_to_grammar`)."""
+    got = schema_to_grammar(schema, **opts)
+    if not isinstance(got, ByteDFA):
+        names = sorted(n for n in got.rules if n != "start")[:5]
+        raise UnsupportedFeatureError("the schema's language is not regular (any JSON value or recursion: "
+                                      f"nonterminals {', '.join(names)}); compile it with compile_json_schema")
+    return got
+
+
+def schema_to_grammar(schema, *, whitespace="compact", separators=None, indent=None, strict=False,
+                      lenient=False, limits: Limits | None = None):
+    """A `ByteDFA` when the schema's language is regular, else a `cfg.Cfg` (start rule "start").
 
     Raises UnsupportedFeatureError (all unsupported keywords, sorted by JSON pointer),
     CompileError (invalid schema, empty language), CompileLimitError."""
@@ -1167,9 +1278,22 @@ def schema_to_dfa(schema, *, whitespace="compact", separators=None, indent=None,
     low = Lowerer(schema, style=style, strict=strict, lenient=lenient, limits=limits or Limits())
     old = sys.getrecursionlimit()
     sys.setrecursionlimit(max(old, 20_000))
+    cfg = None
     try:
         node = low.lang([(schema, "#", frozenset())], 0)
-        dfa = None if low.errors else low.dfa(style.outer(node))
+        if low.errors:
+            dfa = None
+        elif low.rules or _has_ref(node):
+            from .cfg import Cfg
+
+            rules, memo = {}, {}
+            rules["start"] = _to_cfg_node(style.outer(node), rules, memo, low.lim())
+            for name, body in list(low.rules.items()):
+                rules[name] = _to_cfg_node(body, rules, memo, low.lim())
+            cfg = Cfg(rules=rules, start="start", origin="json_schema")
+            dfa = None
+        else:
+            dfa = low.dfa(style.outer(node))
     except _Unsupported:
         dfa = None
     except RecursionError:
@@ -1182,6 +1306,8 @@ def schema_to_dfa(schema, *, whitespace="compact", separators=None, indent=None,
         if lenient:
             raise UnsupportedFeatureError(msg)
         raise UnsupportedFeatureError(msg + " (lenient=True ignores unsupported keywords)")
+    if cfg is not None:
+        return cfg
     if dfa.is_empty():
         raise CompileError("the schema accepts no JSON value at all (empty language)")
     return dfa

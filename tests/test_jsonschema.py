@@ -278,12 +278,13 @@ BAD = [
     ({"type": "integer", "minimum": 5, "maximum": 3}, CompileError, "empty language"),
     ({"type": "string", "enum": [1, 2]}, CompileError, "empty language"),
     ({"type": "number", "multipleOf": 0}, CompileError, "greater than 0"),
-    ({"type": "object", "properties": {"a": {"type": "integer"}}}, UnsupportedFeatureError, "any JSON value"),
+    ({"type": "object", "properties": {"a": {"type": "integer"}}}, UnsupportedFeatureError, "not regular"),
     ({"type": "array", "uniqueItems": True, "items": {"type": "integer"}}, UnsupportedFeatureError, "uniqueItems"),
     ({"type": "string", "pattern": "(a)\\1"}, UnsupportedFeatureError, "#/pattern"),
     ({"type": "string", "pattern": "[a-"}, UnsupportedFeatureError, "#/pattern"),
     ({"$defs": {"n": {"type": "array", "items": {"$ref": "#/$defs/n"}}}, "$ref": "#/$defs/n"},
-     UnsupportedFeatureError, "recursive $ref"),
+     UnsupportedFeatureError, "not regular"),
+    ({"type": "array", "not": {"items": {"type": "integer"}}}, UnsupportedFeatureError, "not regular"),
     ({"type": "object", "unevaluatedProperties": False, "properties": {"a": {"$dynamicRef": "#x"}},
       "additionalProperties": False}, UnsupportedFeatureError,
      "#/properties/a/$dynamicRef: keyword '$dynamicRef'"),
@@ -331,3 +332,31 @@ def test_time_limit():
         from kmgrammar.automaton import Limits
 
         schema_to_dfa(schema, limits=Limits(max_states=200_000, time_limit=0.5))
+
+
+def _walk(cg, vocab, doc) -> bool:
+    m = Matcher(cg)
+    return all(m.accept_token(t) for t in vocab.encode(serialize(doc))) and m.is_accepting()
+
+
+def test_open_objects_and_recursion_use_the_grammar_engine(cl100k):
+    open_obj = {"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]}
+    cg = compile_json_schema(open_obj, cl100k, cache=False)
+    assert cg.kind == "cfg"
+    for doc, ok in [({"a": 1, "b": {"c": [1, {"d": None}, [[[]]]]}}, True), ({"a": "x"}, False), ({"b": 1}, False),
+                    ({"a": 1, "zz": "é\n"}, True)]:
+        assert _walk(cg, cl100k, doc) == ok, doc
+    tree = {"$defs": {"node": {"type": "object", "properties": {"v": {"type": "integer"},
+                                                                "kids": {"type": "array", "items": {"$ref": "#/$defs/node"}}},
+                               "required": ["v"], "additionalProperties": False}}, "$ref": "#/$defs/node"}
+    cg = compile_json_schema(tree, cl100k, cache=False)
+    deep = {"v": 0}
+    for i in range(30):
+        deep = {"v": i, "kids": [deep, {"v": -1}]}
+    assert _walk(cg, cl100k, deep)
+    assert not _walk(cg, cl100k, {"v": 1, "kids": [{"kids": []}]})
+
+
+def test_indent_with_any_value_is_unsupported():
+    with pytest.raises(UnsupportedFeatureError, match="any JSON value"):
+        schema_to_dfa({"type": "array"}, indent=2)

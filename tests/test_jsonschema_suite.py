@@ -45,6 +45,8 @@ def _type_name(v) -> str:
 
 
 def _rank_keys(schema) -> dict:
+    """The key order the compiled schema expects: `properties` names, then `required` names, then
+    `dependentRequired` ones (dependencies before the key), by first appearance."""
     names: dict = {}
     stack = [schema]
     while stack:
@@ -56,6 +58,14 @@ def _rank_keys(schema) -> dict:
             if isinstance(props, dict):
                 for k in props:
                     names.setdefault(k, len(names))
+            late = list(s.get("required", [])) if isinstance(s.get("required"), list) else []
+            for k in ("dependentRequired", "dependencies"):
+                if isinstance(s.get(k), dict):
+                    for name, dep in s[k].items():
+                        late += (list(dep) if isinstance(dep, list) else []) + [name]
+            for k in late:
+                if isinstance(k, str):
+                    names.setdefault(k, len(names) + 10**6)
             for k, v in s.items():
                 if k in ("enum", "const"):  # object constants are written in their own key order
                     for c in (v if k == "enum" and isinstance(v, list) else [v]):
@@ -80,7 +90,15 @@ def _ordered(v, rank):
     return v
 
 
+def _refers_to_root(schema) -> bool:
+    text = json.dumps(schema)
+    root_id = schema.get("$id") if isinstance(schema, dict) else None
+    return '"$ref": "#"' in text or (isinstance(root_id, str) and f'"$ref": "{root_id}"' in text)
+
+
 def _project(schema, t: str):
+    if _refers_to_root(schema):
+        return schema  # adding a conjunct at the root would change what "#" means
     if schema is True:
         return {"type": t}
     if schema is False:

@@ -44,6 +44,14 @@ class _Runtime:
         rp, ro = a["cfg_rem_ptr"].tolist(), a["cfg_rem_off"].tolist()
         data = a["cfg_rem_data"].tobytes()
         self.rems = [[data[ro[k]: ro[k + 1]] for k in range(rp[u], rp[u + 1])] for u in range(n)]
+        # positions are numbered rule by rule, so a position's rule is the last start <= it
+        self.owner = (np.searchsorted(a["cfg_nt_start"], np.arange(n), side="right") - 1).tolist()
+        self.pre: dict = {}  # (u, caller next position) -> verdicts (1 valid, 0 invalid, 2 depends)
+        if "cfg_pre_u" in a:
+            po = a["cfg_pre_off"].tolist()
+            for k, (u, r, r2) in enumerate(zip(a["cfg_pre_u"].tolist(), a["cfg_pre_r"].tolist(),
+                                               a["cfg_pre_r2"].tolist())):
+                self.pre[(u, r) if r2 < 0 else (u, r, r2)] = a["cfg_pre_st"][po[k]: po[k + 1]]
         self.lcps = [lcp_list(r) if r else [] for r in self.rems]
         self.masks: dict = {}
         self.rem_cache: dict = {}
@@ -174,6 +182,13 @@ class _Runtime:
         todo = np.flatnonzero(~known)
         if not len(todo):
             return valid
+        st = self._caller_verdicts(charts, u, o)
+        if st is not None:
+            st = st[todo]
+            valid[todo[st == 1]] = True
+            todo = todo[st == 2]
+            if not len(todo):
+                return valid
         strings = [rems[k] for k in todo.tolist()]
         lcps = self.lcps[u] if len(todo) == n else lcp_list(strings)
         ok, levels = self._walk(charts, u, o, strings, lcps, self._levels(charts, o, _LEVEL))
@@ -195,6 +210,29 @@ class _Runtime:
             cache[key] = (k_mask, v_mask)  # replaced, never mutated: readers see old or new
             todo, ok, levels = todo[~levels_sel], ok[~levels_sel], levels[~levels_sel]
         return valid
+
+    def _caller_verdicts(self, charts: list, u: int, o: int):
+        """Verdicts (1 valid, 0 invalid, 2 unknown) of u's remainders from the ahead-of-time rows
+        of the callers that really wait on u's rule (one or two levels), or None."""
+        pre = self.pre
+        if not pre:
+            return None
+        out = None
+        for r1, o1 in set(charts[o].wait.get(self.owner[u], ())):
+            row = pre.get((u, r1))
+            if row is None:
+                return None
+            if (row == 2).any() and o1 != o and o1 >= 0:
+                rows2 = [pre.get((u, r1, r2)) for r2 in {r2 for r2, _ in charts[o1].wait.get(self.owner[r1], ())}]
+                if rows2 and all(x is not None for x in rows2):
+                    st2 = np.stack(rows2)
+                    comb = np.where((st2 == 1).any(axis=0), 1, np.where((st2 == 0).all(axis=0), 0, 2))
+                    row = np.where(row == 2, comb, row)
+            if out is None:
+                out = row.astype(np.int8)
+            else:
+                out = np.where((out == 1) | (row == 1), 1, np.where((out == 0) & (row == 0), 0, 2)).astype(np.int8)
+        return out
 
     def _walk(self, charts: list, u: int, o: int, strings: list, lcps: list, level_of: dict | None = None):
         i = len(charts)

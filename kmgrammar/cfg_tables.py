@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from .cfg_rtn import Rtn, actions, byte_sets, follow2
-from .earley import Network, classify_sorted
+from .earley import Chart, Network, classify_sorted
 from .token_automaton import _encode_rows, vocab_trie, words_for
 
 _CHUNK = 256
@@ -157,6 +157,7 @@ def build_cfg_tables(rtn: Rtn, vocab, budget) -> tuple:
             grp_tok_ptr.append(grp_tok_ptr[-1] + len(toks))
             n_dep += len(toks)
         grp_ptr.append(len(grp_state))
+    pre = _precompute_callers(rtn, net, dep_sorted, follow, budget)
     rem_ptr = [0]
     rem_off = [0]
     data = []
@@ -199,6 +200,7 @@ def build_cfg_tables(rtn: Rtn, vocab, budget) -> tuple:
         cfg_rem_ptr=np.array(rem_ptr, np.int32),
         cfg_rem_off=np.array(rem_off, np.int64),
         cfg_rem_data=np.frombuffer(b"".join(data), np.uint8).copy() if data else np.zeros(0, np.uint8),
+        **pre,
     )
     stats = {
         "positions": n,
@@ -210,6 +212,7 @@ def build_cfg_tables(rtn: Rtn, vocab, budget) -> tuple:
         "tokens_valid_by_classification": n_valid,
         "context_dependent_tokens": n_dep,
         "context_dependent_remainders": len(data),
+        "caller_verdicts": int(len(pre["cfg_pre_u"])),
     }
     return arrays, stats
 
@@ -219,3 +222,59 @@ CFG_ARRAYS = (
     "cfg_grp_ptr", "cfg_grp_state", "cfg_grp_tok_ptr", "cfg_grp_tok", "cfg_grp_rem", "cfg_rem_ptr",
     "cfg_rem_off", "cfg_rem_data",
 )
+
+
+# Remainder walks spent ahead of time on one-level caller contexts (JSON: ~500, arithmetic: ~1k).
+_PRECOMPUTE_BUDGET = 20_000
+
+
+def _precompute_callers(rtn: Rtn, net: Network, dep_sorted: dict, follow, budget) -> dict:
+    """Verdicts of each state's context-dependent remainders when its rule returns to call site r1
+    (the caller's next position) and, where many still depend, that caller's rule returns to r2,
+    whatever lies deeper: 1 valid, 0 invalid, 2 still depends. At run time the real charts'
+    waiters pick these rows, so a stack shape never seen before needs a walk only for the
+    remainders that pop deeper than that."""
+    sites: dict = {}
+    for q in range(rtn.n_pos):
+        for m, r in rtn.calls_of(q):
+            sites.setdefault(m, set()).add(r)
+    us, r1s, r2s, off, st = [], [], [], [0], []
+    spent = 0
+
+    def run(u, r1, r2, rems) -> list:
+        m = int(rtn.owner[u])
+        if r2 < 0:
+            charts = [Chart([], {m: [(r1, -1)]}, False, False, True, 0, False)]
+            charts.append(net.close(charts, 1, [(u, 0)]))
+            top = int(rtn.owner[r1])
+        else:
+            charts = [Chart([], {int(rtn.owner[r1]): [(r2, -1)]}, False, False, True, 0, False),
+                      Chart([], {m: [(r1, 0)]}, False, False, True, 0, False)]
+            charts.append(net.close(charts, 2, [(u, 1)]))
+            top = int(rtn.owner[r2])
+        got = classify_sorted(net, charts, rems, follow[top])
+        us.append(u)
+        r1s.append(r1)
+        r2s.append(r2)
+        st.extend(got)
+        off.append(len(st))
+        return got
+
+    for u in sorted(dep_sorted):
+        rems = dep_sorted[u]
+        for r1 in sorted(sites.get(int(rtn.owner[u]), ())):
+            if spent + len(rems) > _PRECOMPUTE_BUDGET:
+                break
+            budget.check_time()
+            spent += len(rems)
+            got = run(u, r1, -1, rems)
+            if sum(1 for x in got if x == 2) * 5 < len(rems):
+                continue
+            for r2 in sorted(sites.get(int(rtn.owner[r1]), ())):
+                if spent + len(rems) > _PRECOMPUTE_BUDGET:
+                    break
+                spent += len(rems)
+                run(u, r1, r2, rems)
+    return {"cfg_pre_u": np.array(us, np.int32), "cfg_pre_r": np.array(r1s, np.int32),
+            "cfg_pre_r2": np.array(r2s, np.int32), "cfg_pre_off": np.array(off, np.int64),
+            "cfg_pre_st": np.array(st, np.int8)}

@@ -83,7 +83,7 @@ def _rank_keys(schema) -> dict:
 
 def _ordered(v, rank):
     if isinstance(v, dict):
-        keys = sorted(v, key=lambda k: (rank.get(k, len(rank)), list(v).index(k)))
+        keys = sorted(v, key=lambda k: (rank.get(k, 10**9), list(v).index(k)))
         return {k: _ordered(v[k], rank) for k in keys}
     if isinstance(v, list):
         return [_ordered(x, rank) for x in v]

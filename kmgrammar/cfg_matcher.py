@@ -36,11 +36,9 @@ class _Runtime:
         n = len(self.net.rows)
         gp, gs, gtp = a["cfg_grp_ptr"].tolist(), a["cfg_grp_state"].tolist(), a["cfg_grp_tok_ptr"].tolist()
         tok, rem = a["cfg_grp_tok"], a["cfg_grp_rem"]
-        self.groups = [
-            tuple((gs[k], tok[gtp[k]: gtp[k + 1]].astype(np.int64), rem[gtp[k]: gtp[k + 1]])
-                  for k in range(gp[p], gp[p + 1]))
-            for p in range(n)
-        ]
+        self.groups = [tuple(_group(gs[k], tok[gtp[k]: gtp[k + 1]], rem[gtp[k]: gtp[k + 1]])
+                             for k in range(gp[p], gp[p + 1])) for p in range(n)]
+        self.final: dict = {}  # (u, signature of o, depth) -> verdicts (whole stack: exact)
         rp, ro = a["cfg_rem_ptr"].tolist(), a["cfg_rem_off"].tolist()
         data = a["cfg_rem_data"].tobytes()
         self.rems = [[data[ro[k]: ro[k + 1]] for k in range(rp[u], rp[u + 1])] for u in range(n)]
@@ -118,11 +116,12 @@ class _Runtime:
             for pos in positions:
                 words |= self.row(pos)
         for pos, o in ch.scan:
-            for u, toks, rems in self.groups[pos]:
-                valid = self._remainders(charts, u, o)
-                sel = toks[valid[rems]]
-                if len(sel):
-                    np.bitwise_or.at(words, sel >> 5, np.left_shift(np.uint32(1), (sel & 31).astype(np.uint32)))
+            for u, word, bit, rems in self.groups[pos]:
+                valid = self._final(charts, u, o)[rems]
+                if valid.any():
+                    w, b = word[valid], bit[valid]
+                    starts = np.flatnonzero(np.r_[True, w[1:] != w[:-1]])
+                    words[w[starts]] |= np.bitwise_or.reduceat(b, starts)
         if ch.accepting:
             words |= self.eos
         return words
@@ -160,6 +159,17 @@ class _Runtime:
                 break
             level = nxt
         return out
+
+    def _final(self, charts: list, u: int, o: int) -> np.ndarray:
+        depth = charts[o].depth if charts[o].depth > self.near else -1
+        key = (u, self.sig(charts, o), depth)
+        got = self.final.get(key)
+        if got is None:
+            got = self._remainders(charts, u, o)
+            if len(self.final) >= _REM_CACHE:
+                self.final.clear()
+            self.final[key] = got
+        return got
 
     def _remainders(self, charts: list, u: int, o: int) -> np.ndarray:
         # A remainder's verdict depends on the caller stack only as deep as its walk read it: it
@@ -244,6 +254,14 @@ class _Runtime:
             return check_sorted_levels(self.net, charts, strings, lcps, level_of, i, base_level)
         finally:
             del charts[i:]
+
+
+def _group(u: int, toks: np.ndarray, rems: np.ndarray) -> tuple:
+    """(exit state, word index, bit, remainder index) per token, sorted by token id so that the
+    bits of one word are adjacent (one reduceat per mask instead of a scatter)."""
+    order = np.argsort(toks, kind="stable")
+    toks = toks[order].astype(np.int64)
+    return u, toks >> 5, np.left_shift(np.uint32(1), (toks & 31).astype(np.uint32)), rems[order]
 
 
 def runtime(compiled) -> _Runtime:

@@ -232,7 +232,7 @@ class _Runtime:
             row = pre.get((u, r1))
             if row is None:
                 return None
-            if (row == 2).any() and o1 != o and o1 >= 0:
+            if (row == 2).any() and o1 >= 0:
                 rows2 = [pre.get((u, r1, r2)) for r2 in {r2 for r2, _ in charts[o1].wait.get(self.owner[r1], ())}]
                 if rows2 and all(x is not None for x in rows2):
                     st2 = np.stack(rows2)

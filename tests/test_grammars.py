@@ -323,3 +323,32 @@ def test_lark_corpus_csv(shared, cl100k):
     for s in cases:
         m = Matcher(c)
         assert (m.accept_string(s) and m.is_accepting()) == lark_accepts(p, s), s
+
+
+def _random_json(rng, depth: int):
+    r = rng.random()
+    if depth <= 0 or r < 0.3:
+        return rng.choice([0, -12, 3.5e-3, 1e21, True, False, None, "", 'a"b\\', "\u00e9\u2603 x", "\n\t"])
+    if r < 0.65:
+        return [_random_json(rng, depth - 1) for _ in range(rng.randint(0, 4))]
+    return {rng.choice(["k", "key", "\u00fc", "a b", ""]) + str(i): _random_json(rng, depth - 1)
+            for i in range(rng.randint(0, 4))}
+
+
+def test_random_json_documents_token_by_token(compiled, cl100k):
+    """Many stack shapes: every cl100k token of random nested documents is allowed and accepted,
+    the document ends accepting, and one-character mutants agree with Lark."""
+    c = compiled("json")
+    p = lark_parser(grammars.load("json"))
+    rng = random.Random(12)
+    bm = allocate_token_bitmask(1, cl100k.vocab_size)
+    eos = cl100k.eos_token_ids[0]
+    for _ in range(25):
+        doc = json.dumps(_random_json(rng, 7), indent=rng.choice([None, 1, 2]), ensure_ascii=rng.random() < 0.5)
+        m = Matcher(c)
+        walk_tokens(m, cl100k, cl100k.encode(doc), bm)
+        assert allowed(m, bm, eos), doc
+        i = rng.randrange(len(doc))
+        mutant = doc[:i] + rng.choice(",:[]{}\"x1 ") + doc[i + 1:]
+        m = Matcher(c)
+        assert (m.accept_string(mutant) and m.is_accepting()) == lark_accepts(p, mutant), mutant

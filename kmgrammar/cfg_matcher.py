@@ -3,10 +3,12 @@
 State: the Earley charts of the bytes accepted so far (`earley.py`); rollback truncates them and
 copies share them. A mask is the OR of the precomputed rows of the positions in the last chart
 (tokens that stay on byte edges, or were classified valid ahead of time), plus the
-context-dependent tokens whose remainders the real charts accept. Both parts are cached per
-grammar: the remainder results by (exit state, signature of the caller's chart) and whole masks
-by the last chart's key, (position, caller signature) pairs. A chart's signature is the
-structure of everything below it (interned), so equal keys mean equal masks.
+context-dependent tokens whose remainders are viable on the real stack. Remainder verdicts come,
+in order, from: an exact cache by (exit state, full signature of the caller chart); the verdicts
+precomputed for the real one- and two-level callers (`cfg_pre_*`); a cache by the caller
+signature truncated to the levels each verdict read; and a walk against the real charts. Whole
+masks are cached by the last chart's key, {(position, caller signature)}. A chart's signature is
+the interned structure of everything below it, so equal keys mean equal masks.
 """
 
 from __future__ import annotations

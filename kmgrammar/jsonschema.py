@@ -441,6 +441,10 @@ class Lowerer:
                 nodes = [self.lang(a, depth) for a in alts]
                 nodes = [x for x in nodes if x is not _EMPTY]
                 return g.alt(*nodes) if nodes else _EMPTY
+        if self.cfg_ok() and kw in ("oneOf", "not", "if"):
+            got = self.positive(kw, s, ptr, rest, depth)
+            if got is not None:
+                return got
         old = self.rank
         rank = self.ranked(flat)
         if rank is not None:
@@ -496,6 +500,144 @@ class Lowerer:
             return g.alt(*alts) if alts else _EMPTY
         finally:
             self.rank = old
+
+    def positive(self, kw, s, ptr, rest, depth):
+        """oneOf/not/if over languages that are not regular, rewritten without negation when every
+        negated schema has a negation-free form (`negate`); None to take the automaton route."""
+        val = s[kw]
+        if kw == "oneOf":
+            if not isinstance(val, list) or not val:
+                return None
+            alts = [rest + [(a, _ptr(ptr, kw, i), frozenset())] for i, a in enumerate(val)]
+        elif kw == "not":
+            alts = [rest, rest + [(val, _ptr(ptr, kw), frozenset())]]
+        else:
+            alts = [rest + [(x, ptr, frozenset())] for x in (val, s.get("then", True), s.get("else", True))]
+        if not any(_has_ref(self.lang(a, depth)) for a in alts):
+            return None  # regular: exact automaton differences are cheaper
+        if kw == "oneOf":
+            negs = [self.negate(a) for a in val]
+            if any(n is None for n in negs):
+                return None
+            out = []
+            for i, a in enumerate(val):
+                if any(not negs[j] for j in range(len(val)) if j != i):
+                    continue  # another branch is `true`: this one can never be the only match
+                extra = [(self.syn({"anyOf": negs[j]}), _ptr(ptr, kw, j), frozenset()) for j in range(len(val)) if j != i]
+                out.append(self.lang(rest + [(a, _ptr(ptr, kw, i), frozenset())] + extra, depth))
+        elif kw == "not":
+            neg = self.negate(val)
+            if neg is None:
+                return None
+            out = [self.lang(rest + [(self.syn({"anyOf": neg}), _ptr(ptr, kw), frozenset())], depth)] if neg else []
+        else:
+            neg = self.negate(val)
+            if neg is None:
+                return None
+            out = [self.lang(rest + [(val, _ptr(ptr, "if"), frozenset()),
+                                     (s.get("then", True), _ptr(ptr, "then"), frozenset())], depth)]
+            if neg:
+                out.append(self.lang(rest + [(self.syn({"anyOf": neg}), _ptr(ptr, "if"), frozenset()),
+                                             (s.get("else", True), _ptr(ptr, "else"), frozenset())], depth))
+        out = [x for x in out if x is not _EMPTY]
+        return g.alt(*out) if out else _EMPTY
+
+    def negate(self, schema, _active=None):
+        """Schemas whose union is exactly the complement of `schema` (over all JSON values), without
+        `not` over non-regular parts; None when a keyword has no such form (enum, pattern, ...)."""
+        key = id(schema)
+        memo = self.__dict__.setdefault("_neg_memo", {})
+        if key in memo:
+            return memo[key]
+        active = _active if _active is not None else set()
+        if key in active:
+            return None
+        active.add(key)
+        try:
+            got = self._negate(schema, active)
+        finally:
+            active.discard(key)
+        memo[key] = got
+        return got
+
+    def _negate(self, s, active):
+        if s is True:
+            return []
+        if s is False:
+            return [True]
+        if not isinstance(s, dict):
+            return None
+        out: list = []
+        syn = self.syn
+        for k, v in s.items():
+            if k in ANNOTATIONS or (k not in SUPPORTED and k not in UNSUPPORTED):
+                continue
+            if k == "type":
+                ts = {v} if isinstance(v, str) else set(v) if isinstance(v, list) else None
+                if ts is None or s.get("nullable") is True:
+                    return None
+                others = [t for t in ("null", "boolean", "string", "array", "object") if t not in ts]
+                if others:
+                    out.append(syn({"type": others}))
+                if "number" not in ts:
+                    out.append(syn({"type": "number", "not": {"type": "integer"}}) if "integer" in ts
+                               else syn({"type": "number"}))
+            elif k == "required" and isinstance(v, list):
+                out += [syn({"type": "object", "properties": {n: False}}) for n in v if isinstance(n, str)]
+            elif k == "properties" and isinstance(v, dict):
+                for n, sub in v.items():
+                    neg = self.negate(sub, active)
+                    if neg is None:
+                        return None
+                    if neg:
+                        out.append(syn({"type": "object", "required": [n], "properties": {n: {"anyOf": neg}}}))
+            elif k in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+                if isinstance(v, bool) or not isinstance(v, (int, float)):
+                    return None
+                flip = {"minimum": "exclusiveMaximum", "exclusiveMinimum": "maximum",
+                        "maximum": "exclusiveMinimum", "exclusiveMaximum": "minimum"}[k]
+                out.append(syn({"type": "number", flip: v}))
+            elif k in ("minLength", "minItems", "minProperties") and isinstance(v, int) and not isinstance(v, bool):
+                t = {"minLength": "string", "minItems": "array", "minProperties": "object"}[k]
+                if v > 0:
+                    out.append(syn({"type": t, "max" + k[3:]: v - 1}))
+            elif k in ("maxLength", "maxItems", "maxProperties") and isinstance(v, int) and not isinstance(v, bool):
+                t = {"maxLength": "string", "maxItems": "array", "maxProperties": "object"}[k]
+                out.append(syn({"type": t, "min" + k[3:]: v + 1}))
+            elif k == "allOf" and isinstance(v, list):
+                for sub in v:
+                    neg = self.negate(sub, active)
+                    if neg is None:
+                        return None
+                    out += neg
+            elif k == "anyOf" and isinstance(v, list):
+                parts = []
+                for sub in v:
+                    neg = self.negate(sub, active)
+                    if neg is None:
+                        return None
+                    if not neg:
+                        parts = None
+                        break
+                    parts.append({"anyOf": neg})
+                if parts is not None:
+                    out.append(syn({"allOf": parts}))
+            elif k == "not":
+                out.append(v)
+            elif k == "$ref":
+                if self.draft7 and len([x for x in s if x not in ANNOTATIONS]) > 1:
+                    return None
+                try:
+                    target = self.resolve(v, "#")[0]
+                except (CompileError, _Unsupported):
+                    return None
+                neg = self.negate(target, active)
+                if neg is None:
+                    return None
+                out += neg
+            else:
+                return None  # enum, const, pattern, format, items, ...: no negation-free form here
+        return out
 
     def disjoint(self, a, b) -> bool:
         """True if no value satisfies both conjunctions (a cheap structural proof; False = unknown)."""

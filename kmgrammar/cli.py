@@ -83,8 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--choices", metavar="FILE",
                      help="one option per line (blank lines skipped), or a JSON list of strings")
     src.add_argument("--json-schema", metavar="FILE", help="a JSON Schema file")
-    src.add_argument("--lark", metavar="FILE", help="a Lark grammar file")
-    src.add_argument("--gbnf", metavar="FILE", help="a GBNF grammar file")
+    src.add_argument("--lark", metavar="FILE|NAME", help="a Lark grammar file")
+    src.add_argument("--gbnf", metavar="FILE|NAME", help="a GBNF grammar file")
     p.add_argument("--no-cache", action="store_true", help="neither read nor write the disk cache")
     p.add_argument("--max-states", type=int, metavar="N", help="compile limit on automaton states")
     p.add_argument("--time-limit", type=float, metavar="SECONDS", help="compile limit on wall time")
@@ -267,6 +267,19 @@ def _load_compiled(args):
                         f"'kmgrammar inspect' shows the artifact's fingerprint)") from None
 
 
+def _bundled_grammar(flag: str, name: str) -> str | None:
+    """`--lark json` / `--gbnf json` name a bundled grammar when no such file exists."""
+    if flag == "--json-schema" or os.path.exists(name):
+        return None
+    from . import grammars
+
+    key = name if flag == "--lark" else (name if name.endswith(".gbnf") else name + ".gbnf")
+    try:
+        return grammars.load(key)
+    except KeyError:
+        return None
+
+
 def _read_text(path: str, what: str) -> str:
     try:
         with open(path, "rb") as f:
@@ -384,7 +397,9 @@ def cmd_compile(args) -> int:
         if fn is None:
             raise _CliError(f"{flag} is not available in this version of kmgrammar "
                             f"({kmgrammar.__version__})")
-        text = _read_text(path, flag[2:])
+        text = _bundled_grammar(flag, path)
+        if text is None:
+            text = _read_text(path, flag[2:])
         if flag == "--json-schema":
             try:
                 spec = json.loads(text)

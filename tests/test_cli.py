@@ -430,3 +430,12 @@ def test_console_script(tmp_path):
     assert bad.returncode == 2 and bad.stdout == ""
     assert bad.stderr.splitlines() == [f"kmgrammar: error: cannot read artifact "
                                        f"{str(tmp_path / 'missing.kmg')!r}: No such file or directory"]
+
+
+def test_compile_a_bundled_grammar_by_name(tmp_path, capsys):
+    out = tmp_path / "json.kmg"
+    assert main(["compile", "--lark", "json", "-o", str(out)]) == 0
+    assert "kind" in capsys.readouterr().out
+    assert main(["check", str(out), '{"a": [1, {"b": null}]}']) == 0
+    assert main(["check", str(out), '{"a": [1,']) == 1
+    assert main(["compile", "--gbnf", "arithmetic", "--no-cache"]) == 0

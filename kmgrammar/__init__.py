@@ -28,7 +28,7 @@ from .vocab import Vocabulary
 from .prompt import Completion, CompletionConfig, Completions, Prompt, strip_tags
 from .models import (BackendError, CompletionBudgetException, CompletionTimeout, ConstraintViolation,
                      PromptBudgetException, PromptError, RoleTagError, TokenTracker)
-from . import constraints, models
+from . import constraints, grammars, models
 
 __all__ = [
     "__version__",
@@ -69,4 +69,5 @@ __all__ = [
     "CompletionBudgetException",
     "constraints",
     "models",
+    "grammars",
 ]

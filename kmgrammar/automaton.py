@@ -310,9 +310,11 @@ def _class_spans(classes: np.ndarray) -> list:
     return spans
 
 
-def _determinize(nfa: _NFA, start: int, end: int, budget: _Budget) -> ByteDFA:
+def byte_classes(edges_per_state: list) -> tuple:
+    """Partition bytes into classes no edge distinguishes; return (classes, n_classes, edges
+    rewritten as (first class, last class, target))."""
     cuts = {0, 256}
-    for edges in nfa.edges:
+    for edges in edges_per_state:
         for lo, hi, _ in edges:
             cuts.add(lo)
             cuts.add(hi + 1)
@@ -320,9 +322,13 @@ def _determinize(nfa: _NFA, start: int, end: int, budget: _Budget) -> ByteDFA:
     classes = np.zeros(256, np.uint8)
     for k in range(len(cuts) - 1):
         classes[cuts[k] : cuts[k + 1]] = k
-    n_cls = len(cuts) - 1
     cls = classes.tolist()
-    cedges = [[(cls[lo], cls[hi], t) for lo, hi, t in edges] for edges in nfa.edges]
+    cedges = [[(cls[lo], cls[hi], t) for lo, hi, t in edges] for edges in edges_per_state]
+    return classes, len(cuts) - 1, cedges
+
+
+def _determinize(nfa: _NFA, start: int, end: int, budget: _Budget) -> ByteDFA:
+    classes, n_cls, cedges = byte_classes(nfa.edges)
 
     # The closure keeps only states with byte edges (and the final state): subsets that differ
     # only in pure epsilon states are the same DFA state.
@@ -397,7 +403,6 @@ def _determinize(nfa: _NFA, start: int, end: int, budget: _Budget) -> ByteDFA:
 
 def _live(trans: np.ndarray, accept: np.ndarray) -> np.ndarray:
     """States from which an accepting state is reachable."""
-    n = trans.shape[0]
     live = accept.copy()
     src, col = np.nonzero(trans >= 0)
     dst = trans[src, col]

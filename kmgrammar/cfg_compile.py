@@ -13,14 +13,14 @@ from . import cache as _cache
 from .artifact import CompiledGrammar
 from .automaton import Limits, _Budget, build_dfa
 from .earley import DEFAULT_MAX_DEPTH
-from .errors import ArtifactError, CompileError, CompileLimitError, VocabError
+from .errors import CompileError, CompileLimitError
 
 
 def compile_grammar(fmt: str, text: str, vocab, to_cfg, *, options: dict, cache: bool = True,
                     max_states: int | None = None, time_limit: float | None = None,
                     max_depth: int | None = None) -> CompiledGrammar:
     """Shared body of `compile_lark` / `compile_gbnf`; `to_cfg(limits)` runs the frontend."""
-    from .compiler import _check_vocab, _limits
+    from .compiler import _check_vocab, _limits, cached_artifact
 
     _check_vocab(vocab)
     if not isinstance(text, str):
@@ -31,13 +31,9 @@ def compile_grammar(fmt: str, text: str, vocab, to_cfg, *, options: dict, cache:
         raise CompileError(f"max_depth must be at least 1, got {depth}")
     options = dict(options, max_depth=depth)
     key = _cache.make_key(fmt, text, options, vocab.fingerprint) if cache else None
-    if key is not None:
-        data = _cache.load(key)
-        if data is not None:
-            try:
-                return CompiledGrammar.from_bytes(data, vocab)
-            except (ArtifactError, VocabError) as e:
-                _cache.discard(key, str(e))
+    hit = cached_artifact(key, vocab)
+    if hit is not None:
+        return hit
     t0 = time.perf_counter()
     try:
         return _compile(fmt, text, vocab, to_cfg, options, key, cache, limits, t0)

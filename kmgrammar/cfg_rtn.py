@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import grammar as g
-from .automaton import DEAD, Limits, _Budget, _NFA, _class_spans
+from .automaton import DEAD, Limits, _Budget, _NFA, _class_spans, byte_classes
 from .cfg import Cfg, Ref
 
 
@@ -217,18 +217,7 @@ class _CallNFA(_NFA):
 
 def _determinize(nfa: _CallNFA, start: int, end: int, budget: _Budget):
     """Subset construction over bytes + call symbols; returns (trans, classes, call rows, accept)."""
-    cuts = {0, 256}
-    for edges in nfa.edges:
-        for lo, hi, _ in edges:
-            cuts.add(lo)
-            cuts.add(hi + 1)
-    cuts = sorted(cuts)
-    classes = np.zeros(256, np.uint8)
-    for k in range(len(cuts) - 1):
-        classes[cuts[k]: cuts[k + 1]] = k
-    n_cls = len(cuts) - 1
-    cls = classes.tolist()
-    cedges = [[(cls[lo], cls[hi], t) for lo, hi, t in edges] for edges in nfa.edges]
+    classes, n_cls, cedges = byte_classes(nfa.edges)
     eps, calls, memo = nfa.eps, nfa.calls, {}
 
     def closure(i: int) -> frozenset:

@@ -23,19 +23,29 @@ def _check_vocab(vocab) -> None:
         raise VocabError(f"expected a kmgrammar.Vocabulary, got {type(vocab).__name__}")
 
 
+def cached_artifact(key: str | None, vocab) -> CompiledGrammar | None:
+    """The cache entry for `key`, or None; a bad entry is logged, deleted and treated as a miss."""
+    if key is None:
+        return None
+    data = _cache.load(key)
+    if data is None:
+        return None
+    try:
+        return CompiledGrammar.from_bytes(data, vocab)
+    except (ArtifactError, VocabError) as e:
+        _cache.discard(key, str(e))
+        return None
+
+
 def compile_with_cache(kind: str, spec, options: dict, vocab, build: Callable[[Limits], ByteDFA], *,
                        cache: bool = True, limits: Limits | None = None) -> CompiledGrammar:
     """Look up (kind, spec, options, vocab) in the disk cache, else build the DFA, token-compile, store."""
     _check_vocab(vocab)
     limits = limits or Limits()
     key = _cache.make_key(kind, spec, options, vocab.fingerprint) if cache else None
-    if key is not None:
-        data = _cache.load(key)
-        if data is not None:
-            try:
-                return CompiledGrammar.from_bytes(data, vocab)
-            except (ArtifactError, VocabError) as e:
-                _cache.discard(key, str(e))
+    hit = cached_artifact(key, vocab)
+    if hit is not None:
+        return hit
     t0 = time.perf_counter()
     dfa = build(limits)
     t1 = time.perf_counter()

@@ -42,10 +42,10 @@ SUPPORTED = frozenset({
     "minItems", "maxItems", "contains", "minContains", "maxContains", "anyOf", "oneOf", "allOf", "not",
     "$ref", "minLength", "maxLength", "pattern", "format", "minimum", "maximum", "exclusiveMinimum",
     "exclusiveMaximum", "multipleOf", "nullable", "if", "then", "else", "dependentRequired",
-    "dependentSchemas", "dependencies", "uniqueItems",
+    "dependentSchemas", "dependencies", "uniqueItems", "unevaluatedProperties", "unevaluatedItems",
 })
 UNSUPPORTED = frozenset({
-    "$dynamicRef", "$recursiveRef", "unevaluatedProperties", "unevaluatedItems",
+    "$dynamicRef", "$recursiveRef",
 })
 _SCHEMA_MAPS = ("properties", "patternProperties", "$defs", "definitions", "dependentSchemas", "dependencies")
 _SCHEMA_LISTS = ("allOf", "anyOf", "oneOf", "prefixItems", "items")
@@ -639,6 +639,30 @@ class Lowerer:
                 return None  # enum, const, pattern, format, items, ...: no negation-free form here
         return out
 
+    def in_place(self, schema) -> set:
+        """ids of `schema` and the subschemas it applies in place (allOf/anyOf/oneOf/$ref/if/
+        then/else/dependentSchemas; not through `not`): whose annotations `unevaluated*` sees."""
+        out, stack = set(), [schema]
+        while stack:
+            x = stack.pop()
+            if not isinstance(x, dict) or id(x) in out:
+                continue
+            out.add(id(x))
+            for k in ("allOf", "anyOf", "oneOf"):
+                if isinstance(x.get(k), list):
+                    stack += x[k]
+            for k in ("if", "then", "else"):
+                if k in x:
+                    stack.append(x[k])
+            if isinstance(x.get("dependentSchemas"), dict):
+                stack += list(x["dependentSchemas"].values())
+            if isinstance(x.get("$ref"), str):
+                try:
+                    stack.append(self.resolve(x["$ref"], "#")[0])
+                except (CompileError, _Unsupported):
+                    pass
+        return out
+
     def disjoint(self, a, b) -> bool:
         """True if no value satisfies both conjunctions (a cheap structural proof; False = unknown)."""
         fa, fb = self.flatten(a), self.flatten(b)
@@ -912,6 +936,27 @@ class Lowerer:
             if s.get("uniqueItems") is True:
                 unique = _ptr(ptr, "uniqueItems")
         k = max((len(p) for p in prefixes), default=0)
+        present = {id(x) for x, _q, _k in flat}
+        for x, q, _k in flat:
+            if "unevaluatedItems" not in x or self.draft7:
+                continue
+            reach = self.in_place(x) & present
+            ku, tail_seen = 0, False
+            for y, _q2, _k2 in flat:
+                if id(y) in reach:
+                    if "contains" in y:
+                        self.fail(_ptr(q, "unevaluatedItems"), "unevaluatedItems next to contains")
+                    it = y.get("items")
+                    if isinstance(it, list) or self.draft7:
+                        ku = max(ku, len(it) if isinstance(it, list) else 0)
+                        tail_seen |= "additionalItems" in y and isinstance(it, list)
+                    else:
+                        ku = max(ku, len(y.get("prefixItems", []) or []))
+                        tail_seen |= "items" in y
+            if not tail_seen:
+                prefixes.append([(True, q, frozenset())] * ku)
+                tails.append((x["unevaluatedItems"], _ptr(q, "unevaluatedItems"), frozenset()))
+                k = max(k, ku)
         for p, (tail, _tp, _) in zip(prefixes, tails):
             if tail is False:
                 hi = len(p) if hi is None else min(hi, len(p))
@@ -1020,6 +1065,7 @@ class Lowerer:
     def obj(self, flat, depth: int):
         st = self.style
         conjs = []  # per schema: (props, patterns, additional, ptr)
+        pat_src: dict = {}
         required, names_order = [], []
         lo, hi = 0, None
         pnames = []
@@ -1046,6 +1092,29 @@ class Lowerer:
                 hi = m if hi is None else min(hi, m)
             if "propertyNames" in s:
                 pnames.append((s["propertyNames"], _ptr(ptr, "propertyNames"), frozenset()))
+        # unevaluatedProperties in schema U: keys that no properties/patternProperties/
+        # additionalProperties of U or of its in-place subschemas present in this conjunction names
+        # (allOf, $ref, the anyOf/oneOf branch being lowered, if/then/else; never through `not`).
+        # Other anyOf branches that would also match are not consulted: a false negative, never a
+        # false positive.
+        present = {id(x) for x, _q, _k in flat}
+        for (x, q, _k) in list(flat):
+            if "unevaluatedProperties" not in x or self.draft7:
+                continue
+            reach = self.in_place(x) & present
+            names, pats, opened = set(), set(), False
+            for y, _q2, _k2 in flat:
+                if id(y) in reach:
+                    names |= set(y.get("properties", {}) or {})
+                    pats |= set(y.get("patternProperties", {}) or {})
+                    opened |= "additionalProperties" in y and y["additionalProperties"] is not False
+                    opened |= y is not x and "unevaluatedProperties" in y and y["unevaluatedProperties"] is not False
+            if not opened:
+                conjs.append(({n: True for n in names}, {pt_: True for pt_ in pats},
+                              x["unevaluatedProperties"], _ptr(q, "unevaluatedProperties")))
+                for pt_ in pats:
+                    if pt_ not in pat_src:
+                        pat_src[pt_] = _ptr(q, "patternProperties", pt_)
         if self.strict and all(a is None and not p for _pr, p, a, _ in conjs):
             conjs = [(pr, p, False, q) for pr, p, a, q in conjs]
         for n in required:
@@ -1065,7 +1134,7 @@ class Lowerer:
         for props, pats, add, ptr in conjs:
             for pat in pats:
                 if pat not in pat_dfas:
-                    pat_dfas[pat] = self.pattern(pat, _ptr(ptr, "patternProperties", pat))
+                    pat_dfas[pat] = self.pattern(pat, pat_src.get(pat) or _ptr(ptr, "patternProperties", pat))
         pn_dfa = None
         if pnames:
             old, self.rank = self.rank, None

@@ -360,3 +360,20 @@ def test_open_objects_and_recursion_use_the_grammar_engine(cl100k):
 def test_indent_with_any_value_is_unsupported():
     with pytest.raises(UnsupportedFeatureError, match="any JSON value"):
         schema_to_dfa({"type": "array"}, indent=2)
+
+
+def test_oneof_and_not_over_open_objects(cl100k):
+    schema = {"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}},
+              "oneOf": [{"required": ["a"]}, {"required": ["b"]}], "not": {"required": ["c"]}}
+    cg = compile_json_schema(schema, cl100k, cache=False)
+    for doc in [{"a": 1}, {"b": 2}, {"a": 1, "b": 2}, {}, {"a": 1, "x": [1, {}]}, {"a": 1, "c": 0}, {"b": 1, "c": [2]}]:
+        assert _walk(cg, cl100k, doc) == _valid(schema, doc), doc
+
+
+def test_unevaluated_properties_and_items():
+    _check({"type": "object", "allOf": [{"properties": {"a": {"type": "integer"}}}], "properties": {"b": {"type": "null"}},
+            "unevaluatedProperties": False}, [{"b": None, "a": 1}, {"b": None}, {"c": 1}, {}])
+    _check({"type": "object", "allOf": [{"properties": {"a": True}}, {"unevaluatedProperties": False}]},
+           [{"a": 1}, {}])
+    _check({"type": "array", "prefixItems": [{"type": "string"}], "unevaluatedItems": {"type": "integer"}},
+           [["a"], ["a", 1, 2], ["a", "b"], []])

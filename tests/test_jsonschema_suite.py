@@ -49,11 +49,21 @@ def _rank_keys(schema) -> dict:
     `dependentRequired` ones (dependencies before the key), by first appearance."""
     names: dict = {}
     stack = [schema]
+    seen = set()
     while stack:
         s = stack.pop(0)
         if isinstance(s, list):
             stack[0:0] = s
-        elif isinstance(s, dict):
+        elif isinstance(s, dict) and id(s) not in seen:
+            seen.add(id(s))
+            ref = s.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/") and isinstance(schema, dict):
+                target = schema
+                for part in ref[2:].split("/"):
+                    part = part.replace("~1", "/").replace("~0", "~")
+                    target = target.get(part) if isinstance(target, dict) else None
+                if isinstance(target, dict):
+                    stack.insert(0, target)
             props = s.get("properties")
             if isinstance(props, dict):
                 for k in props:
@@ -73,8 +83,10 @@ def _rank_keys(schema) -> dict:
                             for n in c:
                                 names.setdefault(n, len(names))
                     continue
+                if k in ("$defs", "definitions"):
+                    continue  # reached through $ref, in the order the compiler meets them
                 if k not in ("default", "examples") and isinstance(v, (dict, list)):
-                    if k in ("properties", "patternProperties", "$defs", "definitions", "dependentSchemas"):
+                    if k in ("properties", "patternProperties", "dependentSchemas"):
                         stack.extend(v.values() if isinstance(v, dict) else v)
                     else:
                         stack.append(v)

@@ -239,7 +239,11 @@ def main(argv=None) -> int:
         import multiprocessing as mp
 
         with mp.get_context("fork").Pool(args.workers, maxtasksperchild=200) as pool:
-            results = list(pool.imap_unordered(_worker, [(f, kw) for f in files], chunksize=4))
+            results = []
+            for r in pool.imap_unordered(_worker, [(f, kw) for f in files], chunksize=4):
+                results.append(r)
+                if len(results) % 200 == 0:
+                    print(f"{len(results)}/{len(files)} files, {time.time() - t0:.0f}s", file=sys.stderr, flush=True)
     else:
         results = [run_file(f, **kw) for f in files]
     summary = summarize(results)

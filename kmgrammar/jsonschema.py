@@ -1,18 +1,46 @@
-"""JSON Schema -> regular IR -> byte DFA (the frontend behind `compile_json_schema`).
+"""JSON Schema -> regular IR (or a context-free `cfg.Cfg`) -> automata: the `compile_json_schema` frontend.
 
 A schema is lowered as a *conjunction*: the list of schema objects that all apply to one value
 (`allOf` members and `$ref` targets are flattened into it). Keywords that merge are merged per
 type (bounds, lengths, properties per key, items per position); `anyOf` is distributed over the
 rest of the conjunction; `oneOf`, `not`, `if`/`then`/`else` and `dependent*` become unions and
-automaton differences of such conjunctions. Every value has one spelling per whitespace style
-(`jsonschema_values`), so differences are exact.
+automaton differences of such conjunctions (or, when a side is not regular, are rewritten without
+negation: `negate`). Every value has one spelling per whitespace style (`jsonschema_values`), so
+the differences are exact. Objects are `Graph`s over "which declared property comes next", so n
+optional properties cost O(n) states. When nothing needs nesting the result is one byte DFA
+(O(1) masks); values of unbounded nesting (`{}`, `additionalProperties` left open, recursive
+`$ref`) become nonterminals (`json_value`, one rule per recursive subschema) and the schema
+compiles through the context-free engine.
 
-Departures (documented): the serialization (`jsonschema_values`), declared properties in schema
-order (inside `oneOf`/`not`/`if`: in order of first appearance in that subschema) with other keys
-after them; duplicate extra keys are not detected; `format` is asserted for the formats in
-`jsonschema_values.FORMATS` (others are annotations); values of unbounded nesting (`{}`,
-`additionalProperties: true`, recursive `$ref`) need the context-free grammar engine and raise
-`UnsupportedFeatureError` (with `lenient=True`: nesting bounded by `LENIENT_ANY_DEPTH`, warned).
+Supported keywords: type (lists), enum, const, properties, required, additionalProperties,
+patternProperties, propertyNames, min/maxProperties, items, prefixItems, additionalItems (draft
+7), min/maxItems, contains/min/maxContains, anyOf, oneOf, allOf, not, if/then/else, $ref/$defs/
+definitions/$anchor/$id (local), min/maxLength, pattern (ECMA-262 via Python's parser, search
+semantics: `.*` added on each side an alternative does not anchor), format (see
+`jsonschema_values.FORMATS`), minimum/maximum/exclusive* (draft 4 booleans too), multipleOf,
+nullable, dependentRequired/dependentSchemas/dependencies, unevaluatedProperties/Items (scoped to
+in-place subschemas), uniqueItems (only when at most one item is possible). Annotations and
+unknown keywords are ignored, as the spec says.
+
+Departures (documented, tested):
+- the serialization of `jsonschema_values` (canonical numbers without exponent, json.dumps escapes);
+- key order: declared properties in schema order (after merging allOf/$ref: order of first
+  appearance), then `required`-only names, then any other keys; inside `oneOf`/`not`/`if`
+  differences, per JSON path by first appearance in that subschema;
+- extra keys (additionalProperties/patternProperties) are not checked for duplicates;
+- `format` is asserted for the formats in `jsonschema_values.FORMATS` (2020-12 makes it an
+  annotation by default); standard formats not listed there are UnsupportedFeatureError, others
+  (int32, ...) annotations; hostname rejects A-labels ("xn--") and counts no total length past
+  the subset it accepts; time/date-time leap seconds only with whole-hour offsets;
+- unevaluatedProperties/Items only see the anyOf/oneOf branch being lowered (false negatives when
+  another branch would also have matched);
+- indent=N with values of unbounded nesting is UnsupportedFeatureError (lenient=True: nesting
+  bounded by `LENIENT_ANY_DEPTH`, warned).
+Unsupported (UnsupportedFeatureError naming each keyword and JSON pointer): $dynamicRef,
+$recursiveRef, remote $ref, uniqueItems over more than one item, several `contains` on one array,
+`not`/`oneOf`/`if`/`contains` whose operands are not regular and have no negation-free form
+(enum/const/pattern/format/items inside the negated side), regex constructs (lookaround,
+backreferences, \p{...}).
 """
 
 from __future__ import annotations

@@ -1,0 +1,150 @@
+"""Shared pieces of the JSON Schema frontend: keyword tables, helpers, IR <-> grammar glue."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+from . import grammar as g
+from . import jsonschema_values as jv
+from .automaton import Limits
+from .cfg import Ref as _Ref
+from .errors import CompileError
+
+ANNOTATIONS = frozenset({
+    "title", "description", "default", "examples", "$comment", "readOnly", "writeOnly", "deprecated",
+    "$schema", "$id", "id", "$anchor", "$defs", "definitions", "$vocabulary", "contentMediaType",
+    "contentEncoding", "contentSchema", "$dynamicAnchor", "discriminator", "xml", "externalDocs", "example",
+})
+SUPPORTED = frozenset({
+    "type", "enum", "const", "properties", "required", "additionalProperties", "patternProperties",
+    "propertyNames", "minProperties", "maxProperties", "items", "prefixItems", "additionalItems",
+    "minItems", "maxItems", "contains", "minContains", "maxContains", "anyOf", "oneOf", "allOf", "not",
+    "$ref", "minLength", "maxLength", "pattern", "format", "minimum", "maximum", "exclusiveMinimum",
+    "exclusiveMaximum", "multipleOf", "nullable", "if", "then", "else", "dependentRequired",
+    "dependentSchemas", "dependencies", "uniqueItems", "unevaluatedProperties", "unevaluatedItems",
+})
+UNSUPPORTED = frozenset({
+    "$dynamicRef", "$recursiveRef",
+})
+_SCHEMA_MAPS = ("properties", "patternProperties", "$defs", "definitions", "dependentSchemas", "dependencies")
+_SCHEMA_LISTS = ("allOf", "anyOf", "oneOf", "prefixItems", "items")
+_SCHEMA_ONE = ("not", "if", "then", "else", "items", "additionalItems", "additionalProperties", "contains",
+               "propertyNames", "unevaluatedItems", "unevaluatedProperties")
+TYPES = ("null", "boolean", "integer", "number", "string", "array", "object")
+# Nesting allowed for "any JSON value" when lenient=True (an approximation, warned about).
+LENIENT_ANY_DEPTH = 3
+# Cap on conjunction lowerings per compile: distributing anyOf over anyOf multiplies them.
+MAX_LOWERINGS = 20_000
+
+_EMPTY = g.CharSet(())  # the empty language
+
+
+class _Unsupported(Exception):
+    pass
+
+
+def load_schema(schema):
+    """dict | bool | JSON text | Pydantic model class -> schema object."""
+    if hasattr(schema, "model_json_schema"):
+        schema = schema.model_json_schema()
+    if isinstance(schema, (bytes, str)):
+        try:
+            schema = json.loads(schema)
+        except json.JSONDecodeError as e:
+            raise CompileError(f"schema is not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
+    if not isinstance(schema, (dict, bool)):
+        raise CompileError(f"a JSON Schema must be an object or a boolean, not {type(schema).__name__}")
+    return schema
+
+
+def _ptr(base: str, *parts) -> str:
+    out = base
+    for p in parts:
+        out += "/" + str(p).replace("~", "~0").replace("/", "~1")
+    return out
+
+
+def _json_eq(a, b) -> bool:
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    if isinstance(a, (int, float, Decimal)) and isinstance(b, (int, float, Decimal)):
+        return Decimal(repr(a) if isinstance(a, float) else a) == Decimal(repr(b) if isinstance(b, float) else b)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_json_eq(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_json_eq(a[k], b[k]) for k in a)
+    return type(a) is type(b) and a == b
+
+
+def _type_of(v) -> str:
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "boolean"
+    if isinstance(v, (int, float, Decimal)):
+        d = Decimal(repr(v)) if isinstance(v, float) else Decimal(v)
+        return "integer" if d == d.to_integral_value() else "number"
+    if isinstance(v, str):
+        return "string"
+    if isinstance(v, list):
+        return "array"
+    return "object"
+
+
+
+
+
+def _has_ref(node) -> bool:
+    """Does the node use a nonterminal (cached on the node: trees share subtrees)."""
+    t = type(node)
+    if t is _Ref:
+        return True
+    if t not in (g.Seq, g.Alt, g.Repeat, jv.Graph):
+        return False
+    got = node.__dict__.get("_has_ref")
+    if got is None:
+        if t is g.Repeat:
+            got = _has_ref(node.item)
+        elif t is jv.Graph:
+            got = any(lab is not None and _has_ref(lab) for _u, _v, lab in node.edges)
+        else:
+            got = any(_has_ref(x) for x in node.items)
+        object.__setattr__(node, "_has_ref", got)
+    return got
+
+
+def _to_cfg_node(node, rules: dict, memo: dict, limits: Limits):
+    """Replace `Graph`s: regular ones by their DFA, the others by one nonterminal per graph node."""
+    t = type(node)
+    if t in (g.Seq, g.Alt):
+        return t(tuple(_to_cfg_node(x, rules, memo, limits) for x in node.items))
+    if t is g.Repeat:
+        return g.Repeat(_to_cfg_node(node.item, rules, memo, limits), node.min, node.max)
+    if t is not jv.Graph:
+        return node
+    got = memo.get(id(node))
+    if got is not None:
+        return got
+    if not _has_ref(node):
+        got = memo[id(node)] = g.Dfa(jv.build(node, limits))
+        return got
+    gid = len(memo)
+    memo[id(node)] = got = _Ref(f"g{gid}_{node.start}")
+    out: dict = {u: [] for u in range(node.n)}
+    loops: dict = {u: [] for u in range(node.n)}
+    for u, v, lab in node.edges:
+        lab = None if lab is None else _to_cfg_node(lab, rules, memo, limits)
+        (loops[u] if u == v else out[u]).append((v, lab))
+    for u in range(node.n):
+        alts = [g.seq(lab, _Ref(f"g{gid}_{v}")) if lab is not None else _Ref(f"g{gid}_{v}") for v, lab in out[u]]
+        if u in node.finals:
+            alts.append(g.EMPTY)
+        body = g.alt(*alts) if alts else _EMPTY
+        if loops[u]:  # self-loops as a repeat, not right recursion (no stack per member)
+            labs = [lab if lab is not None else g.EMPTY for _v, lab in loops[u]]
+            body = g.seq(g.Repeat(g.alt(*labs), 0, None), body)
+        rules[f"g{gid}_{u}"] = body
+    return got
+
+

@@ -1,0 +1,426 @@
+"""JSON Schema containers: arrays (items, prefixItems, contains) and objects (properties, extras) as graphs."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+from . import grammar as g
+from . import jsonschema_values as jv
+from .cfg import Ref as _Ref
+
+from .jsonschema_base import LENIENT_ANY_DEPTH, _EMPTY, _ptr
+
+
+class ContainerMixin:
+    """Arrays, objects and "any JSON value" (methods of `Lowerer`)."""
+
+    # -- arrays --------------------------------------------------------------------------------
+    def array(self, flat, depth: int):
+        prefixes, tails, contains = [], [], []
+        lo, hi, unique = 0, None, None
+        for s, ptr, _ in flat:
+            items = s.get("items")
+            if isinstance(items, list) or (self.draft7 and "items" in s):
+                pre = items if isinstance(items, list) else []
+                tail = s.get("additionalItems", True) if isinstance(items, list) else items
+                tail_ptr = _ptr(ptr, "additionalItems" if isinstance(items, list) else "items")
+                pre_ptr = _ptr(ptr, "items")
+            else:
+                pre = s.get("prefixItems", [])
+                tail, tail_ptr, pre_ptr = s.get("items", True), _ptr(ptr, "items"), _ptr(ptr, "prefixItems")
+            if not isinstance(pre, list):
+                self.bad(pre_ptr, "'prefixItems' must be an array")
+            prefixes.append([(x, _ptr(pre_ptr, i), frozenset()) for i, x in enumerate(pre)])
+            tails.append((tail, tail_ptr, frozenset()))
+            if "minItems" in s:
+                lo = max(lo, self.count(s, "minItems", ptr))
+            if "maxItems" in s:
+                m = self.count(s, "maxItems", ptr)
+                hi = m if hi is None else min(hi, m)
+            if "contains" in s:
+                cmin = self.count(s, "minContains", ptr) if "minContains" in s and not self.draft7 else 1
+                cmax = self.count(s, "maxContains", ptr) if "maxContains" in s and not self.draft7 else None
+                contains.append(((s["contains"], _ptr(ptr, "contains"), frozenset()), cmin, cmax, ptr))
+            if s.get("uniqueItems") is True:
+                unique = _ptr(ptr, "uniqueItems")
+        k = max((len(p) for p in prefixes), default=0)
+        present = {id(x) for x, _q, _k in flat}
+        for x, q, _k in flat:
+            if "unevaluatedItems" not in x or self.draft7:
+                continue
+            reach = self.in_place(x) & present
+            ku, tail_seen = 0, False
+            for y, _q2, _k2 in flat:
+                if id(y) in reach:
+                    if "contains" in y:
+                        self.fail(_ptr(q, "unevaluatedItems"), "unevaluatedItems next to contains")
+                    it = y.get("items")
+                    if isinstance(it, list) or self.draft7:
+                        ku = max(ku, len(it) if isinstance(it, list) else 0)
+                        tail_seen |= "additionalItems" in y and isinstance(it, list)
+                    else:
+                        ku = max(ku, len(y.get("prefixItems", []) or []))
+                        tail_seen |= "items" in y
+            if not tail_seen:
+                prefixes.append([(True, q, frozenset())] * ku)
+                tails.append((x["unevaluatedItems"], _ptr(q, "unevaluatedItems"), frozenset()))
+                k = max(k, ku)
+        for p, (tail, _tp, _) in zip(prefixes, tails):
+            if tail is False:
+                hi = len(p) if hi is None else min(hi, len(p))
+        if hi is not None and lo > hi:
+            return _EMPTY
+        if unique is not None and (hi is None or hi > 1):
+            if self.lenient:
+                warnings.warn(f"kmgrammar: uniqueItems at {unique} is not enforced (lenient=True)", stacklevel=3)
+            else:
+                self.fail(unique, "keyword 'uniqueItems' (item uniqueness is not regular)")
+        if len(contains) > 1:
+            self.fail(contains[1][3], "several 'contains' on one array (after allOf merging)")
+        st = self.style
+
+        def slot_conj(i: int):
+            conj = []
+            for p, t in zip(prefixes, tails):
+                if i < len(p):
+                    conj.append(p[i])
+                elif t[0] is not True:
+                    conj.append(t)
+            return conj
+
+        def slot(i: int):
+            conj = slot_conj(i)
+            if not any(x[0] is not True and x[0] != {} for x in conj):
+                return self.any_value(flat[0][1] if flat else self.cur_ptr, depth + 1, "array items")
+            return self.lang_at(conj, depth + 1, "[]")
+
+        empty = st.empty("[]") if lo == 0 else None
+        if hi == 0:
+            return empty or _EMPTY
+        sep = st.item_sep(depth)
+        if contains:
+            return self.array_contains(slot, slot_conj, k, lo, hi, contains[0], depth, empty)
+        elems = [slot(i) for i in range(min(k, hi if hi is not None else k))]
+        tail_n = None if hi is not None and hi <= k else slot(k)
+        if tail_n is not None and k == 0:
+            rest = g.Repeat(g.seq(sep, tail_n), max(0, lo - 1), None if hi is None else hi - 1)
+            body = g.seq(tail_n, rest)
+        else:
+            r = g.EMPTY
+            if tail_n is not None:
+                r = g.Repeat(g.seq(sep, tail_n), max(0, lo - k), None if hi is None else hi - k)
+            for i in range(len(elems) - 1, 0, -1):
+                step = g.seq(sep, elems[i], r)
+                r = step if i < lo else g.Repeat(step, 0, 1)
+            body = g.seq(elems[0], r)
+        nonempty = g.seq(st.open("[", depth), body, st.close("]", depth))
+        return g.alt(empty, nonempty) if empty is not None else nonempty
+
+    def array_contains(self, slot, slot_conj, k, lo, hi, contains, depth, empty):
+        citem, cmin, cmax, _ptr_ = contains
+        if cmax is not None and cmin > cmax:
+            return _EMPTY
+        st = self.style
+        ccap = cmin if cmax is None else cmax + 1
+        pcap = max(k, lo, 1) if hi is None else hi
+        memo: dict = {}
+
+        def parts(i):
+            j = min(i, k)
+            if j not in memo:
+                conj = slot_conj(j)
+                yes = self.lang_at(conj + [citem], depth + 1, "[]")
+                memo[j] = (yes, self.diff(slot(j), yes))
+            return memo[j]
+
+        nodes = {}
+
+        def nid(i, c):
+            return nodes.setdefault((i, c), len(nodes))
+
+        edges = []
+        finals = []
+        start = nid(0, 0)
+        todo = [(0, 0)]
+        done = set()
+        end = None
+        while todo:
+            i, c = todo.pop()
+            if (i, c) in done:
+                continue
+            done.add((i, c))
+            ok = i >= lo and c >= cmin and (cmax is None or c <= cmax)
+            if ok:
+                if end is None:
+                    end = nid(-1, -1)
+                edges.append((nid(i, c), end, st.close("]", depth) if i else st.empty("[]")))
+            if hi is not None and i >= hi:
+                continue
+            pre = st.open("[", depth) if i == 0 else st.item_sep(depth)
+            yes, no = parts(i)
+            ni = i + 1 if hi is not None or i < pcap else i
+            for lab, c2 in ((yes, min(c + 1, ccap)), (no, c)):
+                if lab is _EMPTY or (cmax is not None and c2 > cmax):
+                    continue
+                edges.append((nid(i, c), nid(ni, c2), g.seq(pre, lab)))
+                todo.append((ni, c2))
+        if end is None:
+            return _EMPTY
+        finals.append(end)
+        return jv.Graph(len(nodes), start, tuple(finals), tuple(edges))
+
+    # -- objects -------------------------------------------------------------------------------
+    def obj(self, flat, depth: int):
+        conjs = []  # per schema: (props, patterns, additional, ptr)
+        pat_src: dict = {}
+        required, names_order = [], []
+        lo, hi = 0, None
+        pnames = []
+        for s, ptr, _ in flat:
+            props = s.get("properties", {})
+            if not isinstance(props, dict):
+                self.bad(_ptr(ptr, "properties"), "'properties' must be an object")
+            pats = s.get("patternProperties", {})
+            if not isinstance(pats, dict):
+                self.bad(_ptr(ptr, "patternProperties"), "'patternProperties' must be an object")
+            add = s.get("additionalProperties", None)
+            conjs.append((props, pats, add, ptr))
+            for n in props:
+                if n not in names_order:
+                    names_order.append(n)
+            req = s.get("required", [])
+            if not isinstance(req, list) or not all(isinstance(x, str) for x in req):
+                self.bad(_ptr(ptr, "required"), "'required' must be an array of strings")
+            required += [x for x in req if x not in required]
+            if "minProperties" in s:
+                lo = max(lo, self.count(s, "minProperties", ptr))
+            if "maxProperties" in s:
+                m = self.count(s, "maxProperties", ptr)
+                hi = m if hi is None else min(hi, m)
+            if "propertyNames" in s:
+                pnames.append((s["propertyNames"], _ptr(ptr, "propertyNames"), frozenset()))
+        # unevaluatedProperties in schema U: keys that no properties/patternProperties/
+        # additionalProperties of U or of its in-place subschemas present in this conjunction names
+        # (allOf, $ref, the anyOf/oneOf branch being lowered, if/then/else; never through `not`).
+        # Other anyOf branches that would also match are not consulted: a false negative, never a
+        # false positive.
+        present = {id(x) for x, _q, _k in flat}
+        for (x, q, _k) in list(flat):
+            if "unevaluatedProperties" not in x or self.draft7:
+                continue
+            reach = self.in_place(x) & present
+            names, pats, opened = set(), set(), False
+            for y, _q2, _k2 in flat:
+                if id(y) in reach:
+                    names |= set(y.get("properties", {}) or {})
+                    pats |= set(y.get("patternProperties", {}) or {})
+                    opened |= "additionalProperties" in y and y["additionalProperties"] is not False
+                    opened |= y is not x and "unevaluatedProperties" in y and y["unevaluatedProperties"] is not False
+            if not opened:
+                conjs.append(({n: True for n in names}, {pt_: True for pt_ in pats},
+                              x["unevaluatedProperties"], _ptr(q, "unevaluatedProperties")))
+                for pt_ in pats:
+                    if pt_ not in pat_src:
+                        pat_src[pt_] = _ptr(q, "patternProperties", pt_)
+        if self.strict and all(a is None and not p for _pr, p, a, _ in conjs):
+            conjs = [(pr, p, False, q) for pr, p, a, q in conjs]
+        for n in required:
+            if n not in names_order:
+                names_order.append(n)
+        extras_allowed = not any(a is False and not p for _pr, p, a, _ in conjs)
+        if self.rank is not None:
+            order = self.rank.order
+            if extras_allowed:
+                for n in order:
+                    if n not in names_order:
+                        names_order.append(n)
+            names_order.sort(key=lambda n: order.get(n, len(order)))
+        if hi is not None and lo > hi:
+            return _EMPTY
+        pat_dfas = {}
+        for props, pats, add, ptr in conjs:
+            for pat in pats:
+                if pat not in pat_dfas:
+                    pat_dfas[pat] = self.pattern(pat, pat_src.get(pat) or _ptr(ptr, "patternProperties", pat))
+        pn_dfa = None
+        if pnames:
+            old, self.rank = self.rank, None
+            try:
+                pn_node = self.lang(pnames + [(self.syn({"type": "string"}), "#", frozenset())], 0)
+            finally:
+                self.rank = old
+            pn_dfa = self.dfa(pn_node)
+
+        def value_conj(name):
+            """Schemas a value under key `name` must satisfy, or None if the key is forbidden."""
+            conj = []
+            for props, pats, add, ptr in conjs:
+                if name in props:
+                    conj.append((props[name], _ptr(ptr, "properties", name), frozenset()))
+                matched = [p for p in pats if pat_dfas[p].matches(name.encode("utf-8"))]
+                for p in matched:
+                    conj.append((pats[p], _ptr(ptr, "patternProperties", p), frozenset()))
+                if not matched and name not in props and add is not None:
+                    if add is False:
+                        return None
+                    conj.append((add, _ptr(ptr, "additionalProperties"), frozenset()))
+            return conj
+
+        members = []  # (name, value node or None, required)
+        for n in names_order:
+            conj = value_conj(n)
+            keytext = json.dumps(n, ensure_ascii=False)
+            ok = conj is not None and (pn_dfa is None or pn_dfa.matches(keytext.encode("utf-8")))
+            val = None
+            if ok:
+                if not any(x[0] is not True and x[0] != {} for x in conj):
+                    where = conj[0][1] if conj else flat[0][1] if flat else self.cur_ptr
+                    val = self.any_value(where, depth + 1, f"the value of property {n!r}")
+                else:
+                    val = self.lang_at(conj, depth + 1, n)
+                if val is _EMPTY:
+                    val = None
+            if val is None and n in required:
+                return _EMPTY
+            members.append((keytext, val, n in required))
+        extra = self.extras(conjs, pat_dfas, pn_dfa, names_order, depth, flat) if extras_allowed else []
+        return self.object_graph(members, extra, lo, hi, depth)
+
+    def extras(self, conjs, pat_dfas, pn_dfa, names, depth, flat):
+        """[(key node, value node)] for keys not declared: one entry per region of the patterns."""
+        pats = list(pat_dfas)
+        if len(pats) > 6:
+            self.fail(flat[0][1] if flat else self.cur_ptr, f"{len(pats)} patternProperties on one object (at most 6)")
+        lim = self.lim
+        any_content = self.dfa(jv.length_node(0, None))
+        out = []
+        declared = None
+        if names:
+            declared = jv.build(g.alt(*[g.text(json.dumps(n, ensure_ascii=False)) for n in names]), lim())
+        for mask in range(1 << len(pats)):
+            content = any_content
+            for i, p in enumerate(pats):
+                d = pat_dfas[p]
+                content = jv.intersection(content, d, lim()) if mask >> i & 1 else jv.difference(content, d, lim())
+                if content.is_empty():
+                    break
+            if content.is_empty():
+                continue
+            conj = []
+            forbidden = False
+            for props, cpats, add, ptr in conjs:
+                matched = [p for i, p in enumerate(pats) if mask >> i & 1 and p in cpats]
+                for p in matched:
+                    conj.append((cpats[p], _ptr(ptr, "patternProperties", p), frozenset()))
+                if not matched and add is not None:
+                    if add is False:
+                        forbidden = True
+                        break
+                    conj.append((add, _ptr(ptr, "additionalProperties"), frozenset()))
+            if forbidden:
+                continue
+            key = jv.build(g.seq(g.text('"'), g.Dfa(jv.escape_dfa(content)), g.text('"')), lim())
+            if pn_dfa is not None:
+                key = jv.intersection(key, pn_dfa, lim())
+            if declared is not None:
+                key = jv.difference(key, declared, lim())
+            if key.is_empty():
+                continue
+            if not any(x[0] is not True and x[0] != {} for x in conj):
+                where = conj[0][1] if conj else flat[0][1] if flat else self.cur_ptr
+                val = self.any_value(where, depth + 1, "extra properties (additionalProperties not false)")
+            else:
+                val = self.lang_at(conj, depth + 1, "*")
+            if val is not _EMPTY:
+                out.append((g.Dfa(key), val))
+        return out
+
+    def object_graph(self, members, extra, lo, hi, depth):
+        st = self.style
+        n = len(members)
+        counting = lo > 0 or hi is not None
+        cap = (hi + 1 if hi is not None else lo) if counting else 1
+        nodes: dict = {}
+
+        def nid(*key):
+            return nodes.setdefault(key, len(nodes))
+
+        edges = []
+        start = nid(0, 0)
+        end = nid("end")
+        ksep = st.key_sep()
+        extra_member = None
+        if extra:
+            extra_member = g.alt(*[g.seq(k, ksep, v) for k, v in extra])
+        for i in range(n + 1):
+            for c in range(cap + 1 if counting else 2):
+                if hi is not None and c > hi:
+                    continue
+                u = nid(i, c)
+                pre = st.open("{", depth) if c == 0 else st.item_sep(depth)
+                c2 = min(c + 1, cap) if counting else 1
+                if i < n:
+                    keytext, val, req = members[i]
+                    if val is not None and (hi is None or c + 1 <= hi):
+                        if counting:
+                            edges.append((u, nid(i + 1, c2), g.seq(pre, g.text(keytext), ksep, val)))
+                        else:
+                            mid = nid("m", i)
+                            edges.append((u, mid, pre))
+                            edges.append((mid, nid(i + 1, 1), g.seq(g.text(keytext), ksep, val)))
+                    if not req:
+                        edges.append((u, nid(i + 1, c), None))
+                else:
+                    if extra_member is not None and (hi is None or c + 1 <= hi):
+                        edges.append((u, nid(n, c2), g.seq(pre, extra_member)))
+                    if c >= lo:
+                        edges.append((u, end, st.empty("{}") if c == 0 else st.close("}", depth)))
+        return jv.Graph(len(nodes), start, (end,), tuple(edges))
+
+    # -- any value -----------------------------------------------------------------------------
+    def any_value(self, ptr: str, depth: int, what: str = "values"):
+        if self.cfg_ok():
+            return self.json_value_rule()
+        if not self.lenient:
+            self.fail(ptr, f"{what} may be any JSON value (unbounded nesting is not regular: needs the "
+                           "context-free grammar engine)")
+        warnings.warn(f"kmgrammar: any JSON value at {ptr} is limited to nesting depth {LENIENT_ANY_DEPTH} "
+                      "(lenient=True)", stacklevel=3)
+        return self.bounded_any(depth, LENIENT_ANY_DEPTH)
+
+    def json_value_rule(self):
+        """Nonterminal `json_value`: any JSON value in the output style (canonical scalars)."""
+        if "json_value" not in self.rules:
+            st = self.style
+            v = _Ref("json_value")
+            sep = st.item_sep(0)
+            arr = g.alt(st.empty("[]"), g.seq(st.open("[", 0), v, g.Repeat(g.seq(sep, v), 0, None), st.close("]", 0)))
+            mem = g.seq(jv.string_node(), st.key_sep(), v)
+            obj = g.alt(st.empty("{}"), g.seq(st.open("{", 0), mem, g.Repeat(g.seq(sep, mem), 0, None),
+                                                st.close("}", 0)))
+            scalars = g.Dfa(jv.build(g.alt(g.text("null"), g.text("true"), g.text("false"), jv.ANY_NUMBER,
+                                           jv.string_node()), self.lim()))
+            self.rules["json_value"] = g.alt(scalars, arr, obj)
+        return _Ref("json_value")
+
+    def bounded_any(self, depth: int, levels: int):
+        key = ("any", depth if self.style.depth_matters() else 0, levels)
+        if key in self.memo:
+            return self.memo[key]
+        st = self.style
+        scalars = [g.text("null"), g.text("true"), g.text("false"), jv.ANY_NUMBER, jv.string_node()]
+        if levels > 0:
+            inner = self.bounded_any(depth + 1, levels - 1)
+            sep = st.item_sep(depth)
+            arr = g.alt(st.empty("[]"), g.seq(st.open("[", depth), inner, g.Repeat(g.seq(sep, inner), 0, None),
+                                                st.close("]", depth)))
+            mem = g.seq(jv.string_node(), st.key_sep(), inner)
+            obj = g.alt(st.empty("{}"), g.seq(st.open("{", depth), mem, g.Repeat(g.seq(sep, mem), 0, None),
+                                                st.close("}", depth)))
+            scalars += [arr, obj]
+        node = g.Dfa(self.dfa(g.alt(*scalars)))
+        self.memo[key] = node
+        return node
+
+

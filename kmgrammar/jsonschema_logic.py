@@ -1,0 +1,407 @@
+"""JSON Schema combinators: oneOf/not/if as automaton differences or negation-free rewrites, key order."""
+
+from __future__ import annotations
+
+from . import grammar as g
+from . import jsonschema_values as jv
+from .errors import CompileError
+
+from .jsonschema_base import (ANNOTATIONS, SUPPORTED, UNSUPPORTED, TYPES, _EMPTY, _Unsupported, _has_ref, _json_eq,
+                              _ptr, _type_of)
+
+_RANK_DEPTH = 12  # key orders are tracked this many levels below a oneOf/not/if (recursive schemas)
+
+
+class _Rank:
+    """Property order at one JSON path, and the orders below it (by key; "*" extra keys, "[]" items)."""
+
+    __slots__ = ("order", "kids", "depth")
+
+    def __init__(self):
+        self.order: dict = {}
+        self.kids: dict = {}
+        self.depth = 0
+
+    def kid(self, key: str) -> "_Rank":
+        got = self.kids.get(key)
+        if got is None:
+            got = self.kids[key] = _Rank()
+            got.depth = self.depth + 1
+        return got
+
+    def add_literal(self, v) -> None:
+        if isinstance(v, dict):
+            for k, x in v.items():
+                self.order.setdefault(k, len(self.order))
+                self.kid(k).add_literal(x)
+        elif isinstance(v, list):
+            for x in v:
+                self.kid("[]").add_literal(x)
+
+
+
+class LogicMixin:
+    """oneOf/not/if/dependent*, negation, disjointness, key orders (methods of `Lowerer`)."""
+
+    def ranked(self, items):
+        """Key order for exact differences: per JSON path (property names by first appearance
+        under `items`), so objects compared at one position share one spelling."""
+        if self.rank is not None:
+            return None
+        root = _Rank()
+        self.synthetic.append(root)
+        seen = set()
+        stack = [(s, root) for s, _p, _k in items]
+        while stack:
+            s, node = stack.pop(0)
+            if not isinstance(s, dict) or (id(s), id(node)) in seen or node.depth > _RANK_DEPTH:
+                continue
+            seen.add((id(s), id(node)))
+            if isinstance(s.get("$ref"), str):
+                try:
+                    stack.append((self.resolve(s["$ref"], "#")[0], node))
+                except (CompileError, _Unsupported):
+                    pass
+            for k in ("allOf", "anyOf", "oneOf"):
+                if isinstance(s.get(k), list):
+                    stack.extend((x, node) for x in s[k])
+            for k in ("not", "if", "then", "else"):
+                if k in s:
+                    stack.append((s[k], node))
+            for k in ("dependentSchemas", "dependencies"):
+                if isinstance(s.get(k), dict):
+                    stack.extend((x, node) for x in s[k].values())
+            props = s.get("properties")
+            if isinstance(props, dict):
+                for n, sub in props.items():
+                    node.order.setdefault(n, len(node.order))
+                    stack.append((sub, node.kid(n)))
+            for k in ("enum", "const"):
+                for c in (s[k] if k == "enum" and isinstance(s.get(k), list) else [s.get(k)]):
+                    node.add_literal(c)
+            if isinstance(s.get("patternProperties"), dict):
+                stack.extend((x, node.kid("*")) for x in s["patternProperties"].values())
+            if isinstance(s.get("additionalProperties"), dict):
+                stack.append((s["additionalProperties"], node.kid("*")))
+            for k in ("items", "prefixItems", "additionalItems", "contains"):
+                v = s.get(k)
+                for x in (v if isinstance(v, list) else [v]):
+                    if isinstance(x, dict):
+                        stack.append((x, node.kid("[]")))
+        return root
+
+    def child_rank(self, key: str):
+        if self.rank is None:
+            return None
+        got = self.rank.kids.get(key) or self.rank.kids.get("*")
+        return got if got is not None else self.empty_rank
+
+    def lang_at(self, items, depth: int, key: str):
+        """lang() of a member value or array element: the key order moves down one level."""
+        old = self.rank
+        self.rank = self.child_rank(key)
+        try:
+            return self.lang(items, depth)
+        finally:
+            self.rank = old
+
+    def combinator(self, flat, complex_, depth: int):
+        kw, index = complex_[0]
+        s, ptr, _skip = flat[index]
+        rest = self.without(flat, index, kw)
+        val = s[kw]
+        if kw == "anyOf":
+            if not isinstance(val, list) or not val:
+                self.bad(_ptr(ptr, kw), "'anyOf' must be a non-empty array")
+            alts = [self.lang(rest + [(a, _ptr(ptr, kw, i), frozenset())], depth) for i, a in enumerate(val)]
+            alts = [a for a in alts if a is not _EMPTY]
+            return g.alt(*alts) if alts else _EMPTY
+        if kw == "oneOf" and isinstance(val, list) and val:
+            alts = [rest + [(a, _ptr(ptr, kw, i), frozenset())] for i, a in enumerate(val)]
+            if all(self.disjoint(alts[i], alts[j]) for i in range(len(alts)) for j in range(i)):
+                nodes = [self.lang(a, depth) for a in alts]
+                nodes = [x for x in nodes if x is not _EMPTY]
+                return g.alt(*nodes) if nodes else _EMPTY
+        if self.cfg_ok() and kw in ("oneOf", "not", "if"):
+            got = self.positive(kw, s, ptr, rest, depth)
+            if got is not None:
+                return got
+        old = self.rank
+        rank = self.ranked(flat)
+        if rank is not None:
+            self.rank = rank
+        try:
+            if kw == "oneOf":
+                if not isinstance(val, list) or not val:
+                    self.bad(_ptr(ptr, kw), "'oneOf' must be a non-empty array")
+                xs = [self.lang(rest + [(a, _ptr(ptr, kw, i), frozenset())], depth) for i, a in enumerate(val)]
+                xs = [self.dfa(x) for x in xs if x is not _EMPTY]
+                xs = [x for x in xs if not x.is_empty()]
+                if not xs:
+                    return _EMPTY
+                total, overlap = xs[0], None
+                for x in xs[1:]:
+                    o = jv.intersection(total, x, self.lim())
+                    if not o.is_empty():
+                        overlap = o if overlap is None else jv.union(overlap, o, self.lim())
+                    total = jv.union(total, x, self.lim())
+                if overlap is not None:
+                    total = jv.difference(total, overlap, self.lim())
+                return g.Dfa(total)
+            if kw == "not":
+                return self.diff(self.lang(rest, depth), self.lang(rest + [(val, _ptr(ptr, kw), frozenset())], depth))
+            if kw == "if":
+                then = s.get("then", True)
+                else_ = s.get("else", True)
+                cond = (val, _ptr(ptr, "if"), frozenset())
+                a = self.lang(rest + [cond, (then, _ptr(ptr, "then"), frozenset())], depth)
+                e = (else_, _ptr(ptr, "else"), frozenset())
+                b = self.diff(self.lang(rest + [e], depth), self.lang(rest + [e, cond], depth))
+                alts = [x for x in (a, b) if x is not _EMPTY]
+                return g.alt(*alts) if alts else _EMPTY
+            # dependentRequired / dependentSchemas / dependencies: one entry at a time
+            if not isinstance(val, dict):
+                self.bad(_ptr(ptr, kw), f"'{kw}' must be an object")
+            if not val:
+                return self.lang(rest, depth)
+            name, dep = next(iter(val.items()))
+            remaining = self.syn({kw: {k: v for k, v in val.items() if k != name}})
+            rest2 = rest + [(remaining, ptr, frozenset())]
+            absent = self.syn({"properties": {name: False}})
+            a = self.lang(rest2 + [(absent, ptr, frozenset())], depth)
+            if isinstance(dep, list) and kw != "dependentSchemas":
+                if not all(isinstance(x, str) for x in dep):
+                    self.bad(_ptr(ptr, kw, name), "dependent required names must be strings")
+                req = self.syn({"required": list(dep) + [name]})
+                b = self.lang(rest2 + [(req, ptr, frozenset())], depth)
+            else:
+                req = self.syn({"required": [name]})
+                b = self.lang(rest2 + [(req, ptr, frozenset()), (dep, _ptr(ptr, kw, name), frozenset())], depth)
+            alts = [x for x in (a, b) if x is not _EMPTY]
+            return g.alt(*alts) if alts else _EMPTY
+        finally:
+            self.rank = old
+
+    def positive(self, kw, s, ptr, rest, depth):
+        """oneOf/not/if over languages that are not regular, rewritten without negation when every
+        negated schema has a negation-free form (`negate`); None to take the automaton route."""
+        val = s[kw]
+        if kw == "oneOf":
+            if not isinstance(val, list) or not val:
+                return None
+            alts = [rest + [(a, _ptr(ptr, kw, i), frozenset())] for i, a in enumerate(val)]
+        elif kw == "not":
+            alts = [rest, rest + [(val, _ptr(ptr, kw), frozenset())]]
+        else:
+            alts = [rest + [(x, ptr, frozenset())] for x in (val, s.get("then", True), s.get("else", True))]
+        if not any(_has_ref(self.lang(a, depth)) for a in alts):
+            return None  # regular: exact automaton differences are cheaper
+        if kw == "oneOf":
+            negs = [self.negate(a) for a in val]
+            if any(n is None for n in negs):
+                return None
+            out = []
+            for i, a in enumerate(val):
+                if any(not negs[j] for j in range(len(val)) if j != i):
+                    continue  # another branch is `true`: this one can never be the only match
+                extra = [(self.syn({"anyOf": negs[j]}), _ptr(ptr, kw, j), frozenset()) for j in range(len(val)) if j != i]
+                out.append(self.lang(rest + [(a, _ptr(ptr, kw, i), frozenset())] + extra, depth))
+        elif kw == "not":
+            neg = self.negate(val)
+            if neg is None:
+                return None
+            out = [self.lang(rest + [(self.syn({"anyOf": neg}), _ptr(ptr, kw), frozenset())], depth)] if neg else []
+        else:
+            neg = self.negate(val)
+            if neg is None:
+                return None
+            out = [self.lang(rest + [(val, _ptr(ptr, "if"), frozenset()),
+                                     (s.get("then", True), _ptr(ptr, "then"), frozenset())], depth)]
+            if neg:
+                out.append(self.lang(rest + [(self.syn({"anyOf": neg}), _ptr(ptr, "if"), frozenset()),
+                                             (s.get("else", True), _ptr(ptr, "else"), frozenset())], depth))
+        out = [x for x in out if x is not _EMPTY]
+        return g.alt(*out) if out else _EMPTY
+
+    def negate(self, schema, _active=None):
+        """Schemas whose union is exactly the complement of `schema` (over all JSON values), without
+        `not` over non-regular parts; None when a keyword has no such form (enum, pattern, ...)."""
+        key = id(schema)
+        memo = self.__dict__.setdefault("_neg_memo", {})
+        if key in memo:
+            return memo[key]
+        active = _active if _active is not None else set()
+        if key in active:
+            return None
+        active.add(key)
+        try:
+            got = self._negate(schema, active)
+        finally:
+            active.discard(key)
+        memo[key] = got
+        return got
+
+    def _negate(self, s, active):
+        if s is True:
+            return []
+        if s is False:
+            return [True]
+        if not isinstance(s, dict):
+            return None
+        out: list = []
+        syn = self.syn
+        for k, v in s.items():
+            if k in ANNOTATIONS or (k not in SUPPORTED and k not in UNSUPPORTED):
+                continue
+            if k == "type":
+                ts = {v} if isinstance(v, str) else set(v) if isinstance(v, list) else None
+                if ts is None or s.get("nullable") is True:
+                    return None
+                others = [t for t in ("null", "boolean", "string", "array", "object") if t not in ts]
+                if others:
+                    out.append(syn({"type": others}))
+                if "number" not in ts:
+                    out.append(syn({"type": "number", "not": {"type": "integer"}}) if "integer" in ts
+                               else syn({"type": "number"}))
+            elif k == "required" and isinstance(v, list):
+                out += [syn({"type": "object", "properties": {n: False}}) for n in v if isinstance(n, str)]
+            elif k == "properties" and isinstance(v, dict):
+                for n, sub in v.items():
+                    neg = self.negate(sub, active)
+                    if neg is None:
+                        return None
+                    if neg:
+                        out.append(syn({"type": "object", "required": [n], "properties": {n: {"anyOf": neg}}}))
+            elif k in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+                if isinstance(v, bool) or not isinstance(v, (int, float)):
+                    return None
+                flip = {"minimum": "exclusiveMaximum", "exclusiveMinimum": "maximum",
+                        "maximum": "exclusiveMinimum", "exclusiveMaximum": "minimum"}[k]
+                out.append(syn({"type": "number", flip: v}))
+            elif k in ("minLength", "minItems", "minProperties") and isinstance(v, int) and not isinstance(v, bool):
+                t = {"minLength": "string", "minItems": "array", "minProperties": "object"}[k]
+                if v > 0:
+                    out.append(syn({"type": t, "max" + k[3:]: v - 1}))
+            elif k in ("maxLength", "maxItems", "maxProperties") and isinstance(v, int) and not isinstance(v, bool):
+                t = {"maxLength": "string", "maxItems": "array", "maxProperties": "object"}[k]
+                out.append(syn({"type": t, "min" + k[3:]: v + 1}))
+            elif k == "allOf" and isinstance(v, list):
+                for sub in v:
+                    neg = self.negate(sub, active)
+                    if neg is None:
+                        return None
+                    out += neg
+            elif k == "anyOf" and isinstance(v, list):
+                parts = []
+                for sub in v:
+                    neg = self.negate(sub, active)
+                    if neg is None:
+                        return None
+                    if not neg:
+                        parts = None
+                        break
+                    parts.append({"anyOf": neg})
+                if parts is not None:
+                    out.append(syn({"allOf": parts}))
+            elif k == "not":
+                out.append(v)
+            elif k == "$ref":
+                if self.draft7 and len([x for x in s if x not in ANNOTATIONS]) > 1:
+                    return None
+                try:
+                    target = self.resolve(v, "#")[0]
+                except (CompileError, _Unsupported):
+                    return None
+                neg = self.negate(target, active)
+                if neg is None:
+                    return None
+                out += neg
+            else:
+                return None  # enum, const, pattern, format, items, ...: no negation-free form here
+        return out
+
+    def in_place(self, schema) -> set:
+        """ids of `schema` and the subschemas it applies in place (allOf/anyOf/oneOf/$ref/if/
+        then/else/dependentSchemas; not through `not`): whose annotations `unevaluated*` sees."""
+        out, stack = set(), [schema]
+        while stack:
+            x = stack.pop()
+            if not isinstance(x, dict) or id(x) in out:
+                continue
+            out.add(id(x))
+            for k in ("allOf", "anyOf", "oneOf"):
+                if isinstance(x.get(k), list):
+                    stack += x[k]
+            for k in ("if", "then", "else"):
+                if k in x:
+                    stack.append(x[k])
+            if isinstance(x.get("dependentSchemas"), dict):
+                stack += list(x["dependentSchemas"].values())
+            if isinstance(x.get("$ref"), str):
+                try:
+                    stack.append(self.resolve(x["$ref"], "#")[0])
+                except (CompileError, _Unsupported):
+                    pass
+        return out
+
+    def disjoint(self, a, b) -> bool:
+        """True if no value satisfies both conjunctions (a cheap structural proof; False = unknown)."""
+        fa, fb = self.flatten(a), self.flatten(b)
+        if fa is None or fb is None:
+            return True
+        ta, tb = self.types_of(fa[0]), self.types_of(fb[0])
+        if not (ta & tb):
+            return True
+        if ta & tb != {"object"}:
+            return False
+        req = self.required_of(fa[0]) & self.required_of(fb[0])
+        for name in req:
+            va, vb = self.consts_at(fa[0], name), self.consts_at(fb[0], name)
+            if va is not None and vb is not None and not any(_json_eq(x, y) for x in va for y in vb):
+                return True
+        return False
+
+    def types_of(self, flat) -> set:
+        types = set(TYPES)
+        for s, _p, _k in flat:
+            t = s.get("type")
+            if isinstance(t, (str, list)):
+                ts = {t} if isinstance(t, str) else set(x for x in t if isinstance(x, str))
+                if "number" in ts:
+                    ts.add("integer")
+                if s.get("nullable") is True:
+                    ts.add("null")
+                types &= ts
+            for k in ("const", "enum"):
+                if k in s:
+                    vals = [s[k]] if k == "const" else s[k] if isinstance(s[k], list) else []
+                    got = {_type_of(v) for v in vals}
+                    if "integer" in got:
+                        got.add("number")
+                    types &= got
+        return types
+
+    @staticmethod
+    def required_of(flat) -> set:
+        out = set()
+        for s, _p, _k in flat:
+            r = s.get("required")
+            if isinstance(r, list):
+                out |= {x for x in r if isinstance(x, str)}
+        return out
+
+    def consts_at(self, flat, name):
+        """The finite set of values property `name` may take, if some schema pins it (else None)."""
+        best = None
+        for s, ptr, _k in flat:
+            props = s.get("properties")
+            if isinstance(props, dict) and name in props:
+                sub = self.flatten([(props[name], _ptr(ptr, "properties", name), frozenset())])
+                if sub is None:
+                    return []
+                for t, _tp, _tk in sub[0]:
+                    vals = [t["const"]] if "const" in t else t.get("enum") if isinstance(t.get("enum"), list) else None
+                    if vals is not None:
+                        best = vals if best is None else [v for v in best if any(_json_eq(v, w) for w in vals)]
+        return best
+

@@ -239,6 +239,7 @@ class Lowerer(LogicMixin, ContainerMixin):
             ent[1] = True
             return _Ref(ent[0])
         self.lowerings += 1
+        self.lim()  # raises CompileLimitError past the time limit
         if self.lowerings > MAX_LOWERINGS:
             raise CompileLimitError(f"schema needs more than {MAX_LOWERINGS} sub-schema lowerings "
                                     "(nested anyOf/oneOf multiply them)")

@@ -105,6 +105,27 @@ def run_file(path, *, time_limit: float = 30.0, lenient: bool = False, strict: b
     return out
 
 
+def frontend_file(path, *, time_limit: float = 30.0, lenient: bool = False, strict: bool = False) -> dict:
+    """Only the JSON Schema frontend (schema -> DFA or grammar), without token tables."""
+    from kmgrammar.automaton import ByteDFA, Limits
+    from kmgrammar.errors import CompileError
+    from kmgrammar.jsonschema import schema_to_grammar
+
+    doc = json.loads(Path(path).read_text())
+    t0 = time.perf_counter()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            got = schema_to_grammar(doc["schema"], lenient=lenient, strict=strict,
+                                    limits=Limits(time_limit=time_limit))
+        kind = "dfa" if isinstance(got, ByteDFA) else "cfg"
+    except CompileError as e:
+        kind = type(e).__name__
+    except Exception as e:  # noqa: BLE001
+        kind = f"crash {type(e).__name__}"
+    return {"file": Path(path).name, "kind": kind, "s": time.perf_counter() - t0}
+
+
 def _worker(args):
     path, kw = args
     return run_file(path, **kw)
@@ -227,6 +248,7 @@ def main(argv=None) -> int:
     ap.add_argument("--peers", default="", help="comma list: llguidance")
     ap.add_argument("--peer-stride", type=int, default=20)
     ap.add_argument("--out", default=None)
+    ap.add_argument("--frontend-only", action="store_true", help="time schema -> DFA/grammar only")
     args = ap.parse_args(argv)
     corpus = Path(args.corpus)
     if not corpus.is_dir():
@@ -235,6 +257,16 @@ def main(argv=None) -> int:
     files = sorted(p for p in corpus.glob("*.json"))[:: args.stride][: args.limit]
     kw = {"time_limit": args.time_limit, "lenient": args.lenient, "strict": args.strict}
     t0 = time.time()
+    if args.frontend_only:
+        res = [frontend_file(f, **kw) for f in files]
+        ts = [r["s"] for r in res if r["kind"] in ("dfa", "cfg")]
+        kinds: dict = {}
+        for r in res:
+            kinds[r["kind"]] = kinds.get(r["kind"], 0) + 1
+        print(json.dumps({"files": len(res), "kinds": kinds,
+                          "frontend_ms": {q: round(1000 * _pct(ts, v), 2) for q, v in
+                                          (("p50", .5), ("p95", .95), ("p99", .99), ("max", 1.0))}}, indent=1))
+        return 0
     if args.workers > 1:
         import multiprocessing as mp
 

@@ -126,9 +126,29 @@ def frontend_file(path, *, time_limit: float = 30.0, lenient: bool = False, stri
     return {"file": Path(path).name, "kind": kind, "s": time.perf_counter() - t0}
 
 
+class _Timeout(BaseException):
+    pass
+
+
+def _alarm(*_a):
+    raise _Timeout()
+
+
 def _worker(args):
+    """run_file with a hard wall-clock cap (3 x the compile limit) so one file cannot stall a run."""
+    import signal
+
     path, kw = args
-    return run_file(path, **kw)
+    signal.signal(signal.SIGALRM, _alarm)
+    signal.alarm(int(3 * kw.get("time_limit", 30)) + 1)
+    t0 = time.perf_counter()
+    try:
+        return run_file(path, **kw)
+    except _Timeout:
+        return {"file": Path(path).name, "status": "timeout", "compile_s": time.perf_counter() - t0,
+                "error": "hard wall-clock cap"}
+    finally:
+        signal.alarm(0)
 
 
 def _pct(xs, q):
@@ -270,14 +290,15 @@ def main(argv=None) -> int:
     if args.workers > 1:
         import multiprocessing as mp
 
-        with mp.get_context("fork").Pool(args.workers, maxtasksperchild=200) as pool:
+        # spawn, not fork: numba's threading layer can deadlock in forked children
+        with mp.get_context("spawn").Pool(args.workers) as pool:
             results = []
             for r in pool.imap_unordered(_worker, [(f, kw) for f in files], chunksize=4):
                 results.append(r)
                 if len(results) % 200 == 0:
                     print(f"{len(results)}/{len(files)} files, {time.time() - t0:.0f}s", file=sys.stderr, flush=True)
     else:
-        results = [run_file(f, **kw) for f in files]
+        results = [_worker((f, kw)) for f in files]
     summary = summarize(results)
     summary["wall_s"] = round(time.time() - t0, 1)
     summary["top_reasons"] = _unsupported_reasons(results)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections import deque
+
 from . import grammar as g
 from . import jsonschema_values as jv
-from .errors import CompileError
+from .errors import CompileError, CompileLimitError
 
 from .jsonschema_base import (ANNOTATIONS, SUPPORTED, UNSUPPORTED, TYPES, _EMPTY, _Unsupported, _has_ref, _json_eq,
                               _ptr, _type_of)
 
+_RANK_BUDGET = 50_000  # (sub-schema, path) pairs walked to order keys (a 1,000-definition schema: ~5k)
 _RANK_DEPTH = 12  # key orders are tracked this many levels below a oneOf/not/if (recursive schemas)
 
 
@@ -51,12 +54,17 @@ class LogicMixin:
         root = _Rank()
         self.synthetic.append(root)
         seen = set()
-        stack = [(s, root) for s, _p, _k in items]
+        stack = deque((s, root) for s, _p, _k in items)
         while stack:
-            s, node = stack.pop(0)
+            s, node = stack.popleft()
             if not isinstance(s, dict) or (id(s), id(node)) in seen or node.depth > _RANK_DEPTH:
                 continue
             seen.add((id(s), id(node)))
+            if len(seen) % 1024 == 0:
+                self.lim()
+                if len(seen) > _RANK_BUDGET:
+                    raise CompileLimitError(f"key order for oneOf/not/if at {self.cur_ptr} needs more than "
+                                            f"{_RANK_BUDGET} (sub-schema, path) pairs")
             if isinstance(s.get("$ref"), str):
                 try:
                     stack.append((self.resolve(s["$ref"], "#")[0], node))

@@ -327,28 +327,35 @@ def byte_classes(edges_per_state: list) -> tuple:
     return classes, len(cuts) - 1, cedges
 
 
+def epsilon_closure(eps: list, important: list, end: int):
+    """A memoised closure function: the states reachable by epsilon moves from i that matter
+    for a DFA state (`important[x]`, e.g. has byte edges, or x == end), as a frozenset."""
+    memo: dict = {}
+
+    def closure(i: int) -> frozenset:
+        got = memo.get(i)
+        if got is None:
+            seen, stack, keep = {i}, [i], []
+            while stack:
+                x = stack.pop()
+                if important[x] or x == end:
+                    keep.append(x)
+                for y in eps[x]:
+                    if y not in seen:
+                        seen.add(y)
+                        stack.append(y)
+            got = memo[i] = frozenset(keep)
+        return got
+
+    return closure
+
+
 def _determinize(nfa: _NFA, start: int, end: int, budget: _Budget) -> ByteDFA:
     classes, n_cls, cedges = byte_classes(nfa.edges)
 
     # The closure keeps only states with byte edges (and the final state): subsets that differ
     # only in pure epsilon states are the same DFA state.
-    eps, memo = nfa.eps, {}
-
-    def closure(i: int) -> frozenset:
-        got = memo.get(i)
-        if got is not None:
-            return got
-        seen, stack, keep = {i}, [i], []
-        while stack:
-            x = stack.pop()
-            if cedges[x] or x == end:
-                keep.append(x)
-            for y in eps[x]:
-                if y not in seen:
-                    seen.add(y)
-                    stack.append(y)
-        got = memo[i] = frozenset(keep)
-        return got
+    closure = epsilon_closure(nfa.eps, [bool(e) for e in cedges], end)
 
     first = closure(start)
     cache: dict = {}  # target set -> DFA state, shared by all subsets

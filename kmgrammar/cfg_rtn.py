@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import grammar as g
-from .automaton import DEAD, Limits, _Budget, _NFA, _class_spans, byte_classes
+from .automaton import DEAD, Limits, _Budget, _NFA, _class_spans, byte_classes, epsilon_closure
 from .cfg import Cfg, Ref
 
 
@@ -218,22 +218,8 @@ class _CallNFA(_NFA):
 def _determinize(nfa: _CallNFA, start: int, end: int, budget: _Budget):
     """Subset construction over bytes + call symbols; returns (trans, classes, call rows, accept)."""
     classes, n_cls, cedges = byte_classes(nfa.edges)
-    eps, calls, memo = nfa.eps, nfa.calls, {}
-
-    def closure(i: int) -> frozenset:
-        got = memo.get(i)
-        if got is None:
-            seen, stack, keep = {i}, [i], []
-            while stack:
-                x = stack.pop()
-                if cedges[x] or calls[x] or x == end:
-                    keep.append(x)
-                for y in eps[x]:
-                    if y not in seen:
-                        seen.add(y)
-                        stack.append(y)
-            got = memo[i] = frozenset(keep)
-        return got
+    eps, calls = nfa.eps, nfa.calls
+    closure = epsilon_closure(eps, [bool(e or c) for e, c in zip(cedges, calls)], end)
 
     first = closure(start)
     index, order, rows, crow = {first: 0}, [first], [], []

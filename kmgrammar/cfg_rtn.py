@@ -29,18 +29,7 @@ def recursive_rules(cfg: Cfg) -> set:
     from .cfg import refs
 
     edges = {n: refs(rhs) for n, rhs in cfg.rules.items()}
-    out = set()
-    for n in edges:
-        seen, stack = set(), list(edges[n])
-        while stack:
-            m = stack.pop()
-            if m == n:
-                out.add(n)
-                break
-            if m not in seen:
-                seen.add(m)
-                stack.extend(edges[m])
-    return out
+    return _cyclic(edges, set(edges))
 
 
 def _cyclic(edges: dict, nodes: set) -> set:

@@ -102,9 +102,6 @@ class ByteDFA:
         s = self.step(0, data)
         return s >= 0 and bool(self.accept[s])
 
-    def is_prefix(self, data: bytes) -> bool:
-        return self.n_states > 0 and self.step(0, data) >= 0
-
     def is_empty(self) -> bool:
         return self.n_states == 0
 
@@ -585,10 +582,6 @@ def complement(a: ByteDFA, limits: Limits | None = None) -> ByteDFA:
     c = _complete(a)
     flipped = ByteDFA(c.trans, c.classes, ~c.accept)
     return _product(flipped, _complete(any_utf8()), lambda x, y: x and y, _Budget(limits or Limits()))
-
-
-def concat(*dfas: ByteDFA, limits: Limits | None = None) -> ByteDFA:
-    return build_dfa(g.Seq(tuple(g.Dfa(d) for d in dfas)), limits)
 
 
 def require_nonempty(dfa: ByteDFA, what: str) -> ByteDFA:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .artifact import row_token_ids
 from .earley import _FAR, DEFAULT_MAX_DEPTH, Network, check_sorted_levels, lcp_list
 from .errors import MatcherError
 from .matcher import Matcher, _numpy_view
@@ -348,6 +349,12 @@ class GrammarMatcher(Matcher):
             out = out[:n]
         words = self._rt.eos if self._terminated else self._rt.mask(self._charts)
         out[:] = words.view(np.int32)
+
+    def allowed_token_ids(self) -> np.ndarray:
+        """The allowed token ids (EOS included when the output is complete), ascending int32."""
+        words = np.zeros(self._g.n_words, np.int32)
+        self.fill_next_token_bitmask(words)
+        return row_token_ids(words, self._g.vocab_size)
 
     def is_accepting(self) -> bool:
         return self._terminated or self._charts[-1].accepting

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .artifact import CompiledGrammar
+from .artifact import CompiledGrammar, row_token_ids
 from .errors import MatcherError
 
 
@@ -116,11 +116,13 @@ class Matcher:
             _fill_other(bitmask, index, row)
 
     def allowed_token_ids(self) -> np.ndarray:
-        """The allowed token ids (EOS included when the output is complete), ascending."""
-        words = np.zeros(self._g.n_words, np.int32)
-        self.fill_next_token_bitmask(words)
-        bits = np.unpackbits(words.view(np.uint8), bitorder="little")
-        return np.flatnonzero(bits[: self._g.vocab_size])
+        """The allowed token ids (EOS included when the output is complete), ascending int32.
+
+        The array is shared between calls and read-only: copy it before modifying.
+        """
+        if self._terminated:
+            return row_token_ids(self._g.eos_row(), self._g.vocab_size)
+        return self._g.allowed_ids(self._state)
 
     def is_accepting(self) -> bool:
         """True when the output so far is complete (EOS is allowed now), or after EOS."""

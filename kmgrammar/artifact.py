@@ -45,7 +45,8 @@ _MATERIALIZED_BYTES = 64 << 20
 def row_token_ids(row: np.ndarray, vocab_size: int) -> np.ndarray:
     """The set bits of a packed int32 mask row as ascending int32 token ids."""
     bits = np.unpackbits(np.ascontiguousarray(row).view(np.uint8), bitorder="little")
-    return np.flatnonzero(bits[:vocab_size]).astype(np.int32)
+    # nonzero() on a bool view is several times faster than on the uint8 bits.
+    return np.flatnonzero(bits[:vocab_size].view(bool)).astype(np.int32)
 
 
 class CompiledGrammar:

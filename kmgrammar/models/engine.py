@@ -103,7 +103,8 @@ _WHOLE: dict[str, np.ndarray] = {}
 
 
 def _whole_char_table(vocab: Any) -> np.ndarray:
-    """Per token id: are its bytes whole UTF-8 characters? Built once per vocabulary."""
+    """Per token id: are its bytes whole UTF-8 characters? Built once per vocabulary (~25 ms at
+    100k tokens), when a constraint is compiled, off the event loop."""
     key = getattr(vocab, "fingerprint", None) or str(id(vocab))
     table = _WHOLE.get(key)
     if table is None:
@@ -125,7 +126,7 @@ def _whole_chars(data: bytes) -> bool:
 
 
 def _allowed(matcher: Any) -> np.ndarray:
-    return np.asarray(matcher.allowed_token_ids(), dtype=np.int64)
+    return matcher.allowed_token_ids()
 
 
 def _as_step(item: Any) -> Step:
@@ -208,7 +209,7 @@ async def sample_and_check(model: Model, req: CompletionRequest) -> AsyncIterato
 
         selected = None
         if allowed is not None and (not try_first or retries > 0):
-            cand = allowed if not banned else np.setdiff1d(allowed, np.fromiter(banned, np.int64))
+            cand = allowed if not banned else np.setdiff1d(allowed, np.fromiter(banned, allowed.dtype))
             if cand.size == 0:
                 raise violation("every token the constraint allows here was rejected by the model")
             # A one-token request that picks half a UTF-8 character returns no text (APIs

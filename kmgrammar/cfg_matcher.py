@@ -3,12 +3,22 @@
 State: the Earley charts of the bytes accepted so far (`earley.py`); rollback truncates them and
 copies share them. A mask is the OR of the precomputed rows of the positions in the last chart
 (tokens that stay on byte edges, or were classified valid ahead of time), plus the
-context-dependent tokens whose remainders are viable on the real stack. Remainder verdicts come,
-in order, from: an exact cache by (exit state, full signature of the caller chart); the verdicts
-precomputed for the real one- and two-level callers (`cfg_pre_*`); a cache by the caller
-signature truncated to the levels each verdict read; and a walk against the real charts. Whole
-masks are cached by the last chart's key, {(position, caller signature)}. A chart's signature is
-the interned structure of everything below it, so equal keys mean equal masks.
+context-dependent tokens whose remainders are viable on the real stack.
+
+Remainder verdicts without walking the real stack. A remainder s read from item (u, o) is viable
+iff u's rule instance reads all of s by itself, or completes after s[:j] (a "pop") and some caller
+waiting for it at chart o reads s[j:] in the same way, recursively down the stack. What one rule
+instance does with a string depends only on its position and the string: `local_table` computes
+it once per grammar (the first time masks need it) for the remainders from each exit state u and,
+closed under pops, for the suffixes that reach a caller's return position r. What the stack below
+chart o does with each such suffix is a boolean vector W(o)[M] (M: the rule being completed):
+the OR over the callers (r, o') waiting for M at o of "r reads it locally, or pops to W(o')".
+W is computed once per chart, bottom-up (a fixpoint where callers sit at o itself, as with left
+recursion), and shared by every chart with the same structure below it (its signature), so a
+stack shape never seen before costs a few vector operations per new stack level, not a walk.
+Whole masks are cached by (positions, accepting, the verdicts of each group's remainders) and
+memoised on the chart. Within reach of `max_depth` (where predictions are cut) every verdict is
+walked against the real charts instead: exact there too.
 """
 
 from __future__ import annotations
@@ -16,13 +26,80 @@ from __future__ import annotations
 import numpy as np
 
 from .artifact import row_token_ids
-from .earley import _FAR, DEFAULT_MAX_DEPTH, Network, check_sorted_levels, lcp_list
+from .earley import DEFAULT_MAX_DEPTH, Network, check_sorted, lcp_list, local_table
 from .errors import MatcherError
 from .matcher import Matcher, _numpy_view
 
 _MASK_CACHE = 2048  # whole masks kept per grammar (12.5 KB each at 100k tokens)
-_REM_CACHE = 8192
-_LEVEL = 3  # caller levels in remainder-cache keys (deeper verdicts are re-checked each time)
+_W_CACHE = 8192  # stack vectors kept per grammar, by chart signature
+DEFAULT_MAX_CHART_ITEMS = 100_000  # Earley items in one chart (run-time option max_chart_items)
+
+
+class _Group:
+    """Context-dependent tokens of one position with one exit state u: per token its word, bit
+    and remainder (an index into `urem`, the distinct remainders of u the group uses); tokens
+    sorted by id so that one word's bits are adjacent (one reduceat per mask, not a scatter)."""
+
+    __slots__ = ("u", "word", "bit", "tok_rem", "urem")
+
+    def __init__(self, u: int, toks: np.ndarray, rems: np.ndarray):
+        order = np.argsort(toks, kind="stable")
+        toks = toks[order].astype(np.int64)
+        self.u = u
+        self.word = toks >> 5
+        self.bit = np.left_shift(np.uint32(1), (toks & 31).astype(np.uint32))
+        self.urem, self.tok_rem = np.unique(rems[order], return_inverse=True)
+
+
+class _Tables:
+    """Local tables (see the module doc): T, the suffixes that reach a return position; per
+    return position r: ok[r] (reads the suffix locally) and pop pairs (suffix -> suffix after
+    the pop, both indices into T); per exit state u the same over u's remainders (pops into T)."""
+
+    def __init__(self, net: Network, rems: list):
+        returns = sorted({nxt for cl in net.calls for _, nxt in cl})
+        raw_u: dict = {}
+        seen: set = set()
+        for u, strings in enumerate(rems):
+            if strings:
+                oks, pops = local_table(net, u, strings)
+                raw_u[u] = (oks, pops)
+                seen.update(s[j:] for s, js in zip(strings, pops) for j in js)
+        raw_r: dict = {r: {} for r in returns}
+        frontier = seen
+        while frontier:  # suffixes popped into callers, and what those pop further down
+            batch = sorted(frontier)
+            frontier = set()
+            for r in returns:
+                oks, pops = local_table(net, r, batch)
+                for s, ok, js in zip(batch, oks, pops):
+                    raw_r[r][s] = (ok, js)
+                    for j in js:
+                        if s[j:] not in seen:
+                            seen.add(s[j:])
+                            frontier.add(s[j:])
+        suffixes = sorted(seen)
+        tid = {x: k for k, x in enumerate(suffixes)}
+        self.n = len(suffixes)
+        self.ok: dict = {}
+        self.pop: dict = {}
+        for r, table in raw_r.items():
+            ok = np.zeros(self.n, bool)
+            src, dst = [], []
+            for x, (good, js) in table.items():
+                ok[tid[x]] = good
+                for j in js:
+                    src.append(tid[x])
+                    dst.append(tid[x[j:]])
+            self.ok[r] = ok
+            self.pop[r] = (np.array(src, np.int64), np.array(dst, np.int64))
+        self.ok_u: dict = {}
+        self.pop_u: dict = {}
+        for u, (oks, pops) in raw_u.items():
+            src = [k for k, js in enumerate(pops) for _ in js]
+            dst = [tid[rems[u][k][j:]] for k, js in enumerate(pops) for j in js]
+            self.ok_u[u] = np.array(oks, bool)
+            self.pop_u[u] = (np.array(src, np.int64), np.array(dst, np.int64))
 
 
 class _Runtime:
@@ -39,23 +116,19 @@ class _Runtime:
         n = len(self.net.rows)
         gp, gs, gtp = a["cfg_grp_ptr"].tolist(), a["cfg_grp_state"].tolist(), a["cfg_grp_tok_ptr"].tolist()
         tok, rem = a["cfg_grp_tok"], a["cfg_grp_rem"]
-        self.groups = [tuple(_group(gs[k], tok[gtp[k]: gtp[k + 1]], rem[gtp[k]: gtp[k + 1]])
-                             for k in range(gp[p], gp[p + 1])) for p in range(n)]
-        self.final: dict = {}  # (u, signature of o, depth) -> verdicts (whole stack: exact)
+        self.groups = [_Group(gs[k], tok[gtp[k]: gtp[k + 1]], rem[gtp[k]: gtp[k + 1]]) for k in range(len(gs))]
+        self.pos_groups = [tuple(range(gp[p], gp[p + 1])) for p in range(n)]
         rp, ro = a["cfg_rem_ptr"].tolist(), a["cfg_rem_off"].tolist()
         data = a["cfg_rem_data"].tobytes()
         self.rems = [[data[ro[k]: ro[k + 1]] for k in range(rp[u], rp[u + 1])] for u in range(n)]
+        self.lcps = [lcp_list(r) if r else [] for r in self.rems]
         # positions are numbered rule by rule, so a position's rule is the last start <= it
         self.owner = (np.searchsorted(a["cfg_nt_start"], np.arange(n), side="right") - 1).tolist()
-        self.pre: dict = {}  # (u, caller next position) -> verdicts (1 valid, 0 invalid, 2 depends)
-        if "cfg_pre_u" in a:
-            po = a["cfg_pre_off"].tolist()
-            for k, (u, r, r2) in enumerate(zip(a["cfg_pre_u"].tolist(), a["cfg_pre_r"].tolist(),
-                                               a["cfg_pre_r2"].tolist())):
-                self.pre[(u, r) if r2 < 0 else (u, r, r2)] = a["cfg_pre_st"][po[k]: po[k + 1]]
-        self.lcps = [lcp_list(r) if r else [] for r in self.rems]
-        self.masks: dict = {}
-        self.rem_cache: dict = {}
+        self._tables = None
+        self.masks: dict = {}  # by (item positions and caller signatures, accepting)
+        self.masks_v: dict = {}  # by (positions, accepting, verdicts per group)
+        self.w_cache: dict = {}
+        self.v_cache: dict = {}
         self.intern: dict = {}
         eos = np.zeros(self.n_words, np.uint32)
         for t in compiled.vocab.eos_token_ids:
@@ -63,10 +136,21 @@ class _Runtime:
         self.eos = eos
         self.near = max_depth - 4200  # a token (<= 4000 bytes) can reach the depth limit from here
 
+    @property
+    def tables(self) -> _Tables:
+        t = self._tables
+        if t is None:  # another thread may build them too: the same tables, one kept
+            t = self._tables = _Tables(self.net, self.rems)
+        return t
+
     def row(self, pos: int) -> np.ndarray:
         return self.compiled.mask_row(pos).view(np.uint32)
 
+    # -- chart signatures and stack vectors -------------------------------------------------
+
     def sig(self, charts: list, o: int) -> int:
+        """Interned structure of chart o's wait lists and, recursively, of their origins: equal
+        signatures mean equal stacks below (offsets aside)."""
         c = charts[o]
         if c.sig is not None:
             return c.sig
@@ -91,180 +175,171 @@ class _Runtime:
             stack.pop()
         return c.sig
 
-    def key(self, charts: list):
-        ch = charts[-1]
-        if ch.key is None:
-            depth = ch.depth if ch.depth > self.near else -1
-            ch.key = (frozenset((pos, self.sig(charts, o)) for pos, o in ch.scan), ch.accepting, depth)
-        return ch.key
+    def w(self, charts: list, o: int) -> dict:
+        """W(o): rule M -> which suffixes (indices into T) the stack below chart o reads after an
+        instance of M started at o completes. Charts below are done first (explicit stack)."""
+        c = charts[o]
+        if c.w is not None:
+            return c.w
+        stack = [o]
+        while stack:
+            j = stack[-1]
+            cj = charts[j]
+            if cj.w is not None:
+                stack.pop()
+                continue
+            missing = {o2 for lst in cj.wait.values() for _, o2 in lst if o2 != j and charts[o2].w is None}
+            if missing:
+                stack.extend(missing)
+                continue
+            key = self.sig(charts, j)
+            got = self.w_cache.get(key)
+            if got is None:
+                got = self._w_of(charts, j)
+                if len(self.w_cache) >= _W_CACHE:
+                    self.w_cache.clear()
+                self.w_cache[key] = got
+            cj.w = got
+            stack.pop()
+        return c.w
 
-    def mask(self, charts: list) -> np.ndarray:
-        key = self.key(charts)
-        got = self.masks.get(key)
+    def _w_of(self, charts: list, j: int) -> dict:
+        t = self.tables
+        owner = self.owner
+        wait = {m: set(lst) for m, lst in charts[j].wait.items()}
+        out = {m: np.zeros(t.n, bool) for m in wait}
+        selfref = any(o2 == j for lst in wait.values() for _, o2 in lst)
+        while True:  # monotone: grows until no vector changes (one round without self-reference)
+            changed = False
+            for m, lst in wait.items():
+                acc = out[m].copy()
+                for r, o2 in lst:
+                    below = out if o2 == j else charts[o2].w
+                    acc |= t.ok[r]
+                    src, dst = t.pop[r]
+                    wb = below.get(owner[r])
+                    if wb is not None and len(src):
+                        hit = wb[dst]
+                        acc[src[hit]] = True
+                if not np.array_equal(acc, out[m]):
+                    out[m] = acc
+                    changed = True
+            if not (changed and selfref):
+                return out
+
+    def verdicts(self, charts: list, gid: int, o: int) -> tuple:
+        """(bytes, vector): which remainders of group gid are viable from item (u, o) on the real
+        stack. A function of u and chart o's signature, so cached by them across charts."""
+        key = (gid, self.sig(charts, o))
+        got = self.v_cache.get(key)
         if got is None:
-            got = self._compute(charts)
-            if len(self.masks) >= _MASK_CACHE:
-                for k in list(self.masks)[: _MASK_CACHE // 2]:
-                    self.masks.pop(k, None)  # another thread may have evicted it
-            self.masks[key] = got
+            g = self.groups[gid]
+            t = self.tables
+            v = t.ok_u[g.u]
+            src, dst = t.pop_u[g.u]
+            wb = self.w(charts, o).get(self.owner[g.u]) if len(src) else None
+            if wb is not None:
+                hit = wb[dst]
+                if hit.any():
+                    v = v.copy()
+                    v[src[hit]] = True
+            v = v[g.urem]
+            got = (v.tobytes(), v)
+            if len(self.v_cache) >= _W_CACHE:
+                self.v_cache.clear()
+            self.v_cache[key] = got
         return got
 
-    def _compute(self, charts: list) -> np.ndarray:
+    # -- masks ------------------------------------------------------------------------------
+
+    def mask(self, charts: list) -> np.ndarray:
         ch = charts[-1]
-        positions = sorted({pos for pos, _ in ch.scan})
+        got = ch.mask
+        if got is not None:
+            return got
+        near = self.near
+        # depth grows by at most one per byte, so short inputs are never near max_depth
+        if len(charts) > near and (ch.depth > near or any(charts[o].depth > near for _, o in ch.scan)):
+            got = ch.mask = self._compute_walked(charts)
+            return got
+        sig = self.sig
+        # equal signatures below every item => equal masks (the cheap key, for states seen before)
+        key = (frozenset([(pos, charts[o].sig if charts[o].sig is not None else sig(charts, o))
+                          for pos, o in ch.scan]), ch.accepting)
+        got = self.masks.get(key)
+        if got is None:
+            parts: dict = {}  # group id -> verdicts of its remainders (OR over the items' origins)
+            for pos, o in ch.scan:
+                for gid in self.pos_groups[pos]:
+                    vb = self.verdicts(charts, gid, o)
+                    prev = parts.get(gid)
+                    if prev is None:
+                        parts[gid] = vb
+                    elif prev[0] != vb[0]:
+                        v = prev[1] | vb[1]
+                        parts[gid] = (v.tobytes(), v)
+            positions = frozenset(pos for pos, _ in ch.scan)
+            # different stacks often agree on every verdict: the same mask
+            key2 = (positions, ch.accepting, frozenset((gid, vb[0]) for gid, vb in parts.items()))
+            got = self.masks_v.get(key2)
+            if got is None:
+                got = self._compute(positions, ch.accepting, {gid: vb[1] for gid, vb in parts.items()})
+                _put(self.masks_v, key2, got)
+            _put(self.masks, key, got)
+        ch.mask = got
+        return got
+
+    def _rows(self, positions) -> np.ndarray:
+        positions = sorted(positions)
         if len(positions) == 1:
-            words = self.row(positions[0]).copy()
-        else:
-            words = np.zeros(self.n_words, np.uint32)
-            for pos in positions:
-                words |= self.row(pos)
+            return self.row(positions[0]).copy()
+        words = np.zeros(self.n_words, np.uint32)
+        for pos in positions:
+            words |= self.row(pos)
+        return words
+
+    def _add(self, words: np.ndarray, g: _Group, valid_rem: np.ndarray) -> None:
+        valid = valid_rem[g.tok_rem]
+        if valid.any():
+            w, b = g.word[valid], g.bit[valid]
+            starts = np.flatnonzero(np.r_[True, w[1:] != w[:-1]])
+            words[w[starts]] |= np.bitwise_or.reduceat(b, starts)
+
+    def _compute(self, positions, accepting: bool, parts: dict) -> np.ndarray:
+        words = self._rows(positions)
+        for gid, v in parts.items():
+            self._add(words, self.groups[gid], v)
+        if accepting:
+            words |= self.eos
+        return words
+
+    def _compute_walked(self, charts: list) -> np.ndarray:
+        """Near max_depth: every remainder walked against the real charts (which cut predictions
+        at the limit exactly as accepting the token would)."""
+        ch = charts[-1]
+        words = self._rows({pos for pos, _ in ch.scan})
         for pos, o in ch.scan:
-            for u, word, bit, rems in self.groups[pos]:
-                valid = self._final(charts, u, o)[rems]
-                if valid.any():
-                    w, b = word[valid], bit[valid]
-                    starts = np.flatnonzero(np.r_[True, w[1:] != w[:-1]])
-                    words[w[starts]] |= np.bitwise_or.reduceat(b, starts)
+            for gid in self.pos_groups[pos]:
+                g = self.groups[gid]
+                self._add(words, g, self._walk(charts, g.u, o)[g.urem])
         if ch.accepting:
             words |= self.eos
         return words
 
-    def sig_h(self, charts: list, o: int, h: int) -> int:
-        """Signature of chart o truncated to h levels of callers (0: nothing)."""
-        if h == 0:
-            return -2
-        c = charts[o]
-        if c.sigs is None:
-            c.sigs = {}
-        got = c.sigs.get(h)
-        if got is None:
-            key = (h, frozenset((m, nxt, -1 if o2 == o else self.sig_h(charts, o2, h - 1))
-                                for m, lst in c.wait.items() for nxt, o2 in lst))
-            got = self.intern.get(key)
-            if got is None:
-                got = self.intern[key] = len(self.intern)
-            c.sigs[h] = got
-        return got
-
-    @staticmethod
-    def _levels(charts: list, o: int, h: int) -> dict:
-        """Chart index -> caller level (o is level 0), for charts within h levels of o."""
-        out, level = {o: 0}, [o]
-        for k in range(1, h):
-            nxt = []
-            for x in level:
-                for lst in charts[x].wait.values():
-                    for _, o2 in lst:
-                        if o2 not in out:
-                            out[o2] = k
-                            nxt.append(o2)
-            if not nxt:
-                break
-            level = nxt
-        return out
-
-    def _final(self, charts: list, u: int, o: int) -> np.ndarray:
-        depth = charts[o].depth if charts[o].depth > self.near else -1
-        key = (u, self.sig(charts, o), depth)
-        got = self.final.get(key)
-        if got is None:
-            got = self._remainders(charts, u, o)
-            if len(self.final) >= _REM_CACHE:
-                self.final.clear()
-            self.final[key] = got
-        return got
-
-    def _remainders(self, charts: list, u: int, o: int) -> np.ndarray:
-        # A remainder's verdict depends on the caller stack only as deep as its walk read it: it
-        # is cached under (u, L, signature of chart o truncated to L levels) for the smallest
-        # such L <= _LEVEL, so most verdicts are shared by every context that agrees near the top
-        # of the stack. Verdicts that read deeper are recomputed against the real charts.
-        depth = charts[o].depth if charts[o].depth > self.near else -1
-        rems = self.rems[u]
-        n = len(rems)
-        known = np.zeros(n, bool)
-        valid = np.zeros(n, bool)
-        cache = self.rem_cache
-        keys = [(u, lv, self.sig_h(charts, o, lv), depth) for lv in range(1, _LEVEL + 1)]
-        for key in keys:
-            got = cache.get(key)
-            if got is not None:
-                k_mask, v_mask = got
-                valid[k_mask] = v_mask[k_mask]
-                known |= k_mask
-        todo = np.flatnonzero(~known)
-        if not len(todo):
-            return valid
-        st = self._caller_verdicts(charts, u, o)
-        if st is not None:
-            st = st[todo]
-            valid[todo[st == 1]] = True
-            todo = todo[st == 2]
-            if not len(todo):
-                return valid
-        strings = [rems[k] for k in todo.tolist()]
-        lcps = self.lcps[u] if len(todo) == n else lcp_list(strings)
-        ok, levels = self._walk(charts, u, o, strings, lcps, self._levels(charts, o, _LEVEL))
-        ok = np.array(ok, bool)
-        levels = np.array(levels)
-        valid[todo] = ok
-        if len(cache) >= _REM_CACHE:
-            cache.clear()
-        for lv, key in enumerate(keys, 1):
-            sel = todo[levels < lv]  # read only levels 0 .. lv - 1
-            levels_sel = levels < lv
-            if not len(sel):
-                continue
-            got = cache.get(key)
-            k_mask = got[0].copy() if got is not None else np.zeros(n, bool)
-            v_mask = got[1].copy() if got is not None else np.zeros(n, bool)
-            k_mask[sel] = True
-            v_mask[sel] = ok[levels_sel]
-            cache[key] = (k_mask, v_mask)  # replaced, never mutated: readers see old or new
-            todo, ok, levels = todo[~levels_sel], ok[~levels_sel], levels[~levels_sel]
-        return valid
-
-    def _caller_verdicts(self, charts: list, u: int, o: int):
-        """Verdicts (1 valid, 0 invalid, 2 unknown) of u's remainders from the ahead-of-time rows
-        of the callers that really wait on u's rule (one or two levels), or None."""
-        pre = self.pre
-        if not pre:
-            return None
-        out = None
-        for r1, o1 in set(charts[o].wait.get(self.owner[u], ())):
-            row = pre.get((u, r1))
-            if row is None:
-                return None
-            if (row == 2).any() and o1 >= 0:
-                rows2 = [pre.get((u, r1, r2)) for r2 in {r2 for r2, _ in charts[o1].wait.get(self.owner[r1], ())}]
-                if rows2 and all(x is not None for x in rows2):
-                    st2 = np.stack(rows2)
-                    comb = np.where((st2 == 1).any(axis=0), 1, np.where((st2 == 0).all(axis=0), 0, 2))
-                    row = np.where(row == 2, comb, row)
-            if out is None:
-                out = row.astype(np.int8)
-            else:
-                out = np.where((out == 1) | (row == 1), 1, np.where((out == 0) & (row == 0), 0, 2)).astype(np.int8)
-        return out
-
-    def _walk(self, charts: list, u: int, o: int, strings: list, lcps: list, level_of: dict | None = None):
+    def _walk(self, charts: list, u: int, o: int) -> np.ndarray:
         i = len(charts)
-        touched: set = set()
-        charts.append(self.net.close(charts, i, [(u, o)], touched))
-        level_of = level_of if level_of is not None else {}
-        base_level = max((level_of.get(x, _FAR) for x in touched if x < i), default=-1)
+        charts.append(self.net.close(charts, i, [(u, o)]))
         try:
-            return check_sorted_levels(self.net, charts, strings, lcps, level_of, i, base_level)
+            return np.array(check_sorted(self.net, charts, self.rems[u], self.lcps[u]), bool)
         finally:
             del charts[i:]
 
 
-def _group(u: int, toks: np.ndarray, rems: np.ndarray) -> tuple:
-    """(exit state, word index, bit, remainder index) per token, sorted by token id so that the
-    bits of one word are adjacent (one reduceat per mask instead of a scatter)."""
-    order = np.argsort(toks, kind="stable")
-    toks = toks[order].astype(np.int64)
-    return u, toks >> 5, np.left_shift(np.uint32(1), (toks & 31).astype(np.uint32)), rems[order]
+def _put(cache: dict, key, value) -> None:
+    if len(cache) >= _MASK_CACHE:
+        for k in list(cache)[: _MASK_CACHE // 2]:
+            cache.pop(k, None)  # another thread may have evicted it
+    cache[key] = value
 
 
 def runtime(compiled) -> _Runtime:

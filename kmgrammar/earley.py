@@ -20,9 +20,13 @@ DEFAULT_MAX_DEPTH = 10_000
 
 
 class Chart:
-    __slots__ = ("scan", "wait", "accepting", "popped", "alive", "depth", "truncated", "sig", "key", "sigs")
+    """One closed item set. `size` counts its items; `sig`, `w` and `mask` are memos filled
+    by the run-time mask code (cfg_matcher.py): charts are immutable, so they never go stale."""
 
-    def __init__(self, scan, wait, accepting, popped, alive, depth, truncated):
+    __slots__ = ("scan", "wait", "accepting", "popped", "alive", "depth", "truncated", "size",
+                 "sig", "w", "mask")
+
+    def __init__(self, scan, wait, accepting, popped, alive, depth, truncated, size=0):
         self.scan = scan
         self.wait = wait
         self.accepting = accepting
@@ -30,9 +34,10 @@ class Chart:
         self.alive = alive
         self.depth = depth
         self.truncated = truncated
+        self.size = size
         self.sig = None
-        self.key = None
-        self.sigs = None
+        self.w = None
+        self.mask = None
 
 
 class Network:
@@ -111,7 +116,7 @@ class Network:
                     if w not in seen:
                         seen.add(w)
                         work.append(w)
-        return Chart(scan, wait, accepting, popped, bool(seen), depth, truncated)
+        return Chart(scan, wait, accepting, popped, bool(seen), depth, truncated, len(seen))
 
     def step(self, charts: list, byte: int, touched: set | None = None) -> Chart:
         """The chart after one more byte (its `alive` is False when the byte is not viable)."""
@@ -130,7 +135,7 @@ class Network:
             if not self.calls[pos] and self.final_nt[pos] < 0:
                 i = len(charts)
                 depth = (charts[o].depth if 0 <= o < i else 0) + 1
-                return Chart(kernel, {}, False, False, True, depth, False)
+                return Chart(kernel, {}, False, False, True, depth, False, 1)
         return self.close(charts, len(charts), kernel, touched)
 
     def initial(self) -> Chart:
@@ -234,45 +239,34 @@ def classify_sorted(net: Network, charts: list, strings: list, follow) -> list:
     return out
 
 
-_FAR = 1 << 20
-
-
-def check_sorted_levels(net: Network, charts: list, strings: list, lcps: list, level_of: dict,
-                        real_end: int, base_level: int = -1) -> tuple:
-    """`check_sorted`, also returning for each string how far down the caller stack its verdict
-    looked: the largest `level_of[chart]` among the real charts (index < real_end) whose wait
-    lists its walk read (_FAR for a chart not in `level_of`; `base_level` for what the starting
-    chart read)."""
-    base = len(charts) - 1
-    out, levels = [], []
-    lv = [base_level]  # lv[j]: deepest level read by the first j bytes of the current path
-    dead_at, dead_level = -1, -1
-    for s, lcp in zip(strings, lcps):
+def local_table(net: Network, r: int, strings: list) -> tuple:
+    """For each of `strings` (sorted), walked from item (r, unknown caller): whether the whole
+    string is viable without leaving r's rule instance (calls it makes inside the string are
+    followed), and the offsets j < len(s) after which that instance can complete (return to its
+    caller with s[j:] still to read). Both are properties of r and s alone, whatever the stack;
+    one walk shares prefixes with the previous string and skips strings under a dead prefix."""
+    charts = [net.close([], 0, [(r, -1)])]
+    oks, pops = [], []
+    prev = b""
+    dead_at = -1
+    for s in strings:
+        lcp = _lcp(s, prev)
+        prev = s
         if 0 < dead_at <= lcp:
-            out.append(False)
-            levels.append(dead_level)
+            # s shares the prefix that died: charts[0 .. dead_at - 1] are still its charts
+            oks.append(False)
+            pops.append([j for j in range(min(len(s), dead_at)) if charts[j].popped])
             continue
-        keep = min(lcp, len(charts) - base - 1)
-        del charts[base + 1 + keep:]
-        del lv[keep + 1:]
-        ok = True
         dead_at = -1
-        for j in range(keep, len(s)):
-            touched: set = set()
-            ch = net.step(charts, s[j], touched)
-            deepest = lv[j]
-            for x in touched:
-                if x < real_end:
-                    d = level_of.get(x, _FAR)
-                    if d > deepest:
-                        deepest = d
+        del charts[1 + min(lcp, len(charts) - 1):]
+        ok = True
+        for j in range(len(charts) - 1, len(s)):
+            ch = net.step(charts, s[j])
             if not ch.alive:
                 ok = False
-                dead_at, dead_level = j + 1, deepest
+                dead_at = j + 1
                 break
             charts.append(ch)
-            lv.append(deepest)
-        out.append(ok)
-        levels.append(lv[len(s)] if ok else dead_level)
-    del charts[base + 1:]
-    return out, levels
+        oks.append(ok)
+        pops.append([j for j in range(min(len(s), len(charts))) if charts[j].popped])
+    return oks, pops

@@ -1,0 +1,143 @@
+"""Context-dependent tokens against the real stack: the run-time verdicts (local tables + stack
+vectors, or walks near max_depth) agree with accepting the token, on deep and varied stacks."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import numpy as np
+import pytest
+
+from kmgrammar import Matcher, allocate_token_bitmask, compile_lark, grammars
+from kmgrammar.cfg_matcher import runtime
+from kmgrammar.errors import MatcherError
+
+LEFT_RECURSIVE = """
+start: e
+e: e "-" e | e "*" e | "(" e ")" | "[" e "]" | NUMBER
+%import common.NUMBER
+%ignore " "
+"""
+
+
+def _json_value(rng, depth: int):
+    if depth <= 0 or rng.random() < 0.25:
+        return rng.choice([0, -1.5, "s", "", True, None])
+    if rng.random() < 0.5:
+        return [_json_value(rng, depth - 1) for _ in range(rng.randint(1, 3))]
+    return {rng.choice(["a", "b", ""]) + str(i): _json_value(rng, depth - 1) for i in range(rng.randint(1, 3))}
+
+
+def _expr(rng, depth: int) -> str:
+    if depth <= 0 or rng.random() < 0.2:
+        return rng.choice(["1", "x", "2.5", "foo"])
+    op = rng.choice(["+", "-", "*", "/", "^", " - ", "(", "f("])
+    if op == "(":
+        return "(" + _expr(rng, depth - 1) + ")"
+    if op == "f(":
+        return "f(" + _expr(rng, depth - 1) + ", " + _expr(rng, depth - 1) + ")"
+    return _expr(rng, depth - 1) + op + _expr(rng, depth - 1)
+
+
+def _bracketed(rng, depth: int) -> str:
+    if depth <= 0 or rng.random() < 0.2:
+        return rng.choice(["1", "22", "3.5"])
+    r = rng.random()
+    if r < 0.3:
+        return "(" + _bracketed(rng, depth - 1) + ")"
+    if r < 0.6:
+        return "[" + _bracketed(rng, depth - 1) + "]"
+    return _bracketed(rng, depth - 1) + rng.choice(["-", "*", " - "]) + _bracketed(rng, depth - 1)
+
+
+def _dependent_tokens(compiled) -> list:
+    rt = runtime(compiled)
+    toks = set()
+    for g in rt.groups:
+        toks.update(((g.word << 5) + np.log2(g.bit).astype(np.int64)).tolist())
+    return sorted(toks)
+
+
+def _check_walk(compiled, vocab, text: str, dependent: list, rng, every: int = 1) -> int:
+    """Walk text's tokens; at sampled steps every context-dependent token (and a few others)
+    must be in the mask exactly when accept_token takes it."""
+    bm = allocate_token_bitmask(1, vocab.vocab_size)
+    m = Matcher(compiled)
+    checked = 0
+    for k, t in enumerate(vocab.encode(text)):
+        m.fill_next_token_bitmask(bm)
+        bits = np.unpackbits(bm[0].view(np.uint8), bitorder="little")
+        if k % every == 0:
+            for x in dependent + rng.sample(range(vocab.vocab_size), 20):
+                if x in vocab.special_token_ids:
+                    continue
+                assert m.copy().accept_token(x) == bool(bits[x]), (text, k, vocab.token_bytes[x])
+                checked += 1
+        assert bits[t], (text, k)
+        assert m.accept_token(t)
+    return checked
+
+
+@pytest.mark.parametrize("name", ["json", "arithmetic"])
+def test_dependent_tokens_on_deep_stacks(name, cl100k):
+    c = compile_lark(grammars.load(name), cl100k)
+    dependent = _dependent_tokens(c)
+    assert dependent
+    rng = random.Random(5)
+    checked = 0
+    for _ in range(4):
+        if name == "json":
+            text = json.dumps(_json_value(rng, 8), indent=rng.choice([None, 1]))
+        else:
+            text = _expr(rng, 7)
+        checked += _check_walk(c, cl100k, text, dependent, rng, every=3)
+    assert checked > 1000
+
+
+def test_left_recursive_ambiguous_grammar(cl100k):
+    c = compile_lark(LEFT_RECURSIVE, cl100k)
+    dependent = _dependent_tokens(c)
+    rng = random.Random(6)
+    for _ in range(3):
+        _check_walk(c, cl100k, _bracketed(rng, 6), dependent, rng, every=2)
+
+
+def test_near_max_depth_walks_the_real_charts(cl100k):
+    """max_depth 4210: the first ~10 levels use the tables, deeper ones walk the real charts
+    (where predictions are cut); both agree with accept_token, and so does a tiny max_depth."""
+    text = "[" * 14 + "1" + "]" * 14
+    for depth in (4210, 20):
+        c = compile_lark(grammars.load("json"), cl100k, max_depth=depth)
+        dependent = _dependent_tokens(c)
+        _check_walk(c, cl100k, text, dependent, random.Random(1))
+    c = compile_lark(grammars.load("json"), cl100k, max_depth=6)
+    m = Matcher(c)
+    assert m.accept_string("[[[[")
+    with pytest.raises(MatcherError, match="max_depth"):
+        m.accept_string("[[[[[[[[")
+
+
+def test_masks_do_not_depend_on_cache_history(cl100k):
+    """The same states reached cold (fresh compiled grammar) and after other documents give the
+    same masks."""
+    rng = random.Random(8)
+    texts = [_expr(rng, 6) for _ in range(4)]
+    warm = compile_lark(grammars.load("arithmetic"), cl100k, cache=False)
+    bm = allocate_token_bitmask(1, cl100k.vocab_size)
+
+    def masks(c, text):
+        m = Matcher(c)
+        out = []
+        for t in cl100k.encode(text):
+            m.fill_next_token_bitmask(bm)
+            out.append(bm[0].copy())
+            assert m.accept_token(t)
+        return out
+
+    for text in texts:
+        masks(warm, text)
+    for text in reversed(texts):
+        cold = compile_lark(grammars.load("arithmetic"), cl100k, cache=False)
+        for a, b in zip(masks(cold, text), masks(warm, text)):
+            assert np.array_equal(a, b), text

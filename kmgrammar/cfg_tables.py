@@ -20,63 +20,56 @@ import numpy as np
 
 from .cfg_rtn import Rtn, actions, byte_sets, follow2
 from .earley import Chart, Network, classify_sorted
-from .token_automaton import _encode_rows, vocab_trie, words_for
+from .token_automaton import _encode_rows, split_tries, vocab_trie, words_for
 
 _CHUNK = 256
 
 
 def build_cfg_tables(rtn: Rtn, vocab, budget) -> tuple:
     """Returns (arrays, stats) for a "cfg" artifact."""
-    from . import kernels
-
-    node_byte, node_depth, node_end, node_lo, node_hi, order = vocab_trie(vocab)
     n_words = words_for(vocab.vocab_size)
     sets = byte_sets(rtn)
     follow = sets["follow"]
     flags, call_start, call_ret, call_first, call_skip = actions(rtn, sets)
     f2 = follow2(rtn, sets)
-    owner = np.ascontiguousarray(rtn.owner.astype(np.int32))
     n = rtn.n_pos
-    trans = np.ascontiguousarray(rtn.trans)
-    classes = np.ascontiguousarray(rtn.classes)
-    rows = np.zeros((n, n_words), np.uint32)
-    ex_kind, ex_p, ex_n, ex_u, ex_o = [], [], [], [], []
-    cap = 1 << 15
-    for lo in range(0, n, _CHUNK):
-        budget.check_time()
-        states = np.arange(lo, min(n, lo + _CHUNK), dtype=np.int32)
-        while True:
-            out = np.zeros((len(states), n_words), np.uint32)
-            ekind, ek, en, eu, eo = (np.zeros(cap, np.int32) for _ in range(5))
-            got = kernels.walk_cfg_nd(trans, classes, flags, rtn.call_ptr, call_start, call_ret, call_first,
-                                      call_skip, owner, f2, states, node_byte, node_depth, node_end, node_lo,
-                                      node_hi, order, out, ekind, ek, en, eu, eo)
-            if got <= cap:
-                break
-            cap = 2 * got
-        rows[lo: lo + len(states)] = out
-        ex_kind.append(ekind[:got])
-        ex_p.append(states[ek[:got]])
-        ex_n.append(en[:got])
-        ex_u.append(eu[:got])
-        ex_o.append(eo[:got])
-    cat = np.concatenate
-    ex_kind, ex_p, ex_n, ex_u, ex_o = ((cat(x) if x else np.zeros(0, np.int32)) for x in (ex_kind, ex_p, ex_n, ex_u, ex_o))
+    net_args = (np.ascontiguousarray(rtn.trans), np.ascontiguousarray(rtn.classes), flags, rtn.call_ptr,
+                call_start, call_ret, call_first, call_skip, np.ascontiguousarray(rtn.owner.astype(np.int32)), f2)
+    # Tokens without a _SPLIT byte are walked once per class of positions (`position_classes`),
+    # the others (a small trie) from every position; a token's walk depends only on its bytes, so
+    # the two walks together give each position's row and exits.
+    clean, dirty = split_tries(vocab, _SPLIT)
+    horizon = int(vocab_trie(vocab)[1].max()) if vocab_trie(vocab)[1].size else 0
+    cls = position_classes(rtn, flags, horizon, budget)
+    n_cls = int(cls.max()) + 1 if n else 0
+    by_cls = np.argsort(cls, kind="stable")
+    size = np.bincount(cls, minlength=n_cls)
+    cls_start = np.cumsum(size) - size
+    reps = by_cls[cls_start].astype(np.int32)
+    rows_c, ex_c = _walk(clean, reps, net_args, n_words, budget)
+    rows, ex_d = _walk(dirty, np.arange(n, dtype=np.int32), net_args, n_words, budget)
+    rows |= rows_c[cls]
+    del rows_c
+    # A class's exits belong to each of its members.
+    kind_c, k_c, node_c, u_c, off_c = ex_c
+    c_of = cls[reps[k_c]]
+    rep_n = size[c_of]
+    e_idx = np.repeat(np.arange(len(k_c)), rep_n)
+    member = cls_start[c_of][e_idx] + (np.arange(int(rep_n.sum())) - (np.cumsum(rep_n) - rep_n)[e_idx])
+    ex_c = (kind_c[e_idx], by_cls[member].astype(np.int32), node_c[e_idx], u_c[e_idx], off_c[e_idx])
+    kind_d, k_d, node_d, u_d, off_d = ex_d
+    ex_d = (kind_d, k_d, node_d, u_d, off_d)  # states were arange(n): k is the position
 
     # Remainders of the tokens under each exit (vectorised expansion), deduplicated per
     # (kind, exit state). Kind 3 covers only the tokens ending at its node; it is a kind 1.
-    counts = (node_hi - node_lo).astype(np.int64)
-    first_tok = np.zeros(len(counts) + 1, np.int64)
-    np.cumsum(counts, out=first_tok[1:])
-    only = ex_kind == 3
-    ex_kind = np.where(only, 1, ex_kind)
-    a = np.where(only, node_lo[ex_n], first_tok[ex_n]).astype(np.int64)
-    b = np.where(only, node_hi[ex_n], first_tok[node_end[ex_n]]).astype(np.int64)
-    lens = np.maximum(b - a, 0)
-    ex_idx = np.repeat(np.arange(len(a)), lens)
-    starts = np.cumsum(lens) - lens
-    tokpos = a[ex_idx] + (np.arange(int(lens.sum())) - starts[ex_idx])
-    toks = order[tokpos].astype(np.int64)
+    parts = []
+    n_before = 0
+    for trie, (kind, p, node, u, off) in ((clean, ex_c), (dirty, ex_d)):
+        ex_idx, toks = _expand(trie, kind, node)
+        parts.append((np.where(kind == 3, 1, kind), p, u, off, ex_idx + n_before, toks))
+        n_before += len(kind)
+    cat = np.concatenate
+    ex_kind, ex_p, ex_u, ex_o, ex_idx, toks = (cat([x[j] for x in parts]) for j in range(6))
     pp = ex_p[ex_idx]
     in_row = (rows[pp, toks >> 5] >> (toks & 31).astype(np.uint32)) & 1
     keep = in_row == 0
@@ -215,6 +208,87 @@ def build_cfg_tables(rtn: Rtn, vocab, budget) -> tuple:
         "caller_verdicts": int(len(pre["cfg_pre_u"])),
     }
     return arrays, stats
+
+
+def _walk(trie: tuple, states: np.ndarray, net_args: tuple, n_words: int, budget) -> tuple:
+    """`kernels.walk_cfg_nd` over `trie` from each of `states`, in chunks: rows [len(states),
+    n_words] and exits (kind, index into states, node, exit state, remainder offset)."""
+    from . import kernels
+
+    node_byte, node_depth, node_end, node_lo, node_hi, order = trie
+    rows = np.zeros((len(states), n_words), np.uint32)
+    found = [[] for _ in range(5)]
+    cap = 1 << 12
+    for lo in range(0, len(states), _CHUNK):
+        budget.check_time()
+        chunk = states[lo: lo + _CHUNK]
+        out = rows[lo: lo + len(chunk)]  # the kernel ORs bits straight into these rows
+        while True:
+            ex = [np.empty(cap, np.int32) for _ in range(5)]
+            got = kernels.walk_cfg_nd(*net_args, chunk, node_byte, node_depth, node_end, node_lo, node_hi,
+                                      order, out, *ex)
+            if got <= cap:
+                break
+            cap = 2 * got
+            out[:] = 0
+        ex[1] += lo
+        for acc, x in zip(found, ex):
+            acc.append(x[:got])
+    return rows, tuple(np.concatenate(x) if x else np.zeros(0, np.int32) for x in found)
+
+
+def _expand(trie: tuple, kind: np.ndarray, node: np.ndarray) -> tuple:
+    """Tokens under each exit: (exit index, token id) pairs. Kind 3 covers only the tokens ending
+    at its node, the others the node's whole subtree."""
+    node_byte, node_depth, node_end, node_lo, node_hi, order = trie
+    counts = (node_hi - node_lo).astype(np.int64)
+    first_tok = np.zeros(len(counts) + 1, np.int64)
+    np.cumsum(counts, out=first_tok[1:])
+    only = kind == 3
+    a = np.where(only, node_lo[node], first_tok[node]).astype(np.int64)
+    b = np.where(only, node_hi[node], first_tok[node_end[node]]).astype(np.int64)
+    lens = np.maximum(b - a, 0)
+    ex_idx = np.repeat(np.arange(len(a)), lens)
+    starts = np.cumsum(lens) - lens
+    tokpos = a[ex_idx] + (np.arange(int(lens.sum())) - starts[ex_idx])
+    return ex_idx, order[tokpos].astype(np.int64)
+
+
+# Bytes after which positions that otherwise behave alike usually part ways (a string's closing
+# quote, then a different key); tokens holding one are walked from every position.
+_SPLIT = b'"'
+
+
+def position_classes(rtn: Rtn, flags, horizon: int, budget) -> np.ndarray:
+    """Dense class per position such that positions of one class walk every token without a
+    _SPLIT byte alike (same row, same exits).
+
+    Positions with a call or a completion ("special": their walk depends on the stack and exits
+    name them) each get a class of their own. The others only follow byte edges, so two of them
+    walk a string alike iff they agree, byte by byte, on liveness and on which special position
+    they reach (after which both walks are the same walk): Moore refinement for `horizon` rounds
+    (the longest token) over the byte classes that hold some byte outside _SPLIT. A walk's first
+    byte follows byte edges only, so the start position's own calls do not matter there, but it
+    may be reached again later, so specials stay alone."""
+    from .automaton import refine_blocks
+
+    n = rtn.n_pos
+    if n == 0:
+        return np.zeros(0, np.int64)
+    special = (np.diff(rtn.call_ptr) > 0) | (flags & 2).any(axis=1)
+    split = np.zeros(256, bool)
+    split[list(_SPLIT)] = True
+    kept_col = np.zeros(rtn.trans.shape[1], bool)
+    kept_col[np.unique(rtn.classes[~split])] = True
+    t = rtn.trans[:, kept_col]
+    t = np.vstack([np.where(t >= 0, t, n), np.full((1, t.shape[1]), n)])
+    part = np.zeros(n + 1, np.int64)
+    part[n] = 1
+    sp = np.flatnonzero(special)
+    part[sp] = 2 + np.arange(len(sp))
+    part = refine_blocks(t, part, max(horizon, 1), budget)[:n]
+    _, dense = np.unique(part, return_inverse=True)
+    return dense.reshape(-1)
 
 
 CFG_ARRAYS = (

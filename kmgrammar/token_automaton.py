@@ -52,6 +52,38 @@ def vocab_trie(vocab) -> tuple:
     return got
 
 
+_SPLIT_TRIES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def split_tries(vocab, split: bytes) -> tuple:
+    """Two tries (same layout as `vocab_trie`) over the vocabulary's tokens: those without any
+    byte of `split`, and those with one. Computed once per (vocabulary, split)."""
+    per_vocab = _SPLIT_TRIES.get(vocab)
+    if per_vocab is None:
+        per_vocab = _SPLIT_TRIES[vocab] = {}
+    got = per_vocab.get(split)
+    if got is not None:
+        return got
+    from . import kernels
+
+    order = vocab_trie(vocab)[5]
+    tb = vocab.token_bytes
+    lengths = np.fromiter((len(b) for b in tb), np.int64, len(tb))
+    offsets = np.zeros(len(tb) + 1, np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    data = np.frombuffer(b"".join(tb), np.uint8) if offsets[-1] else np.zeros(0, np.uint8)
+    has = np.zeros(256, bool)
+    has[list(split)] = True
+    # token id -> holds a split byte: count split bytes through the concatenated data
+    cum = np.zeros(len(data) + 1, np.int64)
+    np.cumsum(has[data], out=cum[1:])
+    dirty = (cum[offsets[1:]] - cum[offsets[:-1]]) > 0
+    got = tuple(kernels.build_trie(data, offsets, part) + (part,)
+                for part in (order[~dirty[order]], order[dirty[order]]))
+    per_vocab[split] = got
+    return got
+
+
 def _pack_ids(ids, n_words: int) -> np.ndarray:
     row = np.zeros(n_words, np.uint32)
     for t in ids:

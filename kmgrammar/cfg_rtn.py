@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import grammar as g
-from .automaton import DEAD, Limits, _Budget, _NFA, _class_spans, byte_classes, epsilon_closure
+from .automaton import DEAD, Limits, _Budget, _NFA, _class_spans, byte_classes, epsilon_closure, refine_blocks
 from .cfg import Cfg, Ref
 
 
@@ -212,33 +212,93 @@ def _determinize(nfa: _CallNFA, start: int, end: int, budget: _Budget):
 
     first = closure(start)
     index, order, rows, crow = {first: 0}, [first], [], []
+    cache: dict = {}  # target set -> subset state, shared by all subsets
+
+    def target(targets) -> int:
+        key = frozenset(targets)
+        j = cache.get(key)
+        if j is None:
+            nset = frozenset().union(*[closure(t) for t in key])
+            j = index.get(nset)
+            if j is None:
+                j = index[nset] = len(order)
+                order.append(nset)
+                budget.check_states(len(order))
+            cache[key] = j
+        return j
+
+    class_rows: dict = {}  # NFA state -> its target per byte class (-1: none), or None if ambiguous
+    by_targets: dict = {}  # NFA target, or tuple of targets -> subset state
+
+    def class_row(i):
+        got = class_rows.get(i, 0)
+        if got == 0:
+            got = [-1] * n_cls
+            for clo, chi, t in cedges[i]:
+                for c in range(clo, chi + 1):
+                    if got[c] != -1 and got[c] != t:
+                        got = None
+                        break
+                    got[c] = t
+                if got is None:
+                    break
+            class_rows[i] = got
+        return got
+
     k = 0
     while k < len(order):
         if k % 256 == 0:
             budget.check_time()
         cur = order[k]
         k += 1
-        acc: dict = {}
         cacc: dict = {}
         for i in cur:
-            for clo, chi, t in cedges[i]:
-                for c in range(clo, chi + 1):
-                    acc.setdefault(c, set()).add(t)
             for m, t in calls[i]:
                 cacc.setdefault(m, set()).add(t)
-
-        def target(targets) -> int:
-            nset = frozenset().union(*[closure(t) for t in targets])
-            j = index.get(nset)
-            if j is None:
-                j = index[nset] = len(order)
-                order.append(nset)
-                budget.check_states(len(order))
-            return j
-
+        crs = [class_row(i) for i in cur]
+        if all(r is not None for r in crs):
+            # Every member has at most one target per class (embedded terminal DFAs are
+            # deterministic): read the targets class by class.
+            row = [DEAD] * n_cls
+            if len(crs) == 1:
+                for c, t in enumerate(crs[0]):
+                    if t >= 0:
+                        j = by_targets.get(t)
+                        if j is None:
+                            j = by_targets[t] = target((t,))
+                        row[c] = j
+            else:
+                for c, ts in enumerate(zip(*crs)):
+                    if max(ts) < 0:
+                        continue
+                    key = tuple(t for t in ts if t >= 0)
+                    j = by_targets.get(key)
+                    if j is None:
+                        j = by_targets[key] = target(key)
+                    row[c] = j
+            rows.append(row)
+            crow.append({m: target(ts) for m, ts in cacc.items()})
+            continue
+        # Sweep the class intervals of the subset's byte edges (as `automaton._determinize`):
+        # work per elementary interval, not per class.
+        events: list = []
+        for i in cur:
+            for clo, chi, t in cedges[i]:
+                events.append((clo, 1, t))
+                events.append((chi + 1, -1, t))
+        events.sort()
         row = [DEAD] * n_cls
-        for c, targets in acc.items():
-            row[c] = target(targets)
+        active: dict = {}
+        pos = 0
+        for e_pos, delta, t in events:
+            if e_pos > pos and active:
+                row[pos:e_pos] = [target(active)] * (e_pos - pos)
+            pos = e_pos
+            cnt = active.get(t, 0) + delta
+            if cnt:
+                active[t] = cnt
+            else:
+                del active[t]
         rows.append(row)
         crow.append({m: target(ts) for m, ts in cacc.items()})
     trans = np.array(rows, np.int32).reshape(len(rows), n_cls)
@@ -258,16 +318,8 @@ def _minimize(trans, crow, accept, call_syms: list):
     t = np.where(full >= 0, full, n)
     t = np.vstack([t, np.full((1, t.shape[1]), n)])
     part = np.append(accept.astype(np.int64), 2)
-    n_part = len(np.unique(part))
-    while True:
-        sig = np.column_stack([part, part[t]])
-        _, new = np.unique(sig, axis=0, return_inverse=True)
-        new = new.reshape(-1)
-        n_new = int(new.max()) + 1
-        part = new
-        if n_new == n_part:
-            break
-        n_part = n_new
+    part = refine_blocks(t, part, n + 2)  # to the fixpoint; block ids come back dense
+    n_part = int(part.max()) + 1
     sink = part[n]
     rep = np.full(n_part, -1, np.int64)
     rep[part[::-1]] = np.arange(n, -1, -1)
@@ -463,59 +515,74 @@ def byte_sets(rtn: Rtn) -> dict:
     }
 
 
-# follow2 is n_pos x 64 KB of scratch: above this many positions the 2-byte filter is skipped.
-_FOLLOW2_MAX_POS = 3000
+# follow2 keeps (rule starts + call returns) x (byte classes)^2 booleans of scratch: above this the 2-byte filter is skipped.
+_FOLLOW2_MAX_CELLS = 50_000_000
 
 
 def follow2(rtn: Rtn, sets: dict) -> np.ndarray:
     """uint8 [n_nt, 256, 256]: over-approximation of the byte pairs that can come right after a
-    completed nonterminal (all ones when the grammar is too large to compute it cheaply)."""
-    n, n_nt = rtn.n_pos, len(rtn.names)
-    if n > _FOLLOW2_MAX_POS:
+    completed nonterminal (all ones when the grammar is too large to compute it cheaply).
+
+    Computed over the network's byte classes (every FIRST/FOLLOW set is a union of them, since
+    they are made of byte edges) and expanded to bytes at the end."""
+    n_nt = len(rtn.names)
+    n_g = rtn.trans.shape[1]
+    n_rows = len(set(rtn.nt_start.tolist()) | set(rtn.call_next.tolist()))
+    if (n_rows + n_nt) * n_g * n_g > _FOLLOW2_MAX_CELLS:
         return np.ones((n_nt, 256, 256), np.uint8)
-    first, eps_final, follow = sets["first"], sets["eps_final"], sets["follow"]
-    own = rtn.trans[:, rtn.classes]  # [n, 256] target or -1
-    f2 = np.zeros((n, 256, 256), bool)
-    one = np.zeros((n, 256), bool)
-    for p in range(n):
-        row = own[p]
-        for t in np.unique(row[row >= 0]).tolist():
-            bs = row == t
-            f2[p][bs] |= first[t]
-            if eps_final[t]:
-                one[p] |= bs
-    calls = [rtn.calls_of(p) for p in range(n)]
+    rep = np.zeros(n_g, np.int64)
+    rep[rtn.classes[::-1]] = np.arange(255, -1, -1)  # a byte of each class
+    first = sets["first"][:, rep]
+    follow = sets["follow"][:, rep]
+    eps_final = sets["eps_final"]
+    # Only rule starts and call returns are ever read: rows for those positions only (row[p]).
+    callers = np.flatnonzero(np.diff(rtn.call_ptr) > 0).tolist()
+    calls = {p: rtn.calls_of(p) for p in callers}
+    need = sorted(set(rtn.nt_start.tolist()) | set(rtn.call_next.tolist()))
+    row = {p: k for k, p in enumerate(need)}
+    trans = rtn.trans[need]
+    live = trans >= 0
+    tgt = np.where(live, trans, 0)
+    # f2[row[p], c1, c2]: c1 c2 can come next at p, within p's rule and its callees;
+    # one[row[p], c1]: after c1, p's rule can complete.
+    f2 = first[tgt] & live[:, :, None]
+    one = live & eps_final[tgt]
     changed = True
     while changed:
         changed = False
-        for p in range(n):
+        for p in callers:
+            k = row.get(p)
+            if k is None:
+                continue
             for m, r in calls[p]:
-                st = int(rtn.nt_start[m])
+                st, kr = row[int(rtn.nt_start[m])], row[r]
                 new = f2[st] | np.outer(one[st], first[r])
                 new_one = one[st] if eps_final[r] else None
                 if rtn.nullable[m]:
-                    new = new | f2[r]
-                    new_one = one[r] if new_one is None else new_one | one[r]
-                if (new & ~f2[p]).any():
-                    f2[p] |= new
+                    new = new | f2[kr]
+                    new_one = one[kr] if new_one is None else new_one | one[kr]
+                if (new & ~f2[k]).any():
+                    f2[k] |= new
                     changed = True
-                if new_one is not None and (new_one & ~one[p]).any():
-                    one[p] |= new_one
+                if new_one is not None and (new_one & ~one[k]).any():
+                    one[k] |= new_one
                     changed = True
-    out = np.zeros((n_nt, 256, 256), bool)
+    out = np.zeros((n_nt, n_g, n_g), bool)
     changed = True
     while changed:
         changed = False
-        for q in range(n):
+        for q in callers:
+            o = int(rtn.owner[q])
             for m, r in calls[q]:
-                o = int(rtn.owner[q])
-                new = f2[r] | np.outer(one[r], follow[o])
+                kr = row[r]
+                new = f2[kr] | np.outer(one[kr], follow[o])
                 if eps_final[r]:
                     new = new | out[o]
                 if (new & ~out[m]).any():
                     out[m] |= new
                     changed = True
-    return out.astype(np.uint8)
+    cls = rtn.classes.astype(np.int64)
+    return out[:, cls][:, :, cls].astype(np.uint8)
 
 
 def actions(rtn: Rtn, sets: dict) -> tuple:

@@ -14,14 +14,18 @@ closed under pops, for the suffixes that reach a caller's return position r. Wha
 chart o does with each such suffix is a boolean vector W(o)[M] (M: the rule being completed):
 the OR over the callers (r, o') waiting for M at o of "r reads it locally, or pops to W(o')".
 W is computed once per chart, bottom-up (a fixpoint where callers sit at o itself, as with left
-recursion), and shared by every chart with the same structure below it (its signature), so a
-stack shape never seen before costs a few vector operations per new stack level, not a walk.
-Whole masks are cached by (positions, accepting, the verdicts of each group's remainders) and
-memoised on the chart. Within reach of `max_depth` (where predictions are cut) every verdict is
+recursion), interned by content, and cached by (rule, caller position, id of the caller's own W)
+per waiter, so stacks that differ only deeper than any suffix reaches share it: a stack shape
+never seen before costs a dictionary lookup per new stack level, a few vector operations at
+worst, never a walk. A mask depends only on the items' positions, accepting, and the W ids of
+the rules of positions with context-dependent tokens: cached by those, then by the verdicts of
+each group's remainders, and memoised on the chart. Within reach of `max_depth` (where predictions are cut) every verdict is
 walked against the real charts instead: exact there too.
 """
 
 from __future__ import annotations
+
+import itertools
 
 import numpy as np
 
@@ -31,24 +35,39 @@ from .errors import MatcherError
 from .matcher import Matcher, _numpy_view
 
 _MASK_CACHE = 2048  # whole masks kept per grammar (12.5 KB each at 100k tokens)
-_W_CACHE = 8192  # stack vectors kept per grammar, by chart signature
+_W_CACHE = 8192  # stack vectors and verdicts kept per grammar
+_NONE = (-2, None)  # W of a rule nobody waits for (the start rule at offset 0): reads nothing
 DEFAULT_MAX_CHART_ITEMS = 100_000  # Earley items in one chart (run-time option max_chart_items)
 
 
 class _Group:
-    """Context-dependent tokens of one position with one exit state u: per token its word, bit
-    and remainder (an index into `urem`, the distinct remainders of u the group uses); tokens
-    sorted by id so that one word's bits are adjacent (one reduceat per mask, not a scatter)."""
+    """Context-dependent tokens of one position with one exit state u: per token its remainder
+    (an index into `urem`, the distinct remainders of u the group uses), its bit, and the index
+    of its word in `words` (the group's distinct words)."""
 
-    __slots__ = ("u", "word", "bit", "tok_rem", "urem")
+    __slots__ = ("u", "words", "tok_word", "bit", "tok_rem", "urem", "contrib")
 
     def __init__(self, u: int, toks: np.ndarray, rems: np.ndarray):
-        order = np.argsort(toks, kind="stable")
-        toks = toks[order].astype(np.int64)
+        toks = toks.astype(np.int64)
         self.u = u
-        self.word = toks >> 5
+        self.words, self.tok_word = np.unique(toks >> 5, return_inverse=True)
         self.bit = np.left_shift(np.uint32(1), (toks & 31).astype(np.uint32))
-        self.urem, self.tok_rem = np.unique(rems[order], return_inverse=True)
+        self.urem, self.tok_rem = np.unique(rems, return_inverse=True)
+        self.contrib: dict = {}  # verdict bytes -> (word indices, bits): the group's part of a mask
+
+    def add(self, words: np.ndarray, key: bytes, valid_rem: np.ndarray) -> None:
+        got = self.contrib.get(key)
+        if got is None:
+            valid = valid_rem[self.tok_rem]
+            acc = np.zeros(len(self.words), np.uint32)
+            # OR, not a sum: a token may appear twice (two exits, two remainders)
+            np.bitwise_or.at(acc, self.tok_word[valid], self.bit[valid])
+            nz = np.flatnonzero(acc)
+            got = (self.words[nz], acc[nz])
+            if len(self.contrib) >= _W_CACHE:
+                self.contrib.clear()
+            self.contrib[key] = got
+        words[got[0]] |= got[1]
 
 
 class _Tables:
@@ -118,18 +137,22 @@ class _Runtime:
         tok, rem = a["cfg_grp_tok"], a["cfg_grp_rem"]
         self.groups = [_Group(gs[k], tok[gtp[k]: gtp[k + 1]], rem[gtp[k]: gtp[k + 1]]) for k in range(len(gs))]
         self.pos_groups = [tuple(range(gp[p], gp[p + 1])) for p in range(n)]
+        # positions are numbered rule by rule, so a position's rule is the last start <= it
+        self.owner = (np.searchsorted(a["cfg_nt_start"], np.arange(n), side="right") - 1).tolist()
+        for p in range(n):  # an exit is reached inside the token without leaving p's rule
+            if any(self.owner[self.groups[k].u] != self.owner[p] for k in self.pos_groups[p]):
+                raise RuntimeError(f"corrupt cfg artifact: exit state outside the rule of position {p}")
         rp, ro = a["cfg_rem_ptr"].tolist(), a["cfg_rem_off"].tolist()
         data = a["cfg_rem_data"].tobytes()
         self.rems = [[data[ro[k]: ro[k + 1]] for k in range(rp[u], rp[u + 1])] for u in range(n)]
         self.lcps = [lcp_list(r) if r else [] for r in self.rems]
-        # positions are numbered rule by rule, so a position's rule is the last start <= it
-        self.owner = (np.searchsorted(a["cfg_nt_start"], np.arange(n), side="right") - 1).tolist()
         self._tables = None
-        self.masks: dict = {}  # by (item positions and caller signatures, accepting)
+        self.masks: dict = {}  # by (item positions and W ids, accepting)
         self.masks_v: dict = {}  # by (positions, accepting, verdicts per group)
-        self.w_cache: dict = {}
-        self.v_cache: dict = {}
-        self.intern: dict = {}
+        self.w_cache: dict = {}  # (rule, caller position, id of its W) per waiter -> W
+        self.v_cache: dict = {}  # (group, W id) -> verdicts
+        self.w_ids: dict = {}  # W vector bytes -> (id, vector)
+        self._ids = itertools.count()
         eos = np.zeros(self.n_words, np.uint32)
         for t in compiled.vocab.eos_token_ids:
             eos[t >> 5] |= np.uint32(1 << (t & 31))
@@ -146,41 +169,28 @@ class _Runtime:
     def row(self, pos: int) -> np.ndarray:
         return self.compiled.mask_row(pos).view(np.uint32)
 
-    # -- chart signatures and stack vectors -------------------------------------------------
+    # -- stack vectors ----------------------------------------------------------------------
 
-    def sig(self, charts: list, o: int) -> int:
-        """Interned structure of chart o's wait lists and, recursively, of their origins: equal
-        signatures mean equal stacks below (offsets aside)."""
-        c = charts[o]
-        if c.sig is not None:
-            return c.sig
-        stack = [o]
-        intern = self.intern
-        while stack:
-            j = stack[-1]
-            cj = charts[j]
-            if cj.sig is not None:
-                stack.pop()
-                continue
-            missing = {o2 for lst in cj.wait.values() for _, o2 in lst if o2 != j and charts[o2].sig is None}
-            if missing:
-                stack.extend(missing)
-                continue
-            key = frozenset((m, nxt, -1 if o2 == j else charts[o2].sig)
-                            for m, lst in cj.wait.items() for nxt, o2 in lst)
-            got = intern.get(key)
-            if got is None:
-                got = intern[key] = len(intern)
-            cj.sig = got
-            stack.pop()
-        return c.sig
+    def _intern(self, vec: np.ndarray) -> tuple:
+        """(id, vec): equal contents get one id (ids are never reused, so caches keyed by ids
+        stay valid when this table is cleared; two threads may give one content two ids)."""
+        b = vec.tobytes()
+        got = self.w_ids.get(b)
+        if got is None:
+            if len(self.w_ids) >= _W_CACHE:
+                self.w_ids.clear()
+            got = self.w_ids[b] = (next(self._ids), vec)
+        return got
 
     def w(self, charts: list, o: int) -> dict:
-        """W(o): rule M -> which suffixes (indices into T) the stack below chart o reads after an
-        instance of M started at o completes. Charts below are done first (explicit stack)."""
+        """W(o): rule M -> (id, vector): which suffixes (indices into T) the stack below chart o
+        reads after an instance of M started at o completes. Charts below first (explicit stack).
+        Cached by the ids of what each waiting caller's own stack reads: stacks that differ only
+        deeper than any suffix reaches share one entry."""
         c = charts[o]
         if c.w is not None:
             return c.w
+        owner = self.owner
         stack = [o]
         while stack:
             j = stack[-1]
@@ -192,7 +202,8 @@ class _Runtime:
             if missing:
                 stack.extend(missing)
                 continue
-            key = self.sig(charts, j)
+            key = frozenset((m, r, -1 if o2 == j else charts[o2].w.get(owner[r], _NONE)[0])
+                            for m, lst in cj.wait.items() for r, o2 in lst)
             got = self.w_cache.get(key)
             if got is None:
                 got = self._w_of(charts, j)
@@ -214,10 +225,9 @@ class _Runtime:
             for m, lst in wait.items():
                 acc = out[m].copy()
                 for r, o2 in lst:
-                    below = out if o2 == j else charts[o2].w
                     acc |= t.ok[r]
                     src, dst = t.pop[r]
-                    wb = below.get(owner[r])
+                    wb = out.get(owner[r]) if o2 == j else charts[o2].w.get(owner[r], _NONE)[1]
                     if wb is not None and len(src):
                         hit = wb[dst]
                         acc[src[hit]] = True
@@ -225,20 +235,20 @@ class _Runtime:
                     out[m] = acc
                     changed = True
             if not (changed and selfref):
-                return out
+                return {m: self._intern(v) for m, v in out.items()}
 
     def verdicts(self, charts: list, gid: int, o: int) -> tuple:
         """(bytes, vector): which remainders of group gid are viable from item (u, o) on the real
-        stack. A function of u and chart o's signature, so cached by them across charts."""
-        key = (gid, self.sig(charts, o))
+        stack: a function of u and W(o) of u's rule, cached by them."""
+        g = self.groups[gid]
+        wid, wb = self.w(charts, o).get(self.owner[g.u], _NONE)
+        key = (gid, wid)
         got = self.v_cache.get(key)
         if got is None:
-            g = self.groups[gid]
             t = self.tables
             v = t.ok_u[g.u]
             src, dst = t.pop_u[g.u]
-            wb = self.w(charts, o).get(self.owner[g.u]) if len(src) else None
-            if wb is not None:
+            if wb is not None and len(src):
                 hit = wb[dst]
                 if hit.any():
                     v = v.copy()
@@ -262,10 +272,11 @@ class _Runtime:
         if len(charts) > near and (ch.depth > near or any(charts[o].depth > near for _, o in ch.scan)):
             got = ch.mask = self._compute_walked(charts)
             return got
-        sig = self.sig
-        # equal signatures below every item => equal masks (the cheap key, for states seen before)
-        key = (frozenset([(pos, charts[o].sig if charts[o].sig is not None else sig(charts, o))
-                          for pos, o in ch.scan]), ch.accepting)
+        # The mask is a function of the items' positions and, where a position has
+        # context-dependent tokens, of what the stack below reads after its rule (W ids).
+        pos_groups, owner = self.pos_groups, self.owner
+        key = (frozenset([(pos, (charts[o].w or self.w(charts, o)).get(owner[pos], _NONE)[0]
+                           if pos_groups[pos] else -1) for pos, o in ch.scan]), ch.accepting)
         got = self.masks.get(key)
         if got is None:
             parts: dict = {}  # group id -> verdicts of its remainders (OR over the items' origins)
@@ -283,7 +294,7 @@ class _Runtime:
             key2 = (positions, ch.accepting, frozenset((gid, vb[0]) for gid, vb in parts.items()))
             got = self.masks_v.get(key2)
             if got is None:
-                got = self._compute(positions, ch.accepting, {gid: vb[1] for gid, vb in parts.items()})
+                got = self._compute(positions, ch.accepting, parts)
                 _put(self.masks_v, key2, got)
             _put(self.masks, key, got)
         ch.mask = got
@@ -298,17 +309,10 @@ class _Runtime:
             words |= self.row(pos)
         return words
 
-    def _add(self, words: np.ndarray, g: _Group, valid_rem: np.ndarray) -> None:
-        valid = valid_rem[g.tok_rem]
-        if valid.any():
-            w, b = g.word[valid], g.bit[valid]
-            starts = np.flatnonzero(np.r_[True, w[1:] != w[:-1]])
-            words[w[starts]] |= np.bitwise_or.reduceat(b, starts)
-
     def _compute(self, positions, accepting: bool, parts: dict) -> np.ndarray:
         words = self._rows(positions)
-        for gid, v in parts.items():
-            self._add(words, self.groups[gid], v)
+        for gid, (vb, v) in parts.items():
+            self.groups[gid].add(words, vb, v)
         if accepting:
             words |= self.eos
         return words
@@ -321,7 +325,8 @@ class _Runtime:
         for pos, o in ch.scan:
             for gid in self.pos_groups[pos]:
                 g = self.groups[gid]
-                self._add(words, g, self._walk(charts, g.u, o)[g.urem])
+                v = self._walk(charts, g.u, o)[g.urem]
+                g.add(words, v.tobytes(), v)
         if ch.accepting:
             words |= self.eos
         return words

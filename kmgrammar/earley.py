@@ -20,11 +20,11 @@ DEFAULT_MAX_DEPTH = 10_000
 
 
 class Chart:
-    """One closed item set. `size` counts its items; `sig`, `w` and `mask` are memos filled
+    """One closed item set. `size` counts its items; `w` and `mask` are memos filled
     by the run-time mask code (cfg_matcher.py): charts are immutable, so they never go stale."""
 
     __slots__ = ("scan", "wait", "accepting", "popped", "alive", "depth", "truncated", "size",
-                 "sig", "w", "mask")
+                 "w", "mask")
 
     def __init__(self, scan, wait, accepting, popped, alive, depth, truncated, size=0):
         self.scan = scan
@@ -35,7 +35,6 @@ class Chart:
         self.depth = depth
         self.truncated = truncated
         self.size = size
-        self.sig = None
         self.w = None
         self.mask = None
 

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 from kmgrammar import Matcher, allocate_token_bitmask, compile_lark, grammars
-from kmgrammar.cfg_matcher import runtime
 from kmgrammar.errors import MatcherError
 
 LEFT_RECURSIVE = """
@@ -52,11 +51,8 @@ def _bracketed(rng, depth: int) -> str:
 
 
 def _dependent_tokens(compiled) -> list:
-    rt = runtime(compiled)
-    toks = set()
-    for g in rt.groups:
-        toks.update(((g.word << 5) + np.log2(g.bit).astype(np.int64)).tolist())
-    return sorted(toks)
+    """Every token that some position leaves to the run-time verdicts."""
+    return sorted(set(compiled._arrays["cfg_grp_tok"].tolist()))
 
 
 def _check_walk(compiled, vocab, text: str, dependent: list, rng, every: int = 1) -> int:

@@ -169,6 +169,10 @@ def utf8_sequences(lo: int, hi: int) -> list:
 # Thompson construction
 
 
+# Literal alternatives beyond this many are built as a minimal DFA first (then embedded).
+_BIG_ALT = 256
+
+
 class _NFA:
     __slots__ = ("eps", "edges", "budget")
 
@@ -213,7 +217,16 @@ class _NFA:
             return s, cur
         if kind is g.Alt:
             s, e = self.state(), self.state()
+            literals = [item.data for item in node.items if type(item) is g.Bytes]
+            if len(literals) > _BIG_ALT:
+                a, b = self._embed(literals_dfa(literals, self.budget))
+                self.eps[s].append(a)
+                self.eps[b].append(e)
+            elif len(literals) > 1:
+                self.eps[s].append(self._trie(literals, e))
             for item in node.items:
+                if type(item) is g.Bytes and len(literals) > 1:
+                    continue
                 a, b = self.build(item)
                 self.eps[s].append(a)
                 self.eps[b].append(e)
@@ -223,6 +236,23 @@ class _NFA:
         if kind is g.Dfa:
             return self._embed(node.dfa)
         raise TypeError(f"not a grammar node: {node!r}")
+
+    def _trie(self, literals: list, end: int) -> int:
+        """Literal alternatives (big enums, keyword lists) as a trie: shared prefixes, no
+        epsilon fan-out for the subset construction to chase."""
+        root = self.state()
+        children: dict = {}
+        for data in literals:
+            cur = root
+            for b in data:
+                nxt = children.get((cur, b))
+                if nxt is None:
+                    nxt = children[(cur, b)] = self.state()
+                    self.edges[cur].append((b, b, nxt))
+                cur = nxt
+            if end not in self.eps[cur]:
+                self.eps[cur].append(end)
+        return root
 
     def _charset(self, ranges) -> tuple:
         # The UTF-8 byte trie of a class is computed once and stamped out for every copy.
@@ -498,6 +528,38 @@ def _merge_classes(dfa: ByteDFA) -> ByteDFA:
 # Public builders and operations
 
 
+def literals_dfa(encoded: list, budget: _Budget) -> ByteDFA:
+    """The minimal byte DFA accepting exactly the given byte strings, built from their trie
+    (numba) instead of a subset construction: big enums and choice lists stay fast."""
+    from .kernels import build_trie
+
+    lengths = np.fromiter(map(len, encoded), np.int64, len(encoded))
+    offsets = np.zeros(len(encoded) + 1, np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    data = np.frombuffer(b"".join(encoded), np.uint8) if offsets[-1] else np.zeros(1, np.uint8)
+    order = np.array(sorted(range(len(encoded)), key=encoded.__getitem__), np.int32)
+    node_byte, node_depth, _end, node_lo, node_hi = build_trie(data, offsets, order)
+    n = len(node_byte)
+    budget.check_states(n)
+
+    # Parent of each node: the nearest earlier node one level up (nodes are in DFS preorder).
+    parent = np.zeros(n, np.int64)
+    idx = np.arange(n)
+    for d in range(1, int(node_depth.max()) + 1):
+        here, above = idx[node_depth == d], idx[node_depth == d - 1]
+        parent[here] = above[np.searchsorted(above, here) - 1]
+
+    used = np.unique(node_byte[1:])
+    classes = np.zeros(256, np.uint8)
+    if len(used) == 256:
+        classes[:] = np.arange(256)
+    else:
+        classes[used] = np.arange(1, len(used) + 1)  # class 0: bytes no option uses
+    trans = np.full((n, int(classes.max()) + 1), -1, np.int32)
+    trans[parent[1:], classes[node_byte[1:]]] = idx[1:]
+    return minimize(ByteDFA(trans, classes, node_hi > node_lo), budget)
+
+
 def build_dfa(node, limits: Limits | None = None) -> ByteDFA:
     """The minimal trimmed byte DFA of an IR node.
 
@@ -507,6 +569,8 @@ def build_dfa(node, limits: Limits | None = None) -> ByteDFA:
         When `limits.max_states` or `limits.time_limit` is exceeded.
     """
     budget = _Budget(limits or Limits())
+    if type(node) is g.Alt and all(type(x) is g.Bytes for x in node.items):
+        return literals_dfa([x.data for x in node.items], budget)
     nfa = _NFA(budget)
     s, e = nfa.build(node)
     return _determinize(nfa, s, e, budget)

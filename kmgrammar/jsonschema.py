@@ -61,7 +61,7 @@ from .cfg import Ref as _Ref
 from .errors import CompileError, CompileLimitError, GrammarSyntaxError, UnsupportedFeatureError
 
 from .jsonschema_base import (ANNOTATIONS, LENIENT_ANY_DEPTH, MAX_LOWERINGS, SUPPORTED, TYPES, UNSUPPORTED,  # noqa: F401
-                              _EMPTY, _SCHEMA_LISTS, _SCHEMA_MAPS, _SCHEMA_ONE, _Unsupported, _has_ref, _json_eq,
+                              _EMPTY, _SCHEMA_LISTS, _SCHEMA_MAPS, _SCHEMA_ONE, _Unsupported, _has_ref, _json_eq, _json_key,
                               _ptr, _to_cfg_node, _type_of, load_schema)
 from .jsonschema_containers import ContainerMixin
 from .jsonschema_logic import LogicMixin, _Rank
@@ -310,7 +310,11 @@ class Lowerer(LogicMixin, ContainerMixin):
                 vals = s["enum"]
                 if not isinstance(vals, list):
                     self.bad(_ptr(ptr, "enum"), "'enum' must be an array")
-                enum = list(vals) if enum is None else [v for v in enum if any(_json_eq(v, w) for w in vals)]
+                if enum is None:
+                    enum = list(vals)
+                else:
+                    keys = {_json_key(w) for w in vals}
+                    enum = [v for v in enum if _json_key(v) in keys]
         if enum is not None:
             return self.finite(flat, enum, types, depth)
         alts = []
@@ -331,35 +335,45 @@ class Lowerer(LogicMixin, ContainerMixin):
 
     def finite(self, flat, values, types, depth):
         """enum/const: the listed values that satisfy the whole conjunction."""
-        out, seen = [], []
+        out, seen = [], set()
+        parts = self.value_parts(flat)
         for v in values:
             t = _type_of(v)
             if t not in types and not (t == "integer" and "number" in types):
                 continue
-            if any(_json_eq(v, w) for w in seen):
+            key = _json_key(v)
+            if key in seen:
                 continue
-            seen.append(v)
-            if self.valid(v, flat):
+            seen.add(key)
+            if self.valid(v, flat, parts):
                 out.append(self.literal(v, depth))
         return g.alt(*out) if out else _EMPTY
 
-    def valid(self, v, flat) -> bool:
+    def valid(self, v, flat, parts=None) -> bool:
+        """Does the enum/const value `v` satisfy the rest of the conjunction (checked by the
+        `jsonschema` validator)? `parts`: the conjunction without enum/const/format, precomputed."""
         import jsonschema as js
 
-        if self._validator is None:
-            cls = js.validators.validator_for(self.root if isinstance(self.root, dict) else {})
-            self._validator = cls(self.root)
-        parts = []
-        for s, _p, skip in flat:
-            d = {k: x for k, x in s.items() if k not in skip and k not in ("enum", "const", "format")}
-            parts.append(d)
+        if parts is None:
+            parts = self.value_parts(flat)
+        for s, _p, _skip in flat:
             if isinstance(v, str) and s.get("format") in jv.FORMATS:
                 if not jv.format_dfa(s["format"]).matches(v.encode("utf-8")):
                     return False
+        if not any(d.keys() - ANNOTATIONS - {"type"} for d in parts):
+            return True  # only types, already filtered by the caller: skip the validator (big enums)
+        if self._validator is None:
+            cls = js.validators.validator_for(self.root if isinstance(self.root, dict) else {})
+            self._validator = cls(self.root)
         try:
             return self._validator.evolve(schema={"allOf": parts}).is_valid(v)
         except Exception:  # a schema jsonschema cannot evaluate: decide by lowering instead
             return True
+
+    @staticmethod
+    def value_parts(flat) -> list:
+        return [{k: x for k, x in s.items() if k not in skip and k not in ("enum", "const", "format")}
+                for s, _p, skip in flat]
 
     def literal(self, v, depth: int, rank="cur"):
         st = self.style

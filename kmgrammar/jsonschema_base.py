@@ -77,6 +77,19 @@ def _json_eq(a, b) -> bool:
     return type(a) is type(b) and a == b
 
 
+def _json_key(v):
+    """A hashable key with `_json_eq` semantics (1 == 1.0, true != 1), for deduplicating big enums."""
+    if isinstance(v, bool) or v is None:
+        return (type(v).__name__, v)
+    if isinstance(v, (int, float, Decimal)):
+        return ("n", Decimal(repr(v)) if isinstance(v, float) else Decimal(v))  # hash follows value
+    if isinstance(v, list):
+        return ("l", tuple(_json_key(x) for x in v))
+    if isinstance(v, dict):
+        return ("d", frozenset((k, _json_key(x)) for k, x in v.items()))
+    return (type(v).__name__, v)
+
+
 def _type_of(v) -> str:
     if v is None:
         return "null"

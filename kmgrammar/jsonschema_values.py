@@ -23,7 +23,7 @@ from functools import lru_cache
 import numpy as np
 
 from . import grammar as g
-from .automaton import ByteDFA, Limits, _Budget, _complete, _determinize, _NFA, _product, minimize
+from .automaton import ByteDFA, Limits, _Budget, _complete, _determinize, _NFA, _product, literals_dfa, minimize
 from .errors import CompileError, CompileLimitError
 
 # ---------------------------------------------------------------------------------------------
@@ -175,6 +175,8 @@ class _GraphNFA(_NFA):
 def build(node, limits: Limits) -> ByteDFA:
     """Minimal byte DFA of an IR node that may contain `Graph` nodes."""
     budget = _Budget(limits)
+    if type(node) is g.Alt and all(type(x) is g.Bytes for x in node.items):
+        return literals_dfa([x.data for x in node.items], budget)  # a big enum: its trie
     nfa = _GraphNFA(budget)
     s, e = nfa.build(node)
     return _determinize(nfa, s, e, budget)

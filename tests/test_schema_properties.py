@@ -151,3 +151,22 @@ def test_masks_are_not_all_open(compiled, cl100k):
     allowed = m.allowed_token_ids()
     assert 0 < allowed.size < cl100k.vocab_size // 100
     assert np.all(np.diff(allowed) > 0)
+
+
+def test_big_enums_compile_through_a_trie(cl100k):
+    """20,000 enum values (strings and numbers, 1 == 1.0 deduplicated) compile and match exactly;
+    a 300,000-value enum stops at the state limit with a clear error, never a hang."""
+    from kmgrammar import CompileLimitError
+
+    rng = random.Random(4)
+    words = sorted({"".join(rng.choice("abcdefghij") for _ in range(rng.randint(2, 9))) for _ in range(12000)})
+    values = words + list(range(8000)) + [1.0, 2.0]
+    cg = compile_json_schema({"enum": values}, cl100k)
+    for w in (words[0], words[-1], words[len(words) // 2]):
+        assert _accepts_token_by_token(cg, cl100k, json.dumps(w))
+    assert _accepts_token_by_token(cg, cl100k, "7999")
+    for bad in ('"' + words[0] + 'k"', "8000", "1.0", '"zzzz"'):
+        m = Matcher(cg)
+        assert not (m.accept_string(bad) and m.is_accepting()), bad
+    with pytest.raises(CompileLimitError, match="max_states"):
+        compile_json_schema({"enum": [f"v{i}" for i in range(300_000)]}, cl100k)

@@ -30,14 +30,13 @@ import itertools
 import numpy as np
 
 from .artifact import row_token_ids
-from .earley import DEFAULT_MAX_DEPTH, Network, check_sorted, lcp_list, local_table
+from .earley import DEFAULT_MAX_CHART_ITEMS, DEFAULT_MAX_DEPTH, Network, check_sorted, lcp_list, local_table
 from .errors import MatcherError
 from .matcher import Matcher, _numpy_view
 
 _MASK_CACHE = 2048  # whole masks kept per grammar (12.5 KB each at 100k tokens)
 _W_CACHE = 8192  # stack vectors and verdicts kept per grammar
 _NONE = (-2, None)  # W of a rule nobody waits for (the start rule at offset 0): reads nothing
-DEFAULT_MAX_CHART_ITEMS = 100_000  # Earley items in one chart (run-time option max_chart_items)
 
 
 class _Group:
@@ -360,11 +359,19 @@ class GrammarMatcher(Matcher):
     Same API and guarantees as `Matcher`: masks are exact (a token is allowed iff the bytes so far
     plus the token are a prefix of some string of the grammar), whatever the tokenization.
     Nesting deeper than the artifact's `max_depth` option is refused (MatcherError on accept).
+    `max_chart_items` (default 100,000) bounds the Earley items of one chart, i.e. the work and
+    memory of one byte: an input that needs more (only very ambiguous grammars on long inputs do)
+    raises `earley.ChartLimitError` (a MatcherError naming the option) and leaves the state as it
+    was before the token.
     """
 
-    __slots__ = ("_rt", "_charts", "_steps")
+    __slots__ = ("_rt", "_charts", "_steps", "_max_items")
 
-    def __init__(self, compiled):
+    def __init__(self, compiled, max_chart_items: int | None = None):
+        limit = DEFAULT_MAX_CHART_ITEMS if max_chart_items is None else int(max_chart_items)
+        if limit < 1:
+            raise MatcherError(f"max_chart_items must be at least 1, got {limit}")
+        self._max_items = limit
         self._g = compiled
         self._rt = runtime(compiled)
         self._tb = compiled.vocab.token_bytes
@@ -377,8 +384,13 @@ class GrammarMatcher(Matcher):
     def _advance(self, data: bytes) -> bool:
         charts, net = self._charts, self._rt.net
         n = len(charts)
+        limit = self._max_items
         for b in data:
-            ch = net.step(charts, b)
+            try:
+                ch = net.step(charts, b, None, limit)
+            except MatcherError:
+                del charts[n:]
+                raise
             if not ch.alive:
                 deep = any(c.truncated for c in charts[n - 1:])
                 del charts[n:]
@@ -455,7 +467,7 @@ class GrammarMatcher(Matcher):
                     cand.update(b for b in range(256) if row[net.cls[b]] >= 0)
                 alive = []
                 for b in sorted(cand):
-                    ch = net.step(charts, b)
+                    ch = net.step(charts, b, None, self._max_items)
                     if ch.alive:
                         alive.append((b, ch))
                         if len(alive) > 1:
@@ -486,6 +498,7 @@ class GrammarMatcher(Matcher):
     def copy(self) -> "GrammarMatcher":
         m = GrammarMatcher.__new__(GrammarMatcher)
         m._g, m._rt, m._tb, m._eos, m._special = self._g, self._rt, self._tb, self._eos, self._special
+        m._max_items = self._max_items
         m._charts = list(self._charts)
         m._steps = list(self._steps)
         m._terminated = self._terminated

@@ -16,7 +16,21 @@ iff its last chart is non-empty. Charts are immutable once closed and shared by 
 
 from __future__ import annotations
 
+from .errors import MatcherError
+
 DEFAULT_MAX_DEPTH = 10_000
+DEFAULT_MAX_CHART_ITEMS = 100_000
+
+
+class ChartLimitError(MatcherError):
+    """One chart would hold more than `max_chart_items` Earley items (a very ambiguous grammar
+    on a long input): refused instead of growing time and memory without bound."""
+
+    def __init__(self, limit: int):
+        super().__init__(f"an Earley chart exceeded max_chart_items={limit} items "
+                         f"(a very ambiguous grammar on this input; raise it with "
+                         f"Matcher(compiled, max_chart_items=...))")
+        self.limit = limit
 
 
 class Chart:
@@ -57,9 +71,10 @@ class Network:
         self.top = top
         self.max_depth = max_depth
 
-    def close(self, charts: list, i: int, kernel, touched: set | None = None) -> Chart:
+    def close(self, charts: list, i: int, kernel, touched: set | None = None, limit: int = 0) -> Chart:
         """Close `kernel` (items at offset i) under prediction and completion; `touched`, when
-        given, collects the earlier charts whose wait lists completions read."""
+        given, collects the earlier charts whose wait lists completions read. More than `limit`
+        items (when > 0) raises ChartLimitError before the work grows further."""
         calls, final_nt, has_bytes, start, nullable = self.calls, self.final_nt, self.has_bytes, self.start, self.nullable
         seen = set(kernel)
         work = list(seen)
@@ -75,6 +90,8 @@ class Network:
         accepting = popped = False
         top = self.top
         while work:
+            if limit and len(seen) > limit:
+                raise ChartLimitError(limit)
             it = work.pop()
             pos, o = it
             if has_bytes[pos]:
@@ -115,9 +132,11 @@ class Network:
                     if w not in seen:
                         seen.add(w)
                         work.append(w)
+        if limit and len(seen) > limit:
+            raise ChartLimitError(limit)
         return Chart(scan, wait, accepting, popped, bool(seen), depth, truncated, len(seen))
 
-    def step(self, charts: list, byte: int, touched: set | None = None) -> Chart:
+    def step(self, charts: list, byte: int, touched: set | None = None, limit: int = 0) -> Chart:
         """The chart after one more byte (its `alive` is False when the byte is not viable)."""
         c = self.cls[byte]
         rows = self.rows
@@ -135,7 +154,7 @@ class Network:
                 i = len(charts)
                 depth = (charts[o].depth if 0 <= o < i else 0) + 1
                 return Chart(kernel, {}, False, False, True, depth, False, 1)
-        return self.close(charts, len(charts), kernel, touched)
+        return self.close(charts, len(charts), kernel, touched, limit)
 
     def initial(self) -> Chart:
         return self.close([], 0, [(self.start[self.top], 0)])

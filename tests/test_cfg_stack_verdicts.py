@@ -137,3 +137,27 @@ def test_masks_do_not_depend_on_cache_history(cl100k):
         cold = compile_lark(grammars.load("arithmetic"), cl100k, cache=False)
         for a, b in zip(masks(cold, text), masks(warm, text)):
             assert np.array_equal(a, b), text
+
+
+def test_max_chart_items_is_a_clear_error(cl100k):
+    c = compile_lark(grammars.load("json"), cl100k)
+    sizes = []
+    m = Matcher(c)
+    for ch in '[{"a": [1, {"b": null}]}]':
+        assert m.accept_string(ch)
+        sizes.append(m._charts[-1].size)
+    small = max(sizes) - 1
+    m = Matcher(c, max_chart_items=small)
+    done = 0
+    with pytest.raises(MatcherError, match="max_chart_items=%d" % small):
+        for ch in '[{"a": [1, {"b": null}]}]':
+            m.accept_string(ch)
+            done += 1
+    assert m.num_steps == done  # the refused step left the state unchanged
+    m2 = m.copy()
+    with pytest.raises(MatcherError, match="max_chart_items"):
+        m2.accept_string('[{"a": [1, {"b": null}]}]'[done:])
+    big = Matcher(c, max_chart_items=max(sizes))
+    assert big.accept_string('[{"a": [1, {"b": null}]}]') and big.is_accepting()
+    with pytest.raises(MatcherError, match="at least 1"):
+        Matcher(c, max_chart_items=0)

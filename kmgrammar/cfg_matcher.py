@@ -8,9 +8,10 @@ context-dependent tokens whose remainders are viable on the real stack.
 Remainder verdicts without walking the real stack. A remainder s read from item (u, o) is viable
 iff u's rule instance reads all of s by itself, or completes after s[:j] (a "pop") and some caller
 waiting for it at chart o reads s[j:] in the same way, recursively down the stack. What one rule
-instance does with a string depends only on its position and the string: `local_table` computes
-it once per grammar (the first time masks need it) for the remainders from each exit state u and,
-closed under pops, for the suffixes that reach a caller's return position r. What the stack below
+instance does with a string depends only on its position and the string: `earley.stack_tables`
+computes it ahead of time (cfg_loc_* arrays; on first use for artifacts without them) for the
+remainders from each exit state u and, closed under pops, for the suffixes that reach a caller's
+return position r. What the stack below
 chart o does with each such suffix is a boolean vector W(o)[M] (M: the rule being completed):
 the OR over the callers (r, o') waiting for M at o of "r reads it locally, or pops to W(o')".
 W is computed once per chart, bottom-up (a fixpoint where callers sit at o itself, as with left
@@ -30,7 +31,7 @@ import itertools
 import numpy as np
 
 from .artifact import row_token_ids
-from .earley import DEFAULT_MAX_CHART_ITEMS, DEFAULT_MAX_DEPTH, Network, check_sorted, lcp_list, local_table
+from .earley import DEFAULT_MAX_CHART_ITEMS, DEFAULT_MAX_DEPTH, Network, check_sorted, lcp_list, stack_tables
 from .errors import MatcherError
 from .matcher import Matcher, _numpy_view
 
@@ -70,54 +71,29 @@ class _Group:
 
 
 class _Tables:
-    """Local tables (see the module doc): T, the suffixes that reach a return position; per
-    return position r: ok[r] (reads the suffix locally) and pop pairs (suffix -> suffix after
-    the pop, both indices into T); per exit state u the same over u's remainders (pops into T)."""
+    """Local tables (see the module doc and `earley.stack_tables`) as vectors: per return
+    position r, ok[r] (reads suffix t locally, over T) and pop[r] (pairs t -> t after a pop,
+    indices into T); per exit state u the same over u's remainders (pops land in T)."""
 
-    def __init__(self, net: Network, rems: list):
-        returns = sorted({nxt for cl in net.calls for _, nxt in cl})
-        raw_u: dict = {}
-        seen: set = set()
-        for u, strings in enumerate(rems):
-            if strings:
-                oks, pops = local_table(net, u, strings)
-                raw_u[u] = (oks, pops)
-                seen.update(s[j:] for s, js in zip(strings, pops) for j in js)
-        raw_r: dict = {r: {} for r in returns}
-        frontier = seen
-        while frontier:  # suffixes popped into callers, and what those pop further down
-            batch = sorted(frontier)
-            frontier = set()
-            for r in returns:
-                oks, pops = local_table(net, r, batch)
-                for s, ok, js in zip(batch, oks, pops):
-                    raw_r[r][s] = (ok, js)
-                    for j in js:
-                        if s[j:] not in seen:
-                            seen.add(s[j:])
-                            frontier.add(s[j:])
-        suffixes = sorted(seen)
-        tid = {x: k for k, x in enumerate(suffixes)}
-        self.n = len(suffixes)
+    def __init__(self, a: dict, rem_ptr: list):
+        self.n = n = int(a["cfg_loc_n"][0])
+        ok, ptr = a["cfg_loc_ok"].astype(bool), a["cfg_loc_pop_ptr"].tolist()
+        src, dst = a["cfg_loc_pop_src"].astype(np.int64), a["cfg_loc_pop_dst"].astype(np.int64)
         self.ok: dict = {}
         self.pop: dict = {}
-        for r, table in raw_r.items():
-            ok = np.zeros(self.n, bool)
-            src, dst = [], []
-            for x, (good, js) in table.items():
-                ok[tid[x]] = good
-                for j in js:
-                    src.append(tid[x])
-                    dst.append(tid[x[j:]])
-            self.ok[r] = ok
-            self.pop[r] = (np.array(src, np.int64), np.array(dst, np.int64))
+        for k, r in enumerate(a["cfg_loc_ret"].tolist()):
+            self.ok[r] = ok[k * n: (k + 1) * n]
+            self.pop[r] = (src[ptr[k]: ptr[k + 1]], dst[ptr[k]: ptr[k + 1]])
+        uok, uptr = a["cfg_loc_uok"].astype(bool), a["cfg_loc_upop_ptr"]
+        udst = a["cfg_loc_upop_dst"].astype(np.int64)
         self.ok_u: dict = {}
         self.pop_u: dict = {}
-        for u, (oks, pops) in raw_u.items():
-            src = [k for k, js in enumerate(pops) for _ in js]
-            dst = [tid[rems[u][k][j:]] for k, js in enumerate(pops) for j in js]
-            self.ok_u[u] = np.array(oks, bool)
-            self.pop_u[u] = (np.array(src, np.int64), np.array(dst, np.int64))
+        for u in range(len(rem_ptr) - 1):
+            lo, hi = rem_ptr[u], rem_ptr[u + 1]
+            if hi > lo:
+                self.ok_u[u] = uok[lo:hi]
+                counts = np.diff(uptr[lo: hi + 1])
+                self.pop_u[u] = (np.repeat(np.arange(hi - lo), counts), udst[uptr[lo]: uptr[hi]])
 
 
 class _Runtime:
@@ -141,7 +117,8 @@ class _Runtime:
         for p in range(n):  # an exit is reached inside the token without leaving p's rule
             if any(self.owner[self.groups[k].u] != self.owner[p] for k in self.pos_groups[p]):
                 raise RuntimeError(f"corrupt cfg artifact: exit state outside the rule of position {p}")
-        rp, ro = a["cfg_rem_ptr"].tolist(), a["cfg_rem_off"].tolist()
+        self.rem_ptr = rp = a["cfg_rem_ptr"].tolist()
+        ro = a["cfg_rem_off"].tolist()
         data = a["cfg_rem_data"].tobytes()
         self.rems = [[data[ro[k]: ro[k + 1]] for k in range(rp[u], rp[u + 1])] for u in range(n)]
         self.lcps = [lcp_list(r) if r else [] for r in self.rems]
@@ -162,7 +139,10 @@ class _Runtime:
     def tables(self) -> _Tables:
         t = self._tables
         if t is None:  # another thread may build them too: the same tables, one kept
-            t = self._tables = _Tables(self.net, self.rems)
+            a = self.compiled._arrays
+            if "cfg_loc_n" not in a:  # an artifact compiled before the tables were stored
+                a = stack_tables(self.net, self.rems)
+            t = self._tables = _Tables(a, self.rem_ptr)
         return t
 
     def row(self, pos: int) -> np.ndarray:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from .cfg_rtn import Rtn, actions, byte_sets, follow2
-from .earley import Chart, Network, classify_sorted
+from .earley import Chart, Network, classify_sorted, stack_tables
 from .token_automaton import _encode_rows, split_tries, vocab_trie, words_for
 
 _CHUNK = 256
@@ -151,6 +151,8 @@ def build_cfg_tables(rtn: Rtn, vocab, budget) -> tuple:
             n_dep += len(toks)
         grp_ptr.append(len(grp_state))
     pre = _precompute_callers(rtn, net, dep_sorted, follow, budget)
+    # what each rule instance does with the suffixes that reach it (run-time verdicts)
+    pre.update(stack_tables(net, [dep_sorted.get(u, []) for u in range(n)], budget.check_time))
     rem_ptr = [0]
     rem_off = [0]
     data = []

@@ -288,3 +288,72 @@ def local_table(net: Network, r: int, strings: list) -> tuple:
         oks.append(ok)
         pops.append([j for j in range(min(len(s), len(charts))) if charts[j].popped])
     return oks, pops
+
+
+def stack_tables(net: Network, rems: list, check=None) -> dict:
+    """The local tables of the run-time verdicts (cfg_matcher.py) as named arrays (cfg_loc_*).
+
+    rems[u]: the sorted context-dependent remainders of exit state u. T is the set of suffixes
+    that reach a caller: s[j:] for each pop j of a remainder, closed under the pops of every
+    return position r (a call's next position). Stored, with T as an index space only:
+      cfg_loc_ret          the return positions r
+      cfg_loc_ok           [len(ret) * |T|] r reads suffix t without completing its rule
+      cfg_loc_pop_ptr/src/dst  per r, pairs (t, t after a pop of r's rule)
+      cfg_loc_uok          per remainder (u by u, in rems order): u reads it locally
+      cfg_loc_upop_ptr/dst per remainder, the suffixes left after each pop of u's rule
+    `check()`, when given, is called between walks (a compile time limit)."""
+    import numpy as np
+
+    returns = sorted({nxt for cl in net.calls for _, nxt in cl})
+    raw_u = []
+    seen: set = set()
+    for u, strings in enumerate(rems):
+        if strings:
+            if check is not None:
+                check()
+            oks, pops = local_table(net, u, strings)
+            raw_u.append((u, oks, pops))
+            seen.update(s[j:] for s, js in zip(strings, pops) for j in js)
+    raw_r: dict = {r: {} for r in returns}
+    frontier = seen
+    while frontier:  # suffixes popped into callers, and what those pop further down
+        batch = sorted(frontier)
+        frontier = set()
+        for r in returns:
+            if check is not None:
+                check()
+            oks, pops = local_table(net, r, batch)
+            for s, ok, js in zip(batch, oks, pops):
+                raw_r[r][s] = (ok, js)
+                for j in js:
+                    if s[j:] not in seen:
+                        seen.add(s[j:])
+                        frontier.add(s[j:])
+    tid = {x: k for k, x in enumerate(sorted(seen))}
+    n = len(tid)
+    ok = np.zeros(len(returns) * n, np.uint8)
+    ptr, src, dst = [0], [], []
+    for k, r in enumerate(returns):
+        for x, (good, js) in raw_r[r].items():
+            ok[k * n + tid[x]] = good
+            for j in js:
+                src.append(tid[x])
+                dst.append(tid[x[j:]])
+        ptr.append(len(src))
+    uok, uptr, udst = [], [0], []
+    for u, oks, pops in raw_u:
+        for s, good, js in zip(rems[u], oks, pops):
+            uok.append(good)
+            udst.extend(tid[s[j:]] for j in js)
+            uptr.append(len(udst))
+    return {
+        "cfg_loc_ret": np.array(returns, np.int32),
+        "cfg_loc_n": np.array([n], np.int64),
+        "cfg_loc_ok": ok,
+        "cfg_loc_pop_ptr": np.array(ptr, np.int64),
+        "cfg_loc_pop_src": np.array(src, np.int32),
+        "cfg_loc_pop_dst": np.array(dst, np.int32),
+        "cfg_loc_uok": np.array(uok, np.uint8),
+        "cfg_loc_upop_ptr": np.array(uptr, np.int64),
+        "cfg_loc_upop_dst": np.array(udst, np.int32),
+    }

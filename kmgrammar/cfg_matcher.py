@@ -125,6 +125,7 @@ class _Runtime:
         self._tables = None
         self.masks: dict = {}  # by (item positions and W ids, accepting)
         self.masks_v: dict = {}  # by (positions, accepting, verdicts per group)
+        self.row_sets: dict = {}  # positions -> OR of their rows
         self.w_cache: dict = {}  # (rule, caller position, id of its W) per waiter -> W
         self.v_cache: dict = {}  # (group, W id) -> verdicts
         self.w_ids: dict = {}  # W vector bytes -> (id, vector)
@@ -177,12 +178,21 @@ class _Runtime:
             if cj.w is not None:
                 stack.pop()
                 continue
-            missing = {o2 for lst in cj.wait.values() for _, o2 in lst if o2 != j and charts[o2].w is None}
+            key, missing = [], []
+            for m, lst in cj.wait.items():
+                for r, o2 in lst:
+                    if o2 == j:
+                        key.append((m, r, -1))
+                    else:
+                        w2 = charts[o2].w
+                        if w2 is None:
+                            missing.append(o2)
+                        else:
+                            key.append((m, r, w2.get(owner[r], _NONE)[0]))
             if missing:
                 stack.extend(missing)
                 continue
-            key = frozenset((m, r, -1 if o2 == j else charts[o2].w.get(owner[r], _NONE)[0])
-                            for m, lst in cj.wait.items() for r, o2 in lst)
+            key = frozenset(key)
             got = self.w_cache.get(key)
             if got is None:
                 got = self._w_of(charts, j)
@@ -280,13 +290,14 @@ class _Runtime:
         return got
 
     def _rows(self, positions) -> np.ndarray:
-        positions = sorted(positions)
-        if len(positions) == 1:
-            return self.row(positions[0]).copy()
-        words = np.zeros(self.n_words, np.uint32)
-        for pos in positions:
-            words |= self.row(pos)
-        return words
+        """A fresh copy of the OR of the positions' rows (the OR itself kept per position set)."""
+        got = self.row_sets.get(positions)
+        if got is None:
+            got = np.zeros(self.n_words, np.uint32)
+            for pos in positions:
+                got |= self.row(pos)
+            _put(self.row_sets, positions, got)
+        return got.copy()
 
     def _compute(self, positions, accepting: bool, parts: dict) -> np.ndarray:
         words = self._rows(positions)
@@ -294,13 +305,13 @@ class _Runtime:
             self.groups[gid].add(words, vb, v)
         if accepting:
             words |= self.eos
-        return words
+        return words.view(np.int32)
 
     def _compute_walked(self, charts: list) -> np.ndarray:
         """Near max_depth: every remainder walked against the real charts (which cut predictions
         at the limit exactly as accepting the token would)."""
         ch = charts[-1]
-        words = self._rows({pos for pos, _ in ch.scan})
+        words = self._rows(frozenset(pos for pos, _ in ch.scan))
         for pos, o in ch.scan:
             for gid in self.pos_groups[pos]:
                 g = self.groups[gid]
@@ -308,7 +319,7 @@ class _Runtime:
                 g.add(words, v.tobytes(), v)
         if ch.accepting:
             words |= self.eos
-        return words
+        return words.view(np.int32)
 
     def _walk(self, charts: list, u: int, o: int) -> np.ndarray:
         i = len(charts)
@@ -419,8 +430,7 @@ class GrammarMatcher(Matcher):
         if out.shape[0] != n:
             out[n:] = 0
             out = out[:n]
-        words = self._rt.eos if self._terminated else self._rt.mask(self._charts)
-        out[:] = words.view(np.int32)
+        out[:] = self._rt.eos.view(np.int32) if self._terminated else self._rt.mask(self._charts)
 
     def allowed_token_ids(self) -> np.ndarray:
         """The allowed token ids (EOS included when the output is complete), ascending int32."""

@@ -36,6 +36,7 @@ from .errors import MatcherError
 from .matcher import Matcher, _numpy_view
 
 _MASK_CACHE = 2048  # whole masks kept per grammar (12.5 KB each at 100k tokens)
+_ROW_SETS = 256  # ORs of rows kept, by position set (few distinct sets occur)
 _W_CACHE = 8192  # stack vectors and verdicts kept per grammar
 _NONE = (-2, None)  # W of a rule nobody waits for (the start rule at offset 0): reads nothing
 
@@ -296,7 +297,7 @@ class _Runtime:
             got = np.zeros(self.n_words, np.uint32)
             for pos in positions:
                 got |= self.row(pos)
-            _put(self.row_sets, positions, got)
+            _put(self.row_sets, positions, got, _ROW_SETS)
         return got.copy()
 
     def _compute(self, positions, accepting: bool, parts: dict) -> np.ndarray:
@@ -330,9 +331,9 @@ class _Runtime:
             del charts[i:]
 
 
-def _put(cache: dict, key, value) -> None:
-    if len(cache) >= _MASK_CACHE:
-        for k in list(cache)[: _MASK_CACHE // 2]:
+def _put(cache: dict, key, value, cap: int = _MASK_CACHE) -> None:
+    if len(cache) >= cap:
+        for k in list(cache)[: cap // 2]:
             cache.pop(k, None)  # another thread may have evicted it
     cache[key] = value
 
@@ -390,6 +391,10 @@ class GrammarMatcher(Matcher):
                                        f"(compile with a larger max_depth=...)")
                 return False
             charts.append(ch)
+        # Only the last chart keeps its mask memo: masks evicted from the caches would otherwise
+        # stay alive through every chart of a long document (12.5 KB each at 100k tokens).
+        if data:
+            charts[n - 1].mask = None
         return True
 
     def accept_token(self, token_id: int) -> bool:

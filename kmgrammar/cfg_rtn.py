@@ -365,6 +365,11 @@ class Rtn:
         a, b = int(self.call_ptr[pos]), int(self.call_ptr[pos + 1])
         return list(zip(self.call_nt[a:b].tolist(), self.call_next[a:b].tolist()))
 
+    def call_lists(self) -> list:
+        """calls_of(p) for every position p."""
+        ptr, nt, nxt = self.call_ptr.tolist(), self.call_nt.tolist(), self.call_next.tolist()
+        return [list(zip(nt[ptr[p]: ptr[p + 1]], nxt[ptr[p]: ptr[p + 1]])) for p in range(len(ptr) - 1)]
+
 
 def build_rtn(cfg: Cfg, recursive: set, limits: Limits) -> Rtn:
     """Lower a grammar with recursion to an `Rtn`.
@@ -426,7 +431,7 @@ def _nullable(rtn: Rtn) -> np.ndarray:
     """nullable[M]: M's automaton reaches a final position through calls to nullable M' only."""
     n_nt = len(rtn.names)
     nullable = np.zeros(n_nt, bool)
-    calls = [rtn.calls_of(p) for p in range(rtn.n_pos)]
+    calls = rtn.call_lists()
     changed = True
     while changed:
         changed = False
@@ -460,9 +465,9 @@ def byte_sets(rtn: Rtn) -> dict:
     follow[M]  bytes that can come right after a completed M;  eps_final[p]  p can complete its
     rule through nullable calls only;  nullable_calls[p]  p has a call to a nullable M."""
     n, n_nt = rtn.n_pos, len(rtn.names)
-    calls = [rtn.calls_of(p) for p in range(n)]
+    calls = rtn.call_lists()
     own_b = (rtn.trans >= 0)[:, rtn.classes]
-    own = [int.from_bytes(np.packbits(own_b[p], bitorder="little").tobytes(), "little") for p in range(n)]
+    own = [int.from_bytes(x.tobytes(), "little") for x in np.packbits(own_b, axis=1, bitorder="little")]
     nullable = rtn.nullable
     eps = []
     for p in range(n):
@@ -535,54 +540,73 @@ def follow2(rtn: Rtn, sets: dict) -> np.ndarray:
     first = sets["first"][:, rep]
     follow = sets["follow"][:, rep]
     eps_final = sets["eps_final"]
-    # Only rule starts and call returns are ever read: rows for those positions only (row[p]).
+    # Sets are Python ints: bit c of a class set, bit c1 * n_g + c2 of a pair set.
+    def bits(rows) -> list:
+        packed = np.packbits(rows, axis=-1, bitorder="little")
+        return [int.from_bytes(x.tobytes(), "little") for x in packed]
+
+    def outer(a: int, b: int) -> int:  # pairs (c1 in a, c2 in b)
+        got = 0
+        while a:
+            low = a & -a
+            got |= b << (n_g * (low.bit_length() - 1))
+            a ^= low
+        return got
+
+    first_b, follow_b = bits(first), bits(follow)
+    # Only rule starts and call returns are ever read: sets for those positions only.
     callers = np.flatnonzero(np.diff(rtn.call_ptr) > 0).tolist()
     calls = {p: rtn.calls_of(p) for p in callers}
     need = sorted(set(rtn.nt_start.tolist()) | set(rtn.call_next.tolist()))
-    row = {p: k for k, p in enumerate(need)}
     trans = rtn.trans[need]
     live = trans >= 0
     tgt = np.where(live, trans, 0)
-    # f2[row[p], c1, c2]: c1 c2 can come next at p, within p's rule and its callees;
-    # one[row[p], c1]: after c1, p's rule can complete.
-    f2 = first[tgt] & live[:, :, None]
-    one = live & eps_final[tgt]
+    # f2[p]: pairs c1 c2 that can come next at p, within p's rule and its callees;
+    # one[p]: classes c1 after which p's rule can complete.
+    f2 = dict(zip(need, bits((first[tgt] & live[:, :, None]).reshape(len(need), -1))))
+    one = dict(zip(need, bits(live & eps_final[tgt])))
+    start = [int(x) for x in rtn.nt_start.tolist()]
+    nullable = rtn.nullable.tolist()
+    eps_l = eps_final.tolist()
     changed = True
     while changed:
         changed = False
         for p in callers:
-            k = row.get(p)
-            if k is None:
+            if p not in f2:
                 continue
             for m, r in calls[p]:
-                st, kr = row[int(rtn.nt_start[m])], row[r]
-                new = f2[st] | np.outer(one[st], first[r])
-                new_one = one[st] if eps_final[r] else None
-                if rtn.nullable[m]:
-                    new = new | f2[kr]
-                    new_one = one[kr] if new_one is None else new_one | one[kr]
-                if (new & ~f2[k]).any():
-                    f2[k] |= new
+                st = start[m]
+                new = f2[st] | outer(one[st], first_b[r])
+                new_one = one[st] if eps_l[r] else 0
+                if nullable[m]:
+                    new |= f2[r]
+                    new_one |= one[r]
+                if new & ~f2[p]:
+                    f2[p] |= new
                     changed = True
-                if new_one is not None and (new_one & ~one[k]).any():
-                    one[k] |= new_one
+                if new_one & ~one[p]:
+                    one[p] |= new_one
                     changed = True
-    out = np.zeros((n_nt, n_g, n_g), bool)
+    out = [0] * n_nt
+    owner = rtn.owner.tolist()
     changed = True
     while changed:
         changed = False
         for q in callers:
-            o = int(rtn.owner[q])
+            o = owner[q]
             for m, r in calls[q]:
-                kr = row[r]
-                new = f2[kr] | np.outer(one[kr], follow[o])
-                if eps_final[r]:
-                    new = new | out[o]
-                if (new & ~out[m]).any():
+                new = f2[r] | outer(one[r], follow_b[o])
+                if eps_l[r]:
+                    new |= out[o]
+                if new & ~out[m]:
                     out[m] |= new
                     changed = True
+    size = (n_g * n_g + 7) // 8
+    raw = b"".join(x.to_bytes(size, "little") for x in out)
+    pairs = np.unpackbits(np.frombuffer(raw, np.uint8), bitorder="little").reshape(n_nt, -1)
+    pairs = pairs[:, : n_g * n_g].reshape(n_nt, n_g, n_g)
     cls = rtn.classes.astype(np.int64)
-    return out[:, cls][:, :, cls].astype(np.uint8)
+    return pairs[:, cls][:, :, cls].astype(np.uint8)
 
 
 def actions(rtn: Rtn, sets: dict) -> tuple:

@@ -16,6 +16,8 @@ iff its last chart is non-empty. Charts are immutable once closed and shared by 
 
 from __future__ import annotations
 
+import bisect
+
 from .errors import MatcherError
 
 DEFAULT_MAX_DEPTH = 10_000
@@ -294,41 +296,61 @@ def stack_tables(net: Network, rems: list, check=None) -> dict:
     """The local tables of the run-time verdicts (cfg_matcher.py) as named arrays (cfg_loc_*).
 
     rems[u]: the sorted context-dependent remainders of exit state u. T is the set of suffixes
-    that reach a caller: s[j:] for each pop j of a remainder, closed under the pops of every
-    return position r (a call's next position). Stored, with T as an index space only:
+    that reach a caller: s[j:] for each pop j of a remainder, closed under the pops of the
+    return positions r (a call's next position) they reach. Stored, with T as an index space:
       cfg_loc_ret          the return positions r
-      cfg_loc_ok           [len(ret) * |T|] r reads suffix t without completing its rule
+      cfg_loc_ok           [len(ret) * |T|] r reads suffix t without completing its rule (only
+                           the suffixes that can pop out of a rule r returns from are walked)
       cfg_loc_pop_ptr/src/dst  per r, pairs (t, t after a pop of r's rule)
       cfg_loc_uok          per remainder (u by u, in rems order): u reads it locally
       cfg_loc_upop_ptr/dst per remainder, the suffixes left after each pop of u's rule
     `check()`, when given, is called between walks (a compile time limit)."""
     import numpy as np
 
-    returns = sorted({nxt for cl in net.calls for _, nxt in cl})
+    # Only what pops out of M can reach the return position of a call of M: walk each r over
+    # popped[M] of the rules it returns from, not over every suffix (exact: W vectors are only
+    # ever read at those suffixes).
+    starts = net.start
+    owner = [bisect.bisect_right(starts, p) - 1 for p in range(len(net.rows))]
+    returns_of: dict = {}
+    for cl in net.calls:
+        for m, nxt in cl:
+            returns_of.setdefault(m, set()).add(nxt)
+    returns = sorted({r for rs in returns_of.values() for r in rs})
+    popped: dict = {}  # rule -> suffixes that can be left after an instance of it completes
+    fresh: dict = {}  # rule -> of those, the ones not yet walked from its return positions
     raw_u = []
-    seen: set = set()
+
+    def pop_into(m: int, x: bytes) -> None:
+        got = popped.setdefault(m, set())
+        if x not in got:
+            got.add(x)
+            fresh.setdefault(m, set()).add(x)
+
     for u, strings in enumerate(rems):
         if strings:
             if check is not None:
                 check()
             oks, pops = local_table(net, u, strings)
             raw_u.append((u, oks, pops))
-            seen.update(s[j:] for s, js in zip(strings, pops) for j in js)
+            for s, js in zip(strings, pops):
+                for j in js:
+                    pop_into(owner[u], s[j:])
     raw_r: dict = {r: {} for r in returns}
-    frontier = seen
-    while frontier:  # suffixes popped into callers, and what those pop further down
-        batch = sorted(frontier)
-        frontier = set()
-        for r in returns:
+    while fresh:  # suffixes popped into callers, and what those pop further down
+        m, new = fresh.popitem()
+        for r in sorted(returns_of.get(m, ())):
+            batch = sorted(x for x in new if x not in raw_r[r])
+            if not batch:
+                continue
             if check is not None:
                 check()
             oks, pops = local_table(net, r, batch)
-            for s, ok, js in zip(batch, oks, pops):
-                raw_r[r][s] = (ok, js)
+            for x, ok, js in zip(batch, oks, pops):
+                raw_r[r][x] = (ok, js)
                 for j in js:
-                    if s[j:] not in seen:
-                        seen.add(s[j:])
-                        frontier.add(s[j:])
+                    pop_into(owner[r], x[j:])
+    seen = {x for xs in popped.values() for x in xs}
     tid = {x: k for k, x in enumerate(sorted(seen))}
     n = len(tid)
     ok = np.zeros(len(returns) * n, np.uint8)

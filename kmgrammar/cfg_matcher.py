@@ -379,7 +379,7 @@ class GrammarMatcher(Matcher):
         limit = self._max_items
         for b in data:
             try:
-                ch = net.step(charts, b, None, limit)
+                ch = net.step(charts, b, limit)
             except MatcherError:
                 del charts[n:]
                 raise
@@ -462,7 +462,7 @@ class GrammarMatcher(Matcher):
                     cand.update(b for b in range(256) if row[net.cls[b]] >= 0)
                 alive = []
                 for b in sorted(cand):
-                    ch = net.step(charts, b, None, self._max_items)
+                    ch = net.step(charts, b, self._max_items)
                     if ch.alive:
                         alive.append((b, ch))
                         if len(alive) > 1:

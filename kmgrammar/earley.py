@@ -73,9 +73,8 @@ class Network:
         self.top = top
         self.max_depth = max_depth
 
-    def close(self, charts: list, i: int, kernel, touched: set | None = None, limit: int = 0) -> Chart:
-        """Close `kernel` (items at offset i) under prediction and completion; `touched`, when
-        given, collects the earlier charts whose wait lists completions read. More than `limit`
+    def close(self, charts: list, i: int, kernel, limit: int = 0) -> Chart:
+        """Close `kernel` (items at offset i) under prediction and completion. More than `limit`
         items (when > 0) raises ChartLimitError before the work grows further."""
         calls, final_nt, has_bytes, start, nullable = self.calls, self.final_nt, self.has_bytes, self.start, self.nullable
         seen = set(kernel)
@@ -128,8 +127,6 @@ class Network:
                     waiters = wait.get(n, ())
                 else:
                     waiters = charts[o].wait.get(n, ())
-                    if touched is not None:
-                        touched.add(o)
                 for w in waiters:
                     if w not in seen:
                         seen.add(w)
@@ -138,7 +135,7 @@ class Network:
             raise ChartLimitError(limit)
         return Chart(scan, wait, accepting, popped, bool(seen), depth, truncated, len(seen))
 
-    def step(self, charts: list, byte: int, touched: set | None = None, limit: int = 0) -> Chart:
+    def step(self, charts: list, byte: int, limit: int = 0) -> Chart:
         """The chart after one more byte (its `alive` is False when the byte is not viable)."""
         c = self.cls[byte]
         rows = self.rows
@@ -156,25 +153,13 @@ class Network:
                 i = len(charts)
                 depth = (charts[o].depth if 0 <= o < i else 0) + 1
                 return Chart(kernel, {}, False, False, True, depth, False, 1)
-        return self.close(charts, len(charts), kernel, touched, limit)
+        return self.close(charts, len(charts), kernel, limit)
 
     def initial(self) -> Chart:
         return self.close([], 0, [(self.start[self.top], 0)])
 
 
 _DEAD = Chart([], {}, False, False, False, 0, False)
-
-
-def advance(net: Network, charts: list, data: bytes) -> bool:
-    """Append one chart per byte of `data`; on failure restore `charts` and return False."""
-    n = len(charts)
-    for b in data:
-        ch = net.step(charts, b)
-        if not ch.alive:
-            del charts[n:]
-            return False
-        charts.append(ch)
-    return True
 
 
 def _lcp(a: bytes, b: bytes) -> int:
@@ -194,8 +179,7 @@ def lcp_list(strings: list) -> list:
     return out
 
 
-def check_sorted(net: Network, charts: list, strings: list, lcps: list | None = None,
-                 touched: set | None = None) -> list:
+def check_sorted(net: Network, charts: list, strings: list, lcps: list | None = None) -> list:
     """Which of `strings` (sorted, non-empty) are viable continuations of `charts`: one walk that
     resumes from the common prefix with the previous string and skips strings under a dead prefix.
     `lcps` (see `lcp_list`) may be passed precomputed. `charts` is restored before returning."""
@@ -213,7 +197,7 @@ def check_sorted(net: Network, charts: list, strings: list, lcps: list | None = 
         ok = True
         dead_at = -1
         for j in range(keep, len(s)):
-            ch = net.step(charts, s[j], touched)
+            ch = net.step(charts, s[j])
             if not ch.alive:
                 ok = False
                 dead_at = j + 1

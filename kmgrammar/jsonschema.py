@@ -4,8 +4,9 @@ A schema is lowered as a *conjunction*: the list of schema objects that all appl
 (`allOf` members and `$ref` targets are flattened into it). Keywords that merge are merged per
 type (bounds, lengths, properties per key, items per position); `anyOf` is distributed over the
 rest of the conjunction; `oneOf`, `not`, `if`/`then`/`else` and `dependent*` become unions and
-automaton differences of such conjunctions (or, when a side is not regular, are rewritten without
-negation: `negate`). Every value has one spelling per whitespace style (`jsonschema_values`), so
+automaton differences of such conjunctions (or, when a side is not regular, are lowered once per
+JSON type the value may have, where scalar parts are regular again, and rewritten without
+negation: `type_split`, `negate`). Every value has one spelling per whitespace style (`jsonschema_values`), so
 the differences are exact. Objects are `Graph`s over "which declared property comes next", so n
 optional properties cost O(n) states. When nothing needs nesting the result is one byte DFA
 (O(1) masks); values of unbounded nesting (`{}`, `additionalProperties` left open, recursive
@@ -16,7 +17,8 @@ Supported keywords: type (lists), enum, const, properties, required, additionalP
 patternProperties, propertyNames, min/maxProperties, items, prefixItems, additionalItems (draft
 7), min/maxItems, contains/min/maxContains, anyOf, oneOf, allOf, not, if/then/else, $ref/$defs/
 definitions/$anchor/$id (local), min/maxLength, pattern (ECMA-262 via Python's parser, search
-semantics: `.*` added on each side an alternative does not anchor), format (see
+semantics: `.*` added on each side an alternative does not anchor; ^/$ elsewhere through marker
+bytes, `_marked_anchor_dfa`), format (see
 `jsonschema_values.FORMATS`), minimum/maximum/exclusive* (draft 4 booleans too), multipleOf,
 nullable, dependentRequired/dependentSchemas/dependencies, unevaluatedProperties/Items (scoped to
 in-place subschemas), uniqueItems (only when at most one item is possible). Annotations and
@@ -39,8 +41,10 @@ Departures (documented, tested):
 Unsupported (UnsupportedFeatureError naming each keyword and JSON pointer): $dynamicRef,
 $recursiveRef, remote $ref, uniqueItems over more than one item, several `contains` on one array,
 `not`/`oneOf`/`if`/`contains` whose operands are not regular and have no negation-free form
-(enum/const/pattern/format/items inside the negated side), regex constructs (lookaround,
-backreferences, \\p{...}).
+(items, contains, additionalProperties, patternProperties, propertyNames, array or object
+enum/const values inside the negated side of an array/object value), regex constructs
+(lookaround, backreferences, \\p{...}, ^/$ with the multiline flag). Draft 4's `id` is read as
+`$id` (a plain-name fragment `"id": "#x"` as an anchor).
 """
 
 from __future__ import annotations
@@ -48,6 +52,8 @@ from __future__ import annotations
 import json
 import math
 import re
+
+import numpy as np
 import sys
 import time
 import warnings
@@ -77,6 +83,8 @@ class Lowerer(LogicMixin, ContainerMixin):
         self.limits = limits
         self.deadline = time.monotonic() + limits.time_limit
         self.draft7 = isinstance(root, dict) and "draft-0" in str(root.get("$schema", ""))
+        # draft 4 (and 3) spell $id as "id"; "id": "#name" there is what $anchor is in 2020-12
+        self.draft4 = isinstance(root, dict) and any(f"draft-0{d}/" in str(root.get("$schema", "")) for d in "34")
         self.errors: dict = {}
         self.memo: dict = {}
         self.uses: dict = {}
@@ -132,6 +140,11 @@ class Lowerer(LogicMixin, ContainerMixin):
             if not isinstance(s, dict):
                 continue
             sid = s.get("$id")
+            if sid is None and self.draft4 and isinstance(s.get("id"), str):
+                sid = s["id"]
+                if sid.startswith("#") and len(sid) > 1:
+                    out.setdefault(sid, (s, p))  # a plain-name fragment: no new base URI
+                    sid = None
             if isinstance(sid, str) and p != "#":
                 out.setdefault(sid.rstrip("#"), (s, p))
                 top = False
@@ -151,6 +164,9 @@ class Lowerer(LogicMixin, ContainerMixin):
         if not isinstance(ref, str):
             self.bad(ptr, "'$ref' must be a string")
         base = self.root.get("$id", "") if isinstance(self.root, dict) else ""
+        if not base and self.draft4:
+            base = self.root.get("id", "")
+        base = base if isinstance(base, str) else ""
         target = ref
         if base and ref.startswith(base.rstrip("#")) and ref != base:
             target = ref[len(base.rstrip("#")):] or "#"
@@ -522,19 +538,120 @@ def _pattern_dfa(pattern: str, limits: Limits) -> ByteDFA:
     low = _Lowerer(src, "ecma")
     anything = jv.length_node(0, None)
     nodes = []
-    for a in alts:
-        start, end = _anchored(a, True), _anchored(a, False)
-        if start is None or end is None:
-            raise UnsupportedFeatureError("anchors on some alternatives only")
-        body = low.seq(a, flags, True, True)
-        nodes.append(g.seq(*([] if start else [anything]), body, *([] if end else [anything])))
     try:
+        for a in alts:
+            start, end = _anchored(a, True), _anchored(a, False)
+            if start is None or end is None:
+                raise _InnerAnchor()
+            body = low.seq(a, flags, True, True)
+            nodes.append(g.seq(*([] if start else [anything]), body, *([] if end else [anything])))
         dfa = jv.build(g.alt(*nodes), limits)
     except RecursionError:
         raise GrammarSyntaxError("regex nests too deeply") from None
+    except (_InnerAnchor, UnsupportedFeatureError) as e:
+        if not isinstance(e, _InnerAnchor) and "anchor not at" not in str(e):
+            raise
+        dfa = _marked_anchor_dfa(src, parsed, flags, limits)
     if len(_PATTERN_CACHE) < 4096:
         _PATTERN_CACHE[pattern] = dfa
     return dfa
+
+
+class _InnerAnchor(Exception):
+    pass
+
+
+# ^ and $ anywhere in a pattern: lowered as marker bytes that UTF-8 text never contains, then
+# eliminated from the automaton (see `_marked_anchor_dfa`).
+_CARET, _DOLLAR = 0xFE, 0xFF
+
+
+def _marked_anchor_dfa(src: str, parsed, flags: int, limits: Limits) -> ByteDFA:
+    """Content DFA of the strings in which `src` finds a match, for patterns whose ^/$ are not
+    only at the ends of every alternative (`^(a|$)`, `x$|y`, `(/|$)*`).
+
+    Without the multiline flag, ECMA's ^ holds only at offset 0 and $ only at the end of the
+    string. Each ^ becomes byte 0xFE and each $ byte 0xFF (never in UTF-8), and the search
+    language N = .* P' .* is built over bytes. A non-empty string s then matches iff
+    0xFE^i s 0xFF^j is in N for some i, j (every ^ consumed before the first character, every $
+    after the last); the empty string matches iff some word of markers alone is in N (there
+    ^ and $ both hold, in any order). Both conditions are read off N's DFA exactly."""
+    from .regex import C, _Lowerer
+
+    if flags & re.MULTILINE:
+        raise UnsupportedFeatureError("anchors with the multiline flag")
+
+    class _Marked(_Lowerer):
+        def node(self, item, flags, at_start, at_end):
+            if item[0] is C.AT and item[1] in (C.AT_BEGINNING, C.AT_BEGINNING_STRING):
+                return g.Bytes(bytes([_CARET]))
+            if item[0] is C.AT and item[1] in (C.AT_END, C.AT_END_STRING):
+                return g.Bytes(bytes([_DOLLAR]))
+            return super().node(item, flags, at_start, at_end)
+
+    low = _Marked(src, "ecma")
+    anything = jv.length_node(0, None)
+    d = jv.build(g.seq(anything, low.seq(list(parsed), flags, False, False), anything), limits)
+    if d.n_states == 0:
+        return d
+    from .automaton import _Budget
+
+    budget = _Budget(limits)
+    trans, cls, n = d.trans, d.classes, d.n_states
+    c_caret, c_dollar = int(cls[_CARET]), int(cls[_DOLLAR])
+    # accept after trailing $ markers
+    acc = d.accept.copy()
+    while True:
+        t = trans[:, c_dollar]
+        new = acc | ((t >= 0) & acc[np.maximum(t, 0)])
+        if (new == acc).all():
+            break
+        acc = new
+    # start after leading ^ markers
+    starts, q = [], 0
+    while q >= 0 and q not in starts:
+        starts.append(q)
+        q = int(trans[q, c_caret])
+    # the empty string: any word of markers from the start
+    seen, todo = {0}, [0]
+    while todo:
+        q = todo.pop()
+        for c in (c_caret, c_dollar):
+            r = int(trans[q, c])
+            if r >= 0 and r not in seen:
+                seen.add(r)
+                todo.append(r)
+    empty_ok = bool(d.accept[sorted(seen)].any())
+    # subset construction over the other bytes (the markers' classes may hold dead bytes only)
+    nc = trans.shape[1]
+    start = frozenset(starts)
+    index, order, rows = {start: 0}, [start], []
+    k = 0
+    while k < len(order):
+        if k % 256 == 0:
+            budget.check_time()
+        st = order[k]
+        k += 1
+        row = []
+        for c in range(nc):
+            nxt = frozenset(int(trans[q, c]) for q in st if trans[q, c] >= 0)
+            if not nxt:
+                row.append(-1)
+                continue
+            j = index.get(nxt)
+            if j is None:
+                j = index[nxt] = len(order)
+                order.append(nxt)
+                budget.check_states(len(order))
+            row.append(j)
+        rows.append(row)
+    table = np.array(rows, np.int32)[:, cls]
+    table[:, [_CARET, _DOLLAR]] = -1
+    accept = np.array([any(acc[q] for q in st) for st in order], bool)
+    out = jv._table_dfa(table, accept, budget)
+    if empty_ok and not (out.n_states and out.accept[0]):
+        out = jv.union(out, jv.build(g.EMPTY, limits), limits)
+    return out
 
 
 def _anchored(items, start: bool):

@@ -12,7 +12,9 @@ from .jsonschema_base import (ANNOTATIONS, SUPPORTED, UNSUPPORTED, TYPES, _EMPTY
                               _ptr, _type_of)
 
 _RANK_BUDGET = 50_000  # (sub-schema, path) pairs walked to order keys (a 1,000-definition schema: ~5k)
-_RANK_DEPTH = 12  # key orders are tracked this many levels below a oneOf/not/if (recursive schemas)
+_RANK_DEPTH = 12
+_DISJOINT_DEPTH = 3
+_NEG_ONEOF = 8  # negating oneOf adds one schema per pair of branches  # nesting levels disjoint()/types_of() look into (property values, anyOf branches)  # key orders are tracked this many levels below a oneOf/not/if (recursive schemas)
 
 
 class _Rank:
@@ -41,6 +43,18 @@ class _Rank:
             for x in v:
                 self.kid("[]").add_literal(x)
 
+
+
+# The one JSON type each type-specific keyword constrains (it holds vacuously for other types).
+_KW_TYPE = {k: t for t, kws in (
+    ("string", ("minLength", "maxLength", "pattern", "format")),
+    ("number", ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf")),
+    ("array", ("items", "prefixItems", "additionalItems", "contains", "minContains", "maxContains", "minItems",
+               "maxItems", "uniqueItems", "unevaluatedItems")),
+    ("object", ("properties", "patternProperties", "additionalProperties", "required", "propertyNames",
+                "minProperties", "maxProperties", "dependentRequired", "dependentSchemas", "dependencies",
+                "unevaluatedProperties")),
+) for k in kws}
 
 
 class LogicMixin:
@@ -131,9 +145,13 @@ class LogicMixin:
                 nodes = [x for x in nodes if x is not _EMPTY]
                 return g.alt(*nodes) if nodes else _EMPTY
         if self.cfg_ok() and kw in ("oneOf", "not", "if"):
-            got = self.positive(kw, s, ptr, rest, depth)
-            if got is not None:
-                return got
+            alts = self.operands(kw, s, ptr, rest)
+            if alts is not None and any(_has_ref(self.lang(a, depth)) for a in alts):
+                got = self.type_split(flat, ptr, depth)
+                if got is None:
+                    got = self.positive(kw, s, ptr, rest, depth)
+                if got is not None:
+                    return got
         old = self.rank
         rank = self.ranked(flat)
         if rank is not None:
@@ -190,22 +208,48 @@ class LogicMixin:
         finally:
             self.rank = old
 
-    def positive(self, kw, s, ptr, rest, depth):
-        """oneOf/not/if over languages that are not regular, rewritten without negation when every
-        negated schema has a negation-free form (`negate`); None to take the automaton route."""
+    @staticmethod
+    def operands(kw, s, ptr, rest):
+        """The conjunctions whose languages oneOf/not/if combine (None: malformed, reported later)."""
         val = s[kw]
         if kw == "oneOf":
             if not isinstance(val, list) or not val:
                 return None
-            alts = [rest + [(a, _ptr(ptr, kw, i), frozenset())] for i, a in enumerate(val)]
-        elif kw == "not":
-            alts = [rest, rest + [(val, _ptr(ptr, kw), frozenset())]]
-        else:
-            alts = [rest + [(x, ptr, frozenset())] for x in (val, s.get("then", True), s.get("else", True))]
-        if not any(_has_ref(self.lang(a, depth)) for a in alts):
-            return None  # regular: exact automaton differences are cheaper
+            return [rest + [(a, _ptr(ptr, kw, i), frozenset())] for i, a in enumerate(val)]
+        if kw == "not":
+            return [rest, rest + [(val, _ptr(ptr, kw), frozenset())]]
+        return [rest + [(x, ptr, frozenset())] for x in (val, s.get("then", True), s.get("else", True))]
+
+    def type_syn(self, t: str) -> dict:
+        """One shared synthetic {"type": t} per compile (memo keys are by schema identity)."""
+        got = self.__dict__.setdefault("_type_syn", {}).get(t)
+        if got is None:
+            got = self._type_syn[t] = self.syn({"type": t})
+        return got
+
+    def type_split(self, flat, ptr, depth):
+        """oneOf/not/if over a language that is not regular, lowered once per JSON type the value
+        may have (the types partition the values, so the union is exact). Restricted to one type,
+        keywords of the other types drop out: scalar parts become regular (exact automaton
+        differences) and branches that only constrain other types become `true` for this one.
+        None when the value already has a single type."""
+        parts = sorted({"number" if t == "integer" else t for t in self.types_of(flat)})
+        if len(parts) <= 1:
+            return None
+        out = [self.lang(flat + [(self.type_syn(t), ptr, frozenset())], depth) for t in parts]
+        out = [x for x in out if x is not _EMPTY]
+        return g.alt(*out) if out else _EMPTY
+
+    def positive(self, kw, s, ptr, rest, depth):
+        """oneOf/not/if over languages that are not regular, rewritten without negation when every
+        negated schema has a negation-free form (`negate`); None to take the automaton route.
+        When the value's type is pinned to array or object (`type_split`), keywords of other
+        types are vacuous and dropped from the negations."""
+        val = s[kw]
+        ts = {"number" if t == "integer" else t for t in self.types_of(rest)}
+        t = next(iter(ts)) if len(ts) == 1 and ts & {"array", "object"} else None
         if kw == "oneOf":
-            negs = [self.negate(a) for a in val]
+            negs = [self.negate(a, t=t) for a in val]
             if any(n is None for n in negs):
                 return None
             out = []
@@ -215,12 +259,12 @@ class LogicMixin:
                 extra = [(self.syn({"anyOf": negs[j]}), _ptr(ptr, kw, j), frozenset()) for j in range(len(val)) if j != i]
                 out.append(self.lang(rest + [(a, _ptr(ptr, kw, i), frozenset())] + extra, depth))
         elif kw == "not":
-            neg = self.negate(val)
+            neg = self.negate(val, t=t)
             if neg is None:
                 return None
             out = [self.lang(rest + [(self.syn({"anyOf": neg}), _ptr(ptr, kw), frozenset())], depth)] if neg else []
         else:
-            neg = self.negate(val)
+            neg = self.negate(val, t=t)
             if neg is None:
                 return None
             out = [self.lang(rest + [(val, _ptr(ptr, "if"), frozenset()),
@@ -231,10 +275,11 @@ class LogicMixin:
         out = [x for x in out if x is not _EMPTY]
         return g.alt(*out) if out else _EMPTY
 
-    def negate(self, schema, _active=None):
-        """Schemas whose union is exactly the complement of `schema` (over all JSON values), without
-        `not` over non-regular parts; None when a keyword has no such form (enum, pattern, ...)."""
-        key = id(schema)
+    def negate(self, schema, _active=None, t=None):
+        """Schemas whose union is exactly the complement of `schema` (over all JSON values, or over
+        the values of type `t` when the caller pins it), without `not` over non-regular parts;
+        None when a keyword has no such form (enum, pattern, ...)."""
+        key = (id(schema), t)
         memo = self.__dict__.setdefault("_neg_memo", {})
         if key in memo:
             return memo[key]
@@ -243,13 +288,13 @@ class LogicMixin:
             return None
         active.add(key)
         try:
-            got = self._negate(schema, active)
+            got = self._negate(schema, active, t)
         finally:
             active.discard(key)
         memo[key] = got
         return got
 
-    def _negate(self, s, active):
+    def _negate(self, s, active, t=None):
         if s is True:
             return []
         if s is False:
@@ -261,11 +306,28 @@ class LogicMixin:
         for k, v in s.items():
             if k in ANNOTATIONS or (k not in SUPPORTED and k not in UNSUPPORTED):
                 continue
+            if t is not None:  # only values of type t (array or object) are in question
+                if _KW_TYPE.get(k, t) != t:
+                    continue  # a keyword of another type holds vacuously
+                if k == "type":
+                    ts = {v} if isinstance(v, str) else set(v) if isinstance(v, list) else None
+                    if ts is None:
+                        return None
+                    if t in ts:
+                        continue
+                    return [True]  # s rejects every value of type t
+                if k in ("enum", "const"):
+                    vals = [v] if k == "const" else v if isinstance(v, list) else None
+                    if vals is None:
+                        return None
+                    if any(_type_of(x) == t for x in vals):
+                        return None
+                    return [True]
             if k == "type":
                 ts = {v} if isinstance(v, str) else set(v) if isinstance(v, list) else None
                 if ts is None or s.get("nullable") is True:
                     return None
-                others = [t for t in ("null", "boolean", "string", "array", "object") if t not in ts]
+                others = [x for x in ("null", "boolean", "string", "array", "object") if x not in ts]
                 if others:
                     out.append(syn({"type": others}))
                 if "number" not in ts:
@@ -287,22 +349,22 @@ class LogicMixin:
                         "maximum": "exclusiveMinimum", "exclusiveMaximum": "minimum"}[k]
                 out.append(syn({"type": "number", flip: v}))
             elif k in ("minLength", "minItems", "minProperties") and isinstance(v, int) and not isinstance(v, bool):
-                t = {"minLength": "string", "minItems": "array", "minProperties": "object"}[k]
+                ty = {"minLength": "string", "minItems": "array", "minProperties": "object"}[k]
                 if v > 0:
-                    out.append(syn({"type": t, "max" + k[3:]: v - 1}))
+                    out.append(syn({"type": ty, "max" + k[3:]: v - 1}))
             elif k in ("maxLength", "maxItems", "maxProperties") and isinstance(v, int) and not isinstance(v, bool):
-                t = {"maxLength": "string", "maxItems": "array", "maxProperties": "object"}[k]
-                out.append(syn({"type": t, "min" + k[3:]: v + 1}))
+                ty = {"maxLength": "string", "maxItems": "array", "maxProperties": "object"}[k]
+                out.append(syn({"type": ty, "min" + k[3:]: v + 1}))
             elif k == "allOf" and isinstance(v, list):
                 for sub in v:
-                    neg = self.negate(sub, active)
+                    neg = self.negate(sub, active, t)
                     if neg is None:
                         return None
                     out += neg
             elif k == "anyOf" and isinstance(v, list):
                 parts = []
                 for sub in v:
-                    neg = self.negate(sub, active)
+                    neg = self.negate(sub, active, t)
                     if neg is None:
                         return None
                     if not neg:
@@ -320,12 +382,71 @@ class LogicMixin:
                     target = self.resolve(v, "#")[0]
                 except (CompileError, _Unsupported):
                     return None
-                neg = self.negate(target, active)
+                neg = self.negate(target, active, t)
                 if neg is None:
                     return None
                 out += neg
+            elif k in ("pattern", "minLength", "maxLength", "multipleOf", "format"):
+                if k == "format" and (not isinstance(v, str) or v not in jv.FORMATS):
+                    if isinstance(v, str) and v in jv.UNSUPPORTED_FORMATS:
+                        return None
+                    continue  # an unknown format is an annotation: always satisfied
+                # only values of the keyword's type can fail it, and those are regular
+                # (a scalar type): `not` over them is an exact automaton difference
+                out.append(syn({"type": _KW_TYPE[k], "not": {k: v}}))
+            elif k in ("enum", "const"):
+                vals = [v] if k == "const" else v if isinstance(v, list) else None
+                if vals is None:
+                    return None
+                groups: dict = {}
+                for x in vals:
+                    ty = _type_of(x)
+                    groups.setdefault("number" if ty == "integer" else ty, []).append(x)
+                if groups.keys() & {"array", "object"}:
+                    return None  # the complement among containers needs negated structure
+                free = [ty for ty in ("null", "boolean", "string", "number", "array", "object") if ty not in groups]
+                if free:
+                    out.append(syn({"type": free}))
+                for ty, xs in groups.items():
+                    out.append(syn({"type": ty, "not": {"enum": xs}}))
+            elif k == "oneOf" and isinstance(v, list) and 0 < len(v) <= _NEG_ONEOF:
+                # not exactly one: none of them, or some two of them
+                parts = []
+                for sub in v:
+                    neg = self.negate(sub, active, t)
+                    if neg is None:
+                        return None
+                    if not neg:
+                        parts = None
+                        break
+                    parts.append({"anyOf": neg})
+                if parts is not None:
+                    out.append(syn({"allOf": parts}))
+                out += [syn({"allOf": [v[i], v[j]]}) for i in range(len(v)) for j in range(i)]
+            elif k == "if":
+                then, else_ = s.get("then", True), s.get("else", True)
+                nc, nt, ne = self.negate(v, active, t), self.negate(then, active, t), self.negate(else_, active, t)
+                if nc is None or nt is None or ne is None:
+                    return None
+                if nt:  # the condition holds and `then` fails
+                    out.append(syn({"allOf": [v, {"anyOf": nt}]}))
+                if nc and ne:  # the condition fails and `else` fails
+                    out.append(syn({"allOf": [{"anyOf": nc}, {"anyOf": ne}]}))
+            elif k in ("then", "else"):
+                continue  # with "if"; without it they do nothing
+            elif k in ("dependentRequired", "dependencies", "dependentSchemas") and isinstance(v, dict):
+                for name, dep in v.items():
+                    if isinstance(dep, list) and k != "dependentSchemas":
+                        out += [syn({"type": "object", "required": [name], "properties": {x: False}})
+                                for x in dep if isinstance(x, str)]
+                    else:
+                        neg = self.negate(dep, active, "object")
+                        if neg is None:
+                            return None
+                        if neg:
+                            out.append(syn({"type": "object", "required": [name], "anyOf": neg}))
             else:
-                return None  # enum, const, pattern, format, items, ...: no negation-free form here
+                return None  # items, additionalProperties, ...: no negation-free form here
         return out
 
     def in_place(self, schema) -> set:
@@ -352,24 +473,74 @@ class LogicMixin:
                     pass
         return out
 
-    def disjoint(self, a, b) -> bool:
-        """True if no value satisfies both conjunctions (a cheap structural proof; False = unknown)."""
+    def disjoint(self, a, b, _depth: int = 0) -> bool:
+        """True if no value satisfies both conjunctions (a proof; False = unknown). Types first;
+        then, for objects, a property one side requires whose values the two sides keep apart
+        (recursively); for scalars, the intersection of the two regular languages."""
         fa, fb = self.flatten(a), self.flatten(b)
         if fa is None or fb is None:
             return True
-        ta, tb = self.types_of(fa[0]), self.types_of(fb[0])
-        if not (ta & tb):
+        common = self.types_of(fa[0]) & self.types_of(fb[0])
+        if not common:
             return True
-        if ta & tb != {"object"}:
+        if common == {"object"}:
+            both = self.required_of(fa[0]) & self.required_of(fb[0])
+            for name in both:
+                va, vb = self.consts_at(fa[0], name), self.consts_at(fb[0], name)
+                if va is not None and vb is not None and not any(_json_eq(x, y) for x in va for y in vb):
+                    return True
+            if _depth >= _DISJOINT_DEPTH:
+                return False
+            for name in sorted(self.required_of(fa[0]) | self.required_of(fb[0])):
+                va, vb = self.value_conj(fa[0], name), self.value_conj(fb[0], name)
+                if va and vb and self.disjoint(va, vb, _depth + 1):
+                    return True
             return False
-        req = self.required_of(fa[0]) & self.required_of(fb[0])
-        for name in req:
-            va, vb = self.consts_at(fa[0], name), self.consts_at(fb[0], name)
-            if va is not None and vb is not None and not any(_json_eq(x, y) for x in va for y in vb):
-                return True
-        return False
+        if common & {"array", "object"}:
+            return False
+        # scalars only: their serializations are regular, compare the automata
+        syn = self.__dict__.setdefault("_types_syn", {})
+        key = frozenset(common)
+        if key not in syn:
+            syn[key] = self.syn({"type": sorted(common)})
+        pin = (syn[key], self.cur_ptr, frozenset())
+        la, lb = self.lang(a + [pin], 0), self.lang(b + [pin], 0)
+        if la is _EMPTY or lb is _EMPTY:
+            return True
+        if _has_ref(la) or _has_ref(lb):
+            return False
+        return jv.intersection(self.dfa(la), self.dfa(lb), self.lim()).is_empty()
 
-    def types_of(self, flat) -> set:
+    def value_conj(self, flat, name: str) -> list:
+        """The schemas the value under key `name` must satisfy in an object of conjunction `flat`
+        (properties, matching patternProperties, else additionalProperties); [] if unknown."""
+        from .jsonschema import _pattern_dfa
+
+        out = []
+        key = name.encode("utf-8")
+        for s, ptr, _k in flat:
+            props = s.get("properties")
+            named = isinstance(props, dict) and name in props
+            if named:
+                out.append((props[name], _ptr(ptr, "properties", name), frozenset()))
+            matched = False
+            pats = s.get("patternProperties")
+            if isinstance(pats, dict):
+                for pat, sub in pats.items():
+                    try:
+                        hit = isinstance(pat, str) and _pattern_dfa(pat, self.lim()).matches(key)
+                    except (CompileError, ValueError):
+                        return []  # a pattern kmgrammar cannot read: no proof from this side
+                    if hit:
+                        matched = True
+                        out.append((sub, _ptr(ptr, "patternProperties", pat), frozenset()))
+            add = s.get("additionalProperties")
+            if not named and not matched and isinstance(add, (bool, dict)):
+                out.append((add, _ptr(ptr, "additionalProperties"), frozenset()))
+        return out
+
+    def types_of(self, flat, _depth: int = 0) -> set:
+        """The JSON types a value satisfying every schema of `flat` may have (an over-estimate)."""
         types = set(TYPES)
         for s, _p, _k in flat:
             t = s.get("type")
@@ -387,6 +558,18 @@ class LogicMixin:
                     if "integer" in got:
                         got.add("number")
                     types &= got
+            for k in ("anyOf", "oneOf"):  # the value satisfies some branch: one of their types
+                if _depth < _DISJOINT_DEPTH and isinstance(s.get(k), list) and types:
+                    union: set = set()
+                    for i, b in enumerate(s[k]):
+                        try:
+                            fb = self.flatten([(b, _ptr(_p, k, i), frozenset())])
+                        except (CompileError, _Unsupported):
+                            union = set(TYPES)
+                            break
+                        if fb is not None:
+                            union |= self.types_of(fb[0], _depth + 1)
+                    types &= union
         return types
 
     @staticmethod

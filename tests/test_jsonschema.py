@@ -377,3 +377,85 @@ def test_unevaluated_properties_and_items():
            [{"a": 1}, {}])
     _check({"type": "array", "prefixItems": [{"type": "string"}], "unevaluatedItems": {"type": "integer"}},
            [["a"], ["a", 1, 2], ["a", "b"], []])
+
+
+# -- combinators over values of any type (type split, negation-free rewrites, disjointness) -------
+
+_ANY_VALUES = [None, True, 0, 7, 1.5, -2, "", "A", "xAx", "B", "AB", "x", [], [1], ["A"], {}, {"a": 1},
+               {"role": "A"}, {"role": "B"}, {"role": "AB"}, {"role": 3}, {"role": [1]}, {"role": None}]
+
+
+def _differential(cg, vocab, schema, docs):
+    for doc in docs:
+        assert _walk(cg, vocab, doc) == _valid(schema, doc), (schema, doc)
+
+
+COMBINATOR_CASES = {
+    # every non-string satisfies both patterns, so oneOf holds for strings only
+    "oneOf-patterns-untyped": {"oneOf": [{"pattern": "A"}, {"pattern": "B"}]},
+    "oneOf-under-property": {"type": "object", "properties": {"role": {"oneOf": [{"pattern": "A"}, {"pattern": "B"}]}}},
+    "oneOf-objects-untyped": {"oneOf": [{"properties": {"role": {"enum": ["A"]}}, "required": ["role"],
+                                          "additionalProperties": False},
+                                         {"properties": {"role": {"enum": ["B"]}, "a": {"type": "integer"}},
+                                          "required": ["role", "a"], "additionalProperties": False}]},
+    "oneOf-anyOf-branch-types": {"oneOf": [{"anyOf": [{"type": "string", "pattern": "^A"}, {"type": "null"}]},
+                                           {"type": "object", "properties": {"role": {"type": "string"}}}]},
+    "oneOf-required-value-types": {"oneOf": [{"type": "object", "required": ["role"], "properties": {"role": {"type": "string"}},
+                                              "patternProperties": {"^a$": {"type": "null"}}},
+                                             {"type": "object", "required": ["a"], "properties": {"a": {"type": "integer"}},
+                                              "patternProperties": {"^role$": {"type": "null"}}}]},
+    "oneOf-required-value-patterns": {"type": "object", "oneOf": [
+        {"required": ["role"], "properties": {"role": {"type": "string", "pattern": "^A$"}}},
+        {"required": ["role"], "properties": {"role": {"type": "string", "pattern": "^B$"}}}]},
+    "not-enum-untyped": {"not": {"enum": ["A", 7, None, True]}},
+    "not-const-in-object": {"type": "object", "properties": {"role": {"not": {"const": "A"}}}},
+    "not-pattern-and-length": {"not": {"pattern": "A", "maxLength": 1}},
+    "not-multipleOf": {"not": {"multipleOf": 7}},
+    "not-oneOf": {"not": {"oneOf": [{"type": "string"}, {"maxLength": 1}]}},
+    "not-if-then-else": {"not": {"if": {"type": "string"}, "then": {"pattern": "A"}, "else": {"type": "object"}}},
+    "not-dependentRequired": {"not": {"dependentRequired": {"role": ["a"]}}},
+    "not-dependentSchemas": {"not": {"dependentSchemas": {"role": {"required": ["a"]}}}},
+    "if-untyped-pattern": {"if": {"pattern": "A"}, "then": {"maxLength": 2}, "else": {"type": ["object", "null"]}},
+}
+
+
+@pytest.mark.parametrize("name", sorted(COMBINATOR_CASES))
+def test_combinators_over_any_value(cl100k, name):
+    schema = COMBINATOR_CASES[name]
+    cg = compile_json_schema(schema, cl100k, cache=False)
+    _differential(cg, cl100k, schema, _ANY_VALUES)
+
+
+def test_oneof_discriminated_by_nested_oneof(cl100k):
+    # the shape of Visual Studio's testenvironments.json: a discriminator property plus a nested oneOf
+    schema = {"type": "object", "required": ["type"], "oneOf": [
+        {"properties": {"type": {"enum": ["docker"]}},
+         "oneOf": [{"required": ["image"], "properties": {"image": {"type": "string"}}},
+                   {"required": ["file"], "properties": {"file": {"type": "string"}}}]},
+        {"properties": {"type": {"enum": ["wsl"]}}}]}
+    cg = compile_json_schema(schema, cl100k, cache=False)
+    docs = [{"type": "docker", "image": "x"}, {"type": "docker", "file": "x"}, {"type": "docker", "image": "x", "file": "y"},
+            {"type": "docker"}, {"type": "wsl"}, {"type": "wsl", "image": 1}, {"type": "other"}, {}, [], "docker"]
+    _differential(cg, cl100k, schema, docs)
+
+
+def test_draft4_id_fragments():
+    schema = {"$schema": "http://json-schema.org/draft-04/schema#", "type": "object",
+              "definitions": {"cap": {"id": "#cap", "type": "integer", "minimum": 3}},
+              "properties": {"x": {"$ref": "#cap"}}, "additionalProperties": False}
+    _check(schema, [{"x": 3}, {"x": 2}, {}, {"x": "a"}])
+
+
+@pytest.mark.parametrize("pattern", [r"^(\/?((\.{2})|([a-z0-9\-]*))($|\/))*$", r"^([^,]|$)", r"x(,|$)", r"(^|,)x",
+                                     r"^tape\d+(\.side[A-Z])?$(\.alt\d+)?", r"$^", r"(a|^)b$", r"(^a)*b"])
+def test_inner_anchors_match_ecma_search(pattern):
+    import re
+
+    dfa = schema_to_dfa({"type": "string", "pattern": pattern})
+    rnd = random.Random(pattern)
+    alphabet = "ab,x/.-1tape9sideA"
+    samples = ["", "a", "b", "x", ",x", "x,", "ab", "../a/", "tape1", "tape1.sideA", "tape1$"]
+    samples += ["".join(rnd.choice(alphabet) for _ in range(rnd.randint(0, 9))) for _ in range(400)]
+    for s in samples:
+        # Python's re.search agrees with ECMA here: no newlines, ASCII only
+        assert dfa.matches(serialize(s).encode()) == (re.search(pattern, s) is not None), (pattern, s)

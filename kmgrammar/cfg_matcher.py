@@ -68,7 +68,8 @@ class _Group:
             if len(self.contrib) >= _W_CACHE:
                 self.contrib.clear()
             self.contrib[key] = got
-        words[got[0]] |= got[1]
+        if len(got[0]):
+            words[got[0]] |= got[1]
 
 
 class _Tables:
@@ -126,7 +127,7 @@ class _Runtime:
         self._tables = None
         self.masks: dict = {}  # by (item positions and W ids, accepting)
         self.masks_v: dict = {}  # by (positions, accepting, verdicts per group)
-        self.row_sets: dict = {}  # positions -> OR of their rows
+        self.row_sets: dict = {}  # (positions, accepting) -> OR of their rows (and EOS)
         self.w_cache: dict = {}  # (rule, caller position, id of its W) per waiter -> W
         self.v_cache: dict = {}  # (group, W id) -> verdicts
         self.w_ids: dict = {}  # W vector bytes -> (id, vector)
@@ -290,36 +291,36 @@ class _Runtime:
         ch.mask = got
         return got
 
-    def _rows(self, positions) -> np.ndarray:
-        """A fresh copy of the OR of the positions' rows (the OR itself kept per position set)."""
-        got = self.row_sets.get(positions)
+    def _rows(self, positions, accepting: bool) -> np.ndarray:
+        """A fresh copy of the OR of the positions' rows, and EOS if accepting (the OR itself
+        kept per position set)."""
+        key = (positions, accepting)
+        got = self.row_sets.get(key)
         if got is None:
             got = np.zeros(self.n_words, np.uint32)
             for pos in positions:
                 got |= self.row(pos)
-            _put(self.row_sets, positions, got, _ROW_SETS)
+            if accepting:
+                got |= self.eos
+            _put(self.row_sets, key, got, _ROW_SETS)
         return got.copy()
 
     def _compute(self, positions, accepting: bool, parts: dict) -> np.ndarray:
-        words = self._rows(positions)
+        words = self._rows(positions, accepting)
         for gid, (vb, v) in parts.items():
             self.groups[gid].add(words, vb, v)
-        if accepting:
-            words |= self.eos
         return words.view(np.int32)
 
     def _compute_walked(self, charts: list) -> np.ndarray:
         """Near max_depth: every remainder walked against the real charts (which cut predictions
         at the limit exactly as accepting the token would)."""
         ch = charts[-1]
-        words = self._rows(frozenset(pos for pos, _ in ch.scan))
+        words = self._rows(frozenset(pos for pos, _ in ch.scan), ch.accepting)
         for pos, o in ch.scan:
             for gid in self.pos_groups[pos]:
                 g = self.groups[gid]
                 v = self._walk(charts, g.u, o)[g.urem]
                 g.add(words, v.tobytes(), v)
-        if ch.accepting:
-            words |= self.eos
         return words.view(np.int32)
 
     def _walk(self, charts: list, u: int, o: int) -> np.ndarray:

@@ -161,3 +161,22 @@ def test_max_chart_items_is_a_clear_error(cl100k):
     assert big.accept_string('[{"a": [1, {"b": null}]}]') and big.is_accepting()
     with pytest.raises(MatcherError, match="at least 1"):
         Matcher(c, max_chart_items=0)
+
+
+def test_older_artifacts_without_stack_tables(cl100k):
+    """An artifact stored before the cfg_loc_* tables existed gets them built at run time: the
+    same masks."""
+    from kmgrammar.artifact import CompiledGrammar
+
+    c = compile_lark(grammars.load("arithmetic"), cl100k, cache=False)
+    arrays = {k: v for k, v in c._arrays.items() if not k.startswith("cfg_loc_")}
+    old = CompiledGrammar(kind="cfg", spec=c.spec, options=c.options, vocab=cl100k, arrays=arrays, stats=c.stats)
+    assert "cfg_loc_n" not in old._arrays
+    bm_a = allocate_token_bitmask(1, cl100k.vocab_size)
+    bm_b = allocate_token_bitmask(1, cl100k.vocab_size)
+    ma, mb = Matcher(c), Matcher(old)
+    for t in cl100k.encode("f(1, (x + 2) * -y) ^ (3 - ((z)))"):
+        ma.fill_next_token_bitmask(bm_a)
+        mb.fill_next_token_bitmask(bm_b)
+        assert np.array_equal(bm_a, bm_b)
+        assert ma.accept_token(t) and mb.accept_token(t)

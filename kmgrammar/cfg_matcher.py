@@ -208,25 +208,35 @@ class _Runtime:
     def _w_of(self, charts: list, j: int) -> dict:
         t = self.tables
         owner = self.owner
-        wait = {m: set(lst) for m, lst in charts[j].wait.items()}
-        out = {m: np.zeros(t.n, bool) for m in wait}
-        selfref = any(o2 == j for lst in wait.values() for _, o2 in lst)
-        while True:  # monotone: grows until no vector changes (one round without self-reference)
+        out, loops = {}, {}
+        for m, lst in charts[j].wait.items():
+            acc = np.zeros(t.n, bool)
+            for r, o2 in set(lst):
+                acc |= t.ok[r]
+                src, dst = t.pop[r]
+                if not len(src):
+                    continue
+                if o2 == j:  # the caller started here too: what it pops to is this chart's W
+                    loops.setdefault(m, []).append((r, src, dst))
+                    continue
+                wb = charts[o2].w.get(owner[r], _NONE)[1]
+                if wb is not None:
+                    acc[src[wb[dst]]] = True
+            out[m] = acc
+        changed = bool(loops)
+        while changed:  # monotone fixpoint over the callers that sit at this chart
             changed = False
-            for m, lst in wait.items():
-                acc = out[m].copy()
-                for r, o2 in lst:
-                    acc |= t.ok[r]
-                    src, dst = t.pop[r]
-                    wb = out.get(owner[r]) if o2 == j else charts[o2].w.get(owner[r], _NONE)[1]
-                    if wb is not None and len(src):
-                        hit = wb[dst]
-                        acc[src[hit]] = True
-                if not np.array_equal(acc, out[m]):
-                    out[m] = acc
+            for m, waiters in loops.items():
+                acc = out[m]
+                new = acc.copy()
+                for r, src, dst in waiters:
+                    wb = out.get(owner[r])
+                    if wb is not None:
+                        new[src[wb[dst]]] = True
+                if not np.array_equal(new, acc):
+                    out[m] = new
                     changed = True
-            if not (changed and selfref):
-                return {m: self._intern(v) for m, v in out.items()}
+        return {m: self._intern(v) for m, v in out.items()}
 
     def verdicts(self, charts: list, gid: int, o: int) -> tuple:
         """(bytes, vector): which remainders of group gid are viable from item (u, o) on the real

@@ -11,17 +11,17 @@ waiting for it at chart o reads s[j:] in the same way, recursively down the stac
 instance does with a string depends only on its position and the string: `earley.stack_tables`
 computes it ahead of time (cfg_loc_* arrays; on first use for artifacts without them) for the
 remainders from each exit state u and, closed under pops, for the suffixes that reach a caller's
-return position r. What the stack below
-chart o does with each such suffix is a boolean vector W(o)[M] (M: the rule being completed):
-the OR over the callers (r, o') waiting for M at o of "r reads it locally, or pops to W(o')".
-W is computed once per chart, bottom-up (a fixpoint where callers sit at o itself, as with left
-recursion), interned by content, and cached by (rule, caller position, id of the caller's own W)
-per waiter, so stacks that differ only deeper than any suffix reaches share it: a stack shape
-never seen before costs a dictionary lookup per new stack level, a few vector operations at
-worst, never a walk. A mask depends only on the items' positions, accepting, and the W ids of
-the rules of positions with context-dependent tokens: cached by those, then by the verdicts of
-each group's remainders, and memoised on the chart. Within reach of `max_depth` (where predictions are cut) every verdict is
-walked against the real charts instead: exact there too.
+return position r. What the stack below chart o does with each such suffix is a boolean vector
+W(o)[M] (M: the rule being completed): the OR over the callers (r, o') waiting for M at o of
+"r reads it locally, or pops to W(o')". W is computed once per chart, bottom-up (a fixpoint
+where callers sit at o itself, as with left recursion), interned by content, and cached by
+(rule, caller position, id of the caller's own W) per waiter, so stacks that differ only deeper
+than any suffix reaches share it: a stack shape never seen before costs a dictionary lookup per
+new stack level, a few vector operations at worst, never a walk. A mask depends only on the
+items' positions, accepting, and the W ids of the rules of positions with context-dependent
+tokens: cached by those, then by the verdicts of each group's remainders, and memoised on the
+last chart. Within reach of `max_depth` (where predictions are cut) every verdict is walked
+against the real charts instead: exact there too.
 """
 
 from __future__ import annotations

@@ -31,8 +31,8 @@ import itertools
 import numpy as np
 
 from .artifact import row_token_ids
-from .earley import DEFAULT_MAX_CHART_ITEMS, DEFAULT_MAX_DEPTH, Network, check_sorted, lcp_list, stack_tables
-from .errors import MatcherError
+from .earley import DEFAULT_MAX_CHART_ITEMS, DEFAULT_MAX_DEPTH, Network, check_sorted, stack_tables
+from .errors import ArtifactError, MatcherError
 from .matcher import Matcher, _numpy_view
 
 _MASK_CACHE = 2048  # whole masks kept per grammar (12.5 KB each at 100k tokens)
@@ -118,12 +118,11 @@ class _Runtime:
         self.owner = (np.searchsorted(a["cfg_nt_start"], np.arange(n), side="right") - 1).tolist()
         for p in range(n):  # an exit is reached inside the token without leaving p's rule
             if any(self.owner[self.groups[k].u] != self.owner[p] for k in self.pos_groups[p]):
-                raise RuntimeError(f"corrupt cfg artifact: exit state outside the rule of position {p}")
+                raise ArtifactError(f"corrupt cfg artifact: exit state outside the rule of position {p}")
         self.rem_ptr = rp = a["cfg_rem_ptr"].tolist()
         ro = a["cfg_rem_off"].tolist()
         data = a["cfg_rem_data"].tobytes()
         self.rems = [[data[ro[k]: ro[k + 1]] for k in range(rp[u], rp[u + 1])] for u in range(n)]
-        self.lcps = [lcp_list(r) if r else [] for r in self.rems]
         self._tables = None
         self.masks: dict = {}  # by (item positions and W ids, accepting)
         self.masks_v: dict = {}  # by (positions, accepting, verdicts per group)
@@ -337,7 +336,7 @@ class _Runtime:
         i = len(charts)
         charts.append(self.net.close(charts, i, [(u, o)]))
         try:
-            return np.array(check_sorted(self.net, charts, self.rems[u], self.lcps[u]), bool)
+            return np.array(check_sorted(self.net, charts, self.rems[u]), bool)
         finally:
             del charts[i:]
 

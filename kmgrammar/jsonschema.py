@@ -594,9 +594,6 @@ def _marked_anchor_dfa(src: str, parsed, flags: int, limits: Limits) -> ByteDFA:
     d = jv.build(g.seq(anything, low.seq(list(parsed), flags, False, False), anything), limits)
     if d.n_states == 0:
         return d
-    from .automaton import _Budget
-
-    budget = _Budget(limits)
     trans, cls, n = d.trans, d.classes, d.n_states
     c_caret, c_dollar = int(cls[_CARET]), int(cls[_DOLLAR])
     # accept after trailing $ markers
@@ -623,32 +620,17 @@ def _marked_anchor_dfa(src: str, parsed, flags: int, limits: Limits) -> ByteDFA:
                 todo.append(r)
     empty_ok = bool(d.accept[sorted(seen)].any())
     # subset construction over the other bytes (the markers' classes may hold dead bytes only)
-    nc = trans.shape[1]
-    start = frozenset(starts)
-    index, order, rows = {start: 0}, [start], []
-    k = 0
-    while k < len(order):
-        if k % 256 == 0:
-            budget.check_time()
-        st = order[k]
-        k += 1
-        row = []
-        for c in range(nc):
-            nxt = frozenset(int(trans[q, c]) for q in st if trans[q, c] >= 0)
-            if not nxt:
-                row.append(-1)
-                continue
-            j = index.get(nxt)
-            if j is None:
-                j = index[nxt] = len(order)
-                order.append(nxt)
-                budget.check_states(len(order))
-            row.append(j)
-        rows.append(row)
-    table = np.array(rows, np.int32)[:, cls]
-    table[:, [_CARET, _DOLLAR]] = -1
-    accept = np.array([any(acc[q] for q in st) for st in order], bool)
-    out = jv._table_dfa(table, accept, budget)
+    memo: dict = {}
+
+    def step(st, b):
+        c = int(cls[b])
+        nxt = memo.get((st, c))
+        if nxt is None:
+            nxt = memo[(st, c)] = frozenset(int(trans[q, c]) for q in st if trans[q, c] >= 0)
+        return nxt or None
+
+    alphabet = bytes(b for b in range(256) if b not in (_CARET, _DOLLAR))
+    out = jv.explicit_dfa(frozenset(starts), step, lambda st: any(acc[q] for q in st), alphabet, limits)
     if empty_ok and not (out.n_states and out.accept[0]):
         out = jv.union(out, jv.build(g.EMPTY, limits), limits)
     return out

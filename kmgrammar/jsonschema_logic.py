@@ -294,6 +294,19 @@ class LogicMixin:
         memo[key] = got
         return got
 
+    def _none_of(self, subs, active, t):
+        """Schemas for "none of `subs` holds" (a list of at most one), [] when some sub always
+        holds, None when a sub has no negation-free complement."""
+        parts = []
+        for sub in subs:
+            neg = self.negate(sub, active, t)
+            if neg is None:
+                return None
+            if not neg:
+                return []
+            parts.append({"anyOf": neg})
+        return [self.syn({"allOf": parts})]
+
     def _negate(self, s, active, t=None):
         if s is True:
             return []
@@ -362,17 +375,10 @@ class LogicMixin:
                         return None
                     out += neg
             elif k == "anyOf" and isinstance(v, list):
-                parts = []
-                for sub in v:
-                    neg = self.negate(sub, active, t)
-                    if neg is None:
-                        return None
-                    if not neg:
-                        parts = None
-                        break
-                    parts.append({"anyOf": neg})
-                if parts is not None:
-                    out.append(syn({"allOf": parts}))
+                none = self._none_of(v, active, t)
+                if none is None:
+                    return None
+                out += none
             elif k == "not":
                 out.append(v)
             elif k == "$ref":
@@ -411,17 +417,10 @@ class LogicMixin:
                     out.append(syn({"type": ty, "not": {"enum": xs}}))
             elif k == "oneOf" and isinstance(v, list) and 0 < len(v) <= _NEG_ONEOF:
                 # not exactly one: none of them, or some two of them
-                parts = []
-                for sub in v:
-                    neg = self.negate(sub, active, t)
-                    if neg is None:
-                        return None
-                    if not neg:
-                        parts = None
-                        break
-                    parts.append({"anyOf": neg})
-                if parts is not None:
-                    out.append(syn({"allOf": parts}))
+                none = self._none_of(v, active, t)
+                if none is None:
+                    return None
+                out += none
                 out += [syn({"allOf": [v[i], v[j]]}) for i in range(len(v)) for j in range(i)]
             elif k == "if":
                 then, else_ = s.get("then", True), s.get("else", True)

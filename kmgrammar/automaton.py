@@ -377,6 +377,28 @@ def epsilon_closure(eps: list, important: list, end: int):
     return closure
 
 
+def subset_states(closure, first: frozenset, budget: _Budget):
+    """The subset construction's state numbering: returns (order, target) where order lists the
+    subsets (first is state 0) and target(nfa_states) numbers the closure of those targets,
+    appending new subsets; memoised on the target set, shared by all subsets."""
+    index, order, cache = {first: 0}, [first], {}
+
+    def target(targets) -> int:
+        key = frozenset(targets)
+        j = cache.get(key)
+        if j is None:
+            nset = frozenset().union(*[closure(t) for t in key])
+            j = index.get(nset)
+            if j is None:
+                j = index[nset] = len(order)
+                order.append(nset)
+                budget.check_states(len(order))
+            cache[key] = j
+        return j
+
+    return order, target
+
+
 def _determinize(nfa: _NFA, start: int, end: int, budget: _Budget) -> ByteDFA:
     classes, n_cls, cedges = byte_classes(nfa.edges)
 
@@ -384,10 +406,7 @@ def _determinize(nfa: _NFA, start: int, end: int, budget: _Budget) -> ByteDFA:
     # only in pure epsilon states are the same DFA state.
     closure = epsilon_closure(nfa.eps, [bool(e) for e in cedges], end)
 
-    first = closure(start)
-    cache: dict = {}  # target set -> DFA state, shared by all subsets
-    index = {first: 0}
-    order = [first]
+    order, target = subset_states(closure, closure(start), budget)
     rows: list[list[int]] = []
     k = 0
     while k < len(order):
@@ -408,17 +427,7 @@ def _determinize(nfa: _NFA, start: int, end: int, budget: _Budget) -> ByteDFA:
         pos = 0
         for e_pos, delta, t in events:
             if e_pos > pos and active:
-                key = frozenset(active)
-                nxt = cache.get(key)
-                if nxt is None:
-                    nset = frozenset().union(*[closure(x) for x in key])
-                    nxt = index.get(nset)
-                    if nxt is None:
-                        nxt = index[nset] = len(order)
-                        order.append(nset)
-                        budget.check_states(len(order))
-                    cache[key] = nxt
-                row[pos:e_pos] = [nxt] * (e_pos - pos)
+                row[pos:e_pos] = [target(active)] * (e_pos - pos)
             pos = e_pos
             cnt = active.get(t, 0) + delta
             if cnt:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import grammar as g
-from .automaton import DEAD, Limits, _Budget, _NFA, _class_spans, byte_classes, epsilon_closure, refine_blocks
+from .automaton import DEAD, Limits, _Budget, _NFA, _class_spans, byte_classes, epsilon_closure, refine_blocks, subset_states
 from .cfg import Cfg, Ref
 
 
@@ -210,22 +210,8 @@ def _determinize(nfa: _CallNFA, start: int, end: int, budget: _Budget):
     eps, calls = nfa.eps, nfa.calls
     closure = epsilon_closure(eps, [bool(e or c) for e, c in zip(cedges, calls)], end)
 
-    first = closure(start)
-    index, order, rows, crow = {first: 0}, [first], [], []
-    cache: dict = {}  # target set -> subset state, shared by all subsets
-
-    def target(targets) -> int:
-        key = frozenset(targets)
-        j = cache.get(key)
-        if j is None:
-            nset = frozenset().union(*[closure(t) for t in key])
-            j = index.get(nset)
-            if j is None:
-                j = index[nset] = len(order)
-                order.append(nset)
-                budget.check_states(len(order))
-            cache[key] = j
-        return j
+    order, target = subset_states(closure, closure(start), budget)
+    rows, crow = [], []
 
     class_rows: dict = {}  # NFA state -> its target per byte class (-1: none), or None if ambiguous
     by_targets: dict = {}  # NFA target, or tuple of targets -> subset state

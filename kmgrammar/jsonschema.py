@@ -594,7 +594,7 @@ def _marked_anchor_dfa(src: str, parsed, flags: int, limits: Limits) -> ByteDFA:
     d = jv.build(g.seq(anything, low.seq(list(parsed), flags, False, False), anything), limits)
     if d.n_states == 0:
         return d
-    trans, cls, n = d.trans, d.classes, d.n_states
+    trans, cls = d.trans, d.classes
     c_caret, c_dollar = int(cls[_CARET]), int(cls[_DOLLAR])
     # accept after trailing $ markers
     acc = d.accept.copy()

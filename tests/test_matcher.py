@@ -144,7 +144,9 @@ def test_matcher_api_on_a_tiny_vocab():
     assert not m2.accept_token(0)
     assert m.num_steps == 4 and not m.is_accepting()  # the copy is independent
     m.rollback(2)
-    assert m.allowed_token_ids().tolist() == [0, 2, 3]  # back after "ab"
+    ids = m.allowed_token_ids()
+    assert ids.tolist() == [0, 2, 3]  # back after "ab", from the per-row cache
+    assert m.allowed_token_ids() is ids and not ids.flags.writeable  # shared: callers copy
     m2.rollback(1)
     assert not m2.is_terminated() and m2.is_accepting()
     with pytest.raises(MatcherError):

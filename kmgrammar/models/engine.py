@@ -125,10 +125,6 @@ def _whole_chars(data: bytes) -> bool:
     return True
 
 
-def _allowed(matcher: Any) -> np.ndarray:
-    return matcher.allowed_token_ids()
-
-
 def _as_step(item: Any) -> Step:
     if isinstance(item, Step):
         return item
@@ -194,11 +190,11 @@ async def sample_and_check(model: Model, req: CompletionRequest) -> AsyncIterato
             # The allowed set costs ~0.5 ms on a 100k vocabulary: compute it only when needed
             # (to see if only EOS is left, or to restrict the next token).
             if m.is_accepting():
-                allowed = _allowed(m)
+                allowed = m.allowed_token_ids()
                 if allowed.size <= len(eos_ids) and all(int(t) in eos_ids for t in allowed):
                     break  # only EOS is left: done without asking the model
             if allowed is None and (not try_first or retries > 0):
-                allowed = _allowed(m)
+                allowed = m.allowed_token_ids()
                 if allowed.size == 0:
                     raise violation("the constraint allows no further token")
         remaining = req.max_tokens - used

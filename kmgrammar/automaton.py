@@ -217,16 +217,15 @@ class _NFA:
             return s, cur
         if kind is g.Alt:
             s, e = self.state(), self.state()
-            literals = [item.data for item in node.items if type(item) is g.Bytes]
-            if len(literals) > _BIG_ALT:
-                a, b = self._embed(literals_dfa(literals, self.budget))
+            items = node.items
+            literals = [item.data for item in items if type(item) is g.Bytes]
+            if len(literals) > 1:  # big enums, keyword lists: shared prefixes, no epsilon fan-out
+                items = [item for item in items if type(item) is not g.Bytes]
+                a, b = (self._embed(literals_dfa(literals, self.budget)) if len(literals) > _BIG_ALT
+                        else self._trie(literals))
                 self.eps[s].append(a)
                 self.eps[b].append(e)
-            elif len(literals) > 1:
-                self.eps[s].append(self._trie(literals, e))
-            for item in node.items:
-                if type(item) is g.Bytes and len(literals) > 1:
-                    continue
+            for item in items:
                 a, b = self.build(item)
                 self.eps[s].append(a)
                 self.eps[b].append(e)
@@ -237,10 +236,9 @@ class _NFA:
             return self._embed(node.dfa)
         raise TypeError(f"not a grammar node: {node!r}")
 
-    def _trie(self, literals: list, end: int) -> int:
-        """Literal alternatives (big enums, keyword lists) as a trie: shared prefixes, no
-        epsilon fan-out for the subset construction to chase."""
-        root = self.state()
+    def _trie(self, literals: list) -> tuple:
+        """Literal alternatives as a trie fragment (start, end)."""
+        root, end = self.state(), self.state()
         children: dict = {}
         for data in literals:
             cur = root
@@ -252,7 +250,7 @@ class _NFA:
                 cur = nxt
             if end not in self.eps[cur]:
                 self.eps[cur].append(end)
-        return root
+        return root, end
 
     def _charset(self, ranges) -> tuple:
         # The UTF-8 byte trie of a class is computed once and stamped out for every copy.

@@ -85,7 +85,7 @@ class Stretches:
 
 class GcClock:
     """CPU time spent in the cyclic garbage collector. A full collection walks every object of
-    the process (~45 ms here with numba, lark and openai imported, whatever kmgrammar holds); it
+    the process (45–60 ms here with numba, lark and openai imported, whatever kmgrammar holds); it
     can start inside any allocation, so it is reported apart from mask work."""
 
     def __init__(self) -> None:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import time
+from contextlib import contextmanager
 from typing import Callable, Iterable
 
 from . import cache as _cache
 from .artifact import CompiledGrammar
 from .automaton import ByteDFA, Limits, _Budget
-from .errors import ArtifactError, CompileError, VocabError
+from .errors import ArtifactError, CompileError, CompileLimitError, VocabError
 from .token_automaton import build_token_automaton
 
 
@@ -16,6 +18,18 @@ def _limits(max_states: int | None, time_limit: float | None) -> Limits:
     d = Limits()
     return Limits(max_states=d.max_states if max_states is None else int(max_states),
                   time_limit=d.time_limit if time_limit is None else float(time_limit))
+
+
+@contextmanager
+def _naming_time_limit(limits: Limits):
+    """Phases get what is left of the time budget; an exceeded one names the caller's limit."""
+    try:
+        yield
+    except CompileLimitError as e:
+        if "time_limit" not in str(e):
+            raise
+        raise CompileLimitError(f"compilation exceeded time_limit={limits.time_limit:g}s "
+                                "(raise it with time_limit=...)") from None
 
 
 def _check_vocab(vocab) -> None:
@@ -47,10 +61,11 @@ def compile_with_cache(kind: str, spec, options: dict, vocab, build: Callable[[L
     if hit is not None:
         return hit
     t0 = time.perf_counter()
-    dfa = build(limits)
-    t1 = time.perf_counter()
-    budget = _Budget(Limits(limits.max_states, max(0.0, limits.time_limit - (t1 - t0))))
-    arrays, stats = build_token_automaton(dfa, vocab, budget)
+    with _naming_time_limit(limits):
+        dfa = build(limits)
+        t1 = time.perf_counter()
+        budget = _Budget(Limits(limits.max_states, max(0.0, limits.time_limit - (t1 - t0))))
+        arrays, stats = build_token_automaton(dfa, vocab, budget)
     arrays.update(dfa_trans=dfa.trans, dfa_classes=dfa.classes, dfa_accept=dfa.accept)
     stats["dfa_seconds"] = round(t1 - t0, 6)
     stats["compile_seconds"] = round(time.perf_counter() - t0, 6)
@@ -150,11 +165,17 @@ def compile_json_schema(schema, vocab, *, whitespace: str = "compact", separator
     CompileLimitError, CompileError
         Limits exceeded; invalid schema; a schema no value satisfies.
     """
+    from .cfg_compile import compile_grammar
+    from .earley import DEFAULT_MAX_DEPTH
     from .jsonschema import load_schema, schema_to_grammar
 
     schema = load_schema(schema)
+    text = json.dumps(schema, sort_keys=True, ensure_ascii=False)
+    # Both back ends store under one key (the grammar path adds max_depth to the options), so a
+    # cached load finds either artifact before running the frontend.
     options = {"whitespace": whitespace, "separators": list(separators) if separators else None,
-               "indent": indent, "strict": bool(strict), "lenient": bool(lenient)}
+               "indent": indent, "strict": bool(strict), "lenient": bool(lenient),
+               "max_depth": DEFAULT_MAX_DEPTH}
 
     class _NeedsGrammar(Exception):
         pass
@@ -166,18 +187,17 @@ def compile_json_schema(schema, vocab, *, whitespace: str = "compact", separator
             return got
         raise _NeedsGrammar(got)
 
+    limits = _limits(max_states, time_limit)
+    t0 = time.perf_counter()
     try:
-        return compile_with_cache("json_schema", schema, options, vocab, build, cache=cache,
-                                  limits=_limits(max_states, time_limit))
+        return compile_with_cache("json_schema", text, options, vocab, build, cache=cache, limits=limits)
     except _NeedsGrammar as e:  # any JSON value or recursion: the context-free engine
-        import json
-
-        from .cfg_compile import compile_grammar
-
         grammar = e.args[0]
-        text = json.dumps(schema, sort_keys=True, ensure_ascii=False)
-        return compile_grammar("json_schema", text, vocab, lambda lim: grammar, options=options, cache=cache,
-                               max_states=max_states, time_limit=time_limit)
+        left = max(0.0, limits.time_limit - (time.perf_counter() - t0))
+        grammar_options = {k: v for k, v in options.items() if k != "max_depth"}
+        with _naming_time_limit(limits):
+            return compile_grammar("json_schema", text, vocab, lambda lim: grammar, options=grammar_options,
+                                   cache=cache, max_states=max_states, time_limit=left)
 
 
 def compile_lark(grammar: str, vocab, *, start: str = "start", cache: bool = True,

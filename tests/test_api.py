@@ -49,3 +49,12 @@ def test_torch_bitmask_and_logits():
     logits = torch.zeros(1, 40)
     kmgrammar.apply_token_bitmask_inplace(logits, bm)
     assert torch.isfinite(logits[0]).nonzero().flatten().tolist() == [0]
+
+
+@pytest.mark.parametrize("extra", [{}, {"any": {}}], ids=["regular", "context-free"])
+def test_an_exceeded_time_limit_names_the_callers_limit(cl100k, extra):
+    """Phases run on what is left of the budget; the error names the limit the user set."""
+    props = {f"p{i}": {"type": "string", "maxLength": 3000} for i in range(30)}
+    schema = {"type": "object", "properties": dict(props, **extra), "additionalProperties": False}
+    with pytest.raises(errors.CompileLimitError, match=r"time_limit=0\.3s "):
+        kmgrammar.compile_json_schema(schema, cl100k, cache=False, time_limit=0.3)

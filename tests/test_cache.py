@@ -54,6 +54,31 @@ def test_hit_and_miss(cache_dir, monkeypatch):
     assert len(calls) == 3
 
 
+@pytest.mark.parametrize("schema", [{"type": "array", "items": {"type": "integer"}, "maxItems": 2},
+                                    {"type": "object", "properties": {"a": {"type": "integer"}}}],
+                         ids=["regular", "context-free"])
+def test_json_schema_cache_hit_skips_the_frontend(cache_dir, monkeypatch, schema):
+    """Both back ends (token automaton, grammar tables) are found by one key before the schema
+    is lowered: a cached load costs a file read, not a frontend run."""
+    import kmgrammar.jsonschema as js
+
+    calls = []
+    real = js.schema_to_grammar
+
+    def counting(*a, **k):
+        calls.append(1)
+        return real(*a, **k)
+
+    monkeypatch.setattr(js, "schema_to_grammar", counting)
+    a = kmgrammar.compile_json_schema(schema, VOCAB)
+    assert len(calls) == 1 and len(_entries(cache_dir)) == 1
+    assert a.kind == ("cfg" if "properties" in schema else "json_schema")
+    b = kmgrammar.compile_json_schema(schema, VOCAB)
+    assert len(calls) == 1 and b.kind == a.kind and b.to_bytes() == a.to_bytes()
+    kmgrammar.compile_json_schema(schema, VOCAB, whitespace="flexible")
+    assert len(calls) == 2
+
+
 def test_key_depends_on_vocab_and_kind(cache_dir):
     other = Vocabulary.from_bytes([b"a", b"b", b"<eos>"], eos_token_ids=[2])
     kmgrammar.compile_regex("ab", VOCAB)

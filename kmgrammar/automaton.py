@@ -458,10 +458,12 @@ def _live(trans: np.ndarray, accept: np.ndarray) -> np.ndarray:
 def refine_blocks(t: np.ndarray, part: np.ndarray, max_rounds: int, budget: _Budget | None = None) -> np.ndarray:
     """Moore refinement of `part` under transitions `t` (complete, sink included), at most
     `max_rounds` rounds, checking the time budget between batches of rounds."""
-    from .kernels import refine_partition
+    from .kernels import hopcroft_partition, refine_partition
 
     t = np.ascontiguousarray(t, dtype=np.int64)
     part = part.astype(np.int64)
+    if max_rounds >= len(part):  # to the fixpoint: Hopcroft, not O(rounds) Moore (counters need n rounds)
+        return hopcroft_partition(t, part)
     done = 0
     while done < max_rounds:
         if budget is not None:

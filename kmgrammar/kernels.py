@@ -151,6 +151,122 @@ def refine_partition(t, part, max_rounds):
 
 
 @nb.njit(cache=True, nogil=True)
+def hopcroft_partition(t, part):
+    """The coarsest refinement of `part` whose blocks agree on the block of each successor
+    (t[i, c], complete: values in 0..n-1): Hopcroft's algorithm, O(k n log n) however many
+    rounds Moore refinement would need (a counter of length N needs N rounds).
+    Returns dense block ids in order of each block's first state."""
+    n, k = t.shape
+    # predecessors per (class, target), CSR
+    off = np.zeros(k * n + 1, np.int64)
+    for i in range(n):
+        for c in range(k):
+            off[c * n + t[i, c] + 1] += 1
+    for j in range(k * n):
+        off[j + 1] += off[j]
+    pred = np.empty(max(k * n, 1), np.int32)
+    fill = off[:-1].copy()
+    for i in range(n):
+        for c in range(k):
+            j = c * n + t[i, c]
+            pred[fill[j]] = i
+            fill[j] += 1
+    # blocks are runs of `elems`: [bstart[b], bend[b]); marked members sit at the front of a run
+    elems = np.argsort(part, kind="mergesort")
+    pos = np.empty(n, np.int64)
+    blk = np.empty(n, np.int64)
+    bstart = np.empty(n, np.int64)
+    bend = np.empty(n, np.int64)
+    nb_ = 0
+    for idx in range(n):
+        s = elems[idx]
+        if idx == 0 or part[s] != part[elems[idx - 1]]:
+            if nb_:
+                bend[nb_ - 1] = idx
+            bstart[nb_] = idx
+            nb_ += 1
+        blk[s] = nb_ - 1
+        pos[s] = idx
+    if n:
+        bend[nb_ - 1] = n
+    work = np.empty(n, np.int64)
+    in_work = np.zeros(n, np.bool_)
+    n_work = 0
+    largest = 0
+    for b in range(nb_):
+        if bend[b] - bstart[b] > bend[largest] - bstart[largest]:
+            largest = b
+    for b in range(nb_):
+        if b != largest:
+            work[n_work] = b
+            in_work[b] = True
+            n_work += 1
+    marked = np.zeros(n, np.int64)
+    touched = np.empty(n, np.int64)
+    splitter = np.empty(n, np.int64)
+    while n_work:
+        n_work -= 1
+        sb = work[n_work]
+        in_work[sb] = False
+        m = bend[sb] - bstart[sb]
+        for a in range(m):
+            splitter[a] = elems[bstart[sb] + a]
+        for c in range(k):
+            n_touched = 0
+            for a in range(m):
+                j = c * n + splitter[a]
+                for pi in range(off[j], off[j + 1]):
+                    x = pred[pi]
+                    b = blk[x]
+                    q = bstart[b] + marked[b]
+                    px = pos[x]
+                    if px < q:
+                        continue  # already marked
+                    y = elems[q]
+                    elems[q] = x
+                    pos[x] = q
+                    elems[px] = y
+                    pos[y] = px
+                    if marked[b] == 0:
+                        touched[n_touched] = b
+                        n_touched += 1
+                    marked[b] += 1
+            for ti in range(n_touched):
+                b = touched[ti]
+                mk = marked[b]
+                marked[b] = 0
+                size = bend[b] - bstart[b]
+                if mk == size:
+                    continue
+                new = nb_
+                nb_ += 1
+                if mk <= size - mk:  # the new block is the smaller part: relabel only that
+                    bstart[new] = bstart[b]
+                    bend[new] = bstart[b] + mk
+                    bstart[b] = bstart[b] + mk
+                else:
+                    bstart[new] = bstart[b] + mk
+                    bend[new] = bend[b]
+                    bend[b] = bstart[b] + mk
+                for q in range(bstart[new], bend[new]):
+                    blk[elems[q]] = new
+                # Hopcroft: a pending block is replaced by both halves, else the smaller suffices
+                work[n_work] = new
+                in_work[new] = True
+                n_work += 1
+    out = np.full(n, -1, np.int64)
+    ids = np.full(nb_, -1, np.int64)
+    nxt = 0
+    for i in range(n):
+        b = blk[i]
+        if ids[b] < 0:
+            ids[b] = nxt
+            nxt += 1
+        out[i] = ids[b]
+    return out
+
+
+@nb.njit(cache=True, nogil=True)
 def walk_cfg_nd(trans, classes, flags, call_ptr, call_start, call_ret, call_first, call_skip, owner, f2,
                 states, node_byte, node_depth, node_end, node_lo, node_hi, order, out,
                 ex_kind, ex_k, ex_node, ex_state, ex_off):

@@ -459,3 +459,23 @@ def test_inner_anchors_match_ecma_search(pattern):
     for s in samples:
         # Python's re.search agrees with ECMA here: no newlines, ASCII only
         assert dfa.matches(serialize(s).encode()) == (re.search(pattern, s) is not None), (pattern, s)
+
+
+def test_hopcroft_partition_matches_moore_refinement():
+    # Full minimisation runs Hopcroft (counted strings need as many Moore rounds as characters);
+    # both must find the same coarsest stable partition.
+    import numpy as np
+
+    from kmgrammar.kernels import hopcroft_partition, refine_partition
+
+    def canon(p):
+        ids: dict = {}
+        return [ids.setdefault(int(x), len(ids)) for x in p]
+
+    rng = np.random.default_rng(7)
+    for trial in range(400):
+        n, k = int(rng.integers(1, 30)), int(rng.integers(1, 4))
+        t = rng.integers(0, max(1, n // (1 + trial % 3)), size=(n, k)).astype(np.int64)
+        part = rng.integers(0, int(rng.integers(1, 4)), size=n).astype(np.int64)
+        moore, _ = refine_partition(t, part.copy(), n + 2)
+        assert canon(hopcroft_partition(t, part.copy())) == canon(moore)

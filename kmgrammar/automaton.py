@@ -169,6 +169,8 @@ def utf8_sequences(lo: int, hi: int) -> list:
 # Thompson construction
 
 
+_COMPOUND = (g.Seq, g.Alt, g.Repeat)
+
 # Literal alternatives beyond this many are built as a minimal DFA first (then embedded).
 _BIG_ALT = 256
 
@@ -218,6 +220,12 @@ class _NFA:
         if kind is g.Alt:
             s, e = self.state(), self.state()
             items = node.items
+            seqs = [item.items for item in items if type(item) is g.Seq]
+            if len(seqs) > 1:  # Lark expands every `x?` into two alternatives: 2^k sequences
+                items = [item for item in items if type(item) is not g.Seq]
+                a, b = self._sequences(seqs)
+                self.eps[s].append(a)
+                self.eps[b].append(e)
             literals = [item.data for item in items if type(item) is g.Bytes]
             if len(literals) > 1:  # big enums, keyword lists: shared prefixes, no epsilon fan-out
                 items = [item for item in items if type(item) is not g.Bytes]
@@ -235,6 +243,56 @@ class _NFA:
         if kind is g.Dfa:
             return self._embed(node.dfa)
         raise TypeError(f"not a grammar node: {node!r}")
+
+    def _sequences(self, seqs: list) -> tuple:
+        """Alternative sequences of items as a fragment (start, end) shaped like the minimal
+        acyclic automaton over items (shared prefixes and suffixes), each item built once per
+        edge of that automaton instead of once per sequence."""
+        # Leaves compare by value (a rule reference, a terminal's DFA node); compound items by
+        # identity (hashing a big subtree per use would cost more than it shares).
+        ids: dict = {}
+        sym: list = []
+        words = set()
+        for items in seqs:
+            word = []
+            for item in items:
+                key = id(item) if type(item) in _COMPOUND else item
+                k = ids.get(key)
+                if k is None:
+                    k = ids[key] = len(sym)
+                    sym.append(item)
+                word.append(k)
+            words.add(tuple(word))
+        # Trie, then hash-consing of equivalent nodes from the leaves up.
+        children: list = [{}]
+        final = [False]
+        for w in sorted(words):
+            cur = 0
+            for k in w:
+                nxt = children[cur].get(k)
+                if nxt is None:
+                    nxt = children[cur][k] = len(children)
+                    children.append({})
+                    final.append(False)
+                cur = nxt
+            final[cur] = True
+        canon: dict = {}
+        rep = [0] * len(children)
+        for v in range(len(children) - 1, -1, -1):  # children come after their parent
+            sig = (final[v], tuple(sorted((k, rep[c]) for k, c in children[v].items())))
+            rep[v] = canon.setdefault(sig, v)
+        state = {}
+        for v in sorted(set(rep)):
+            state[v] = self.state()
+        end = self.state()
+        for v in state:
+            if final[v]:
+                self.eps[state[v]].append(end)
+            for k, c in sorted(children[v].items()):
+                a, b = self.build(sym[k])
+                self.eps[state[v]].append(a)
+                self.eps[b].append(state[rep[c]])
+        return state[0], end
 
     def _trie(self, literals: list) -> tuple:
         """Literal alternatives as a trie fragment (start, end)."""

@@ -36,40 +36,62 @@ from .errors import ArtifactError, MatcherError
 from .matcher import Matcher, _numpy_view
 
 _MASK_CACHE = 2048  # whole masks kept per grammar (12.5 KB each at 100k tokens)
-_ROW_SETS = 256  # ORs of rows kept, by position set (few distinct sets occur)
+_POSITION_SETS = 256  # row ORs and merged groups kept, by position set (few distinct sets occur)
 _W_CACHE = 8192  # stack vectors and verdicts kept per grammar
 _NONE = (-2, None)  # W of a rule nobody waits for (the start rule at offset 0): reads nothing
 
 
-class _Group:
-    """Context-dependent tokens of one position with one exit state u: per token its remainder
-    (an index into `urem`, the distinct remainders of u the group uses), its bit, and the index
-    of its word in `words` (the group's distinct words)."""
+class _PositionSet:
+    """What a set of positions (with `accepting`) brings to every mask it appears in: the OR of
+    their rows (and EOS), and the context-dependent tokens of all their groups as one array sorted
+    by token id, so that a mask's verdicts become its bits in a few vector operations whatever the
+    number of groups. Token k is allowed iff verdict slot[k] is set, where the slots number the
+    remainders of each group's exit state, group after group in `gids` order; `words` are the
+    distinct mask words of the tokens and `starts` where each word's tokens begin."""
 
-    __slots__ = ("u", "words", "tok_word", "bit", "tok_rem", "urem", "contrib")
+    __slots__ = ("rows", "gids", "slot", "bit", "words", "starts", "rows_at")
 
-    def __init__(self, u: int, toks: np.ndarray, rems: np.ndarray):
-        toks = toks.astype(np.int64)
-        self.u = u
-        self.words, self.tok_word = np.unique(toks >> 5, return_inverse=True)
+    def __init__(self, rt: "_Runtime", positions, accepting: bool):
+        rows = None
+        for pos in positions:
+            row = rt.row(pos)
+            rows = row if rows is None else rows | row
+        if rows is None:
+            rows = np.zeros(rt.n_words, np.uint32)
+        self.rows = rows | rt.eos if accepting else rows  # read only: masks start from a copy
+        with_groups = sorted(pos for pos in positions if rt.pos_groups[pos])
+        self.gids = [gid for pos in with_groups for gid in rt.pos_groups[pos]]
+        if len(with_groups) == 1:
+            toks, self.slot, _ = rt.pos_tokens(with_groups[0])
+        else:  # merge the positions' token lists (each already sorted), slots numbered on
+            toks, slots, off = [], [], 0
+            for pos in with_groups:
+                t, sl, n = rt.pos_tokens(pos)
+                toks.append(t)
+                slots.append(sl + off)
+                off += n
+            toks = np.concatenate(toks) if toks else np.zeros(0, np.int64)
+            order = np.argsort(toks, kind="stable")
+            toks = toks[order]
+            self.slot = np.concatenate(slots)[order] if slots else np.zeros(0, np.intp)
         self.bit = np.left_shift(np.uint32(1), (toks & 31).astype(np.uint32))
-        self.urem, self.tok_rem = np.unique(rems, return_inverse=True)
-        self.contrib: dict = {}  # verdict bytes -> (word indices, bits): the group's part of a mask
+        word = toks >> 5
+        first = np.ones(len(word), bool)
+        first[1:] = word[1:] != word[:-1]
+        self.starts = np.flatnonzero(first)
+        self.words = word[self.starts]
+        self.rows_at = self.rows[self.words]
 
-    def add(self, words: np.ndarray, key: bytes, valid_rem: np.ndarray) -> None:
-        got = self.contrib.get(key)
-        if got is None:
-            valid = valid_rem[self.tok_rem]
-            acc = np.zeros(len(self.words), np.uint32)
-            # OR, not a sum: a token may appear twice (two exits, two remainders)
-            np.bitwise_or.at(acc, self.tok_word[valid], self.bit[valid])
-            nz = np.flatnonzero(acc)
-            got = (self.words[nz], acc[nz])
-            if len(self.contrib) >= _W_CACHE:
-                self.contrib.clear()
-            self.contrib[key] = got
-        if len(got[0]):
-            words[got[0]] |= got[1]
+    def mask(self, parts: dict) -> np.ndarray:
+        """The mask given the verdicts of every group (parts: gid -> (key, vector over the
+        remainders of its exit state))."""
+        words = self.rows.copy()
+        if len(self.starts):
+            gids = self.gids
+            viable = parts[gids[0]][1] if len(gids) == 1 else np.concatenate([parts[g][1] for g in gids])
+            # an OR per word, not a sum: a token may appear twice (two exits, two remainders)
+            words[self.words] = self.rows_at | np.bitwise_or.reduceat(self.bit * viable[self.slot], self.starts)
+        return words.view(np.int32)
 
 
 class _Tables:
@@ -112,21 +134,24 @@ class _Runtime:
         n = len(self.net.rows)
         gp, gs, gtp = a["cfg_grp_ptr"].tolist(), a["cfg_grp_state"].tolist(), a["cfg_grp_tok_ptr"].tolist()
         tok, rem = a["cfg_grp_tok"], a["cfg_grp_rem"]
-        self.groups = [_Group(gs[k], tok[gtp[k]: gtp[k + 1]], rem[gtp[k]: gtp[k + 1]]) for k in range(len(gs))]
+        self.group_u = gs
+        self.group_tok = [tok[gtp[k]: gtp[k + 1]].astype(np.int64) for k in range(len(gs))]
+        self.group_rem = [rem[gtp[k]: gtp[k + 1]].astype(np.intp) for k in range(len(gs))]
         self.pos_groups = [tuple(range(gp[p], gp[p + 1])) for p in range(n)]
         # positions are numbered rule by rule, so a position's rule is the last start <= it
         self.owner = (np.searchsorted(a["cfg_nt_start"], np.arange(n), side="right") - 1).tolist()
         for p in range(n):  # an exit is reached inside the token without leaving p's rule
-            if any(self.owner[self.groups[k].u] != self.owner[p] for k in self.pos_groups[p]):
+            if any(self.owner[gs[k]] != self.owner[p] for k in self.pos_groups[p]):
                 raise ArtifactError(f"corrupt cfg artifact: exit state outside the rule of position {p}")
         self.rem_ptr = rp = a["cfg_rem_ptr"].tolist()
+        self._pos_tokens: list = [None] * n  # see pos_tokens (one thread's copy kept)
         ro = a["cfg_rem_off"].tolist()
         data = a["cfg_rem_data"].tobytes()
         self.rems = [[data[ro[k]: ro[k + 1]] for k in range(rp[u], rp[u + 1])] for u in range(n)]
         self._tables = None
         self.masks: dict = {}  # by (item positions and W ids, accepting)
         self.masks_v: dict = {}  # by (positions, accepting, verdicts per group)
-        self.row_sets: dict = {}  # (positions, accepting) -> OR of their rows (and EOS)
+        self.position_sets: dict = {}  # (positions, accepting) -> _PositionSet
         self.w_cache: dict = {}  # (rule, caller position, id of its W) per waiter -> W
         self.v_cache: dict = {}  # (group, W id) -> verdicts
         self.w_ids: dict = {}  # W vector bytes -> (id, vector)
@@ -149,6 +174,22 @@ class _Runtime:
 
     def row(self, pos: int) -> np.ndarray:
         return self.compiled.mask_row(pos).view(np.uint32)
+
+    def pos_tokens(self, pos: int) -> tuple:
+        """(tokens, slots, number of slots) of the groups of pos, tokens ascending: token k's
+        remainder is slot k of the verdicts of pos's groups laid end to end (see _PositionSet)."""
+        got = self._pos_tokens[pos]
+        if got is None:
+            toks, slots, off = [], [], 0
+            for gid in self.pos_groups[pos]:
+                toks.append(self.group_tok[gid])
+                slots.append(self.group_rem[gid] + off)
+                u = self.group_u[gid]
+                off += self.rem_ptr[u + 1] - self.rem_ptr[u]
+            toks = np.concatenate(toks)
+            order = np.argsort(toks, kind="stable")
+            got = self._pos_tokens[pos] = (toks[order], np.concatenate(slots)[order], off)
+        return got
 
     # -- stack vectors ----------------------------------------------------------------------
 
@@ -207,7 +248,7 @@ class _Runtime:
     def _w_of(self, charts: list, j: int) -> dict:
         t = self.tables
         owner = self.owner
-        out, loops = {}, {}
+        out, loops = {}, []
         for m, lst in charts[j].wait.items():
             acc = np.zeros(t.n, bool)
             for r, o2 in set(lst):
@@ -216,44 +257,40 @@ class _Runtime:
                 if not len(src):
                     continue
                 if o2 == j:  # the caller started here too: what it pops to is this chart's W
-                    loops.setdefault(m, []).append((r, src, dst))
+                    loops.append((m, owner[r], src, dst))
                     continue
                 wb = charts[o2].w.get(owner[r], _NONE)[1]
                 if wb is not None:
                     acc[src[wb[dst]]] = True
             out[m] = acc
         changed = bool(loops)
-        while changed:  # monotone fixpoint over the callers that sit at this chart
+        while changed:  # monotone fixpoint over the callers that sit at this chart, in place
             changed = False
-            for m, waiters in loops.items():
-                acc = out[m]
-                new = acc.copy()
-                for r, src, dst in waiters:
-                    wb = out.get(owner[r])
-                    if wb is not None:
-                        new[src[wb[dst]]] = True
-                if not np.array_equal(new, acc):
-                    out[m] = new
-                    changed = True
+            for m, rule, src, dst in loops:
+                wb = out.get(rule)
+                if wb is not None:
+                    acc = out[m]
+                    hit = src[wb[dst]]
+                    if not acc[hit].all():
+                        acc[hit] = True
+                        changed = True
         return {m: self._intern(v) for m, v in out.items()}
 
-    def verdicts(self, charts: list, gid: int, o: int) -> tuple:
-        """(bytes, vector): which remainders of group gid are viable from item (u, o) on the real
-        stack: a function of u and W(o) of u's rule, cached by them."""
-        g = self.groups[gid]
-        wid, wb = self.w(charts, o).get(self.owner[g.u], _NONE)
-        key = (gid, wid)
+    def verdicts(self, charts: list, u: int, o: int) -> tuple:
+        """(bytes, vector): which remainders of exit state u are viable from item (u, o) on the
+        real stack: a function of u and W(o) of u's rule, cached by them."""
+        wid, wb = self.w(charts, o).get(self.owner[u], _NONE)
+        key = (u, wid)
         got = self.v_cache.get(key)
         if got is None:
             t = self.tables
-            v = t.ok_u[g.u]
-            src, dst = t.pop_u[g.u]
+            v = t.ok_u[u]
+            src, dst = t.pop_u[u]
             if wb is not None and len(src):
-                hit = wb[dst]
-                if hit.any():
+                hit = src[wb[dst]]
+                if len(hit):
                     v = v.copy()
-                    v[src[hit]] = True
-            v = v[g.urem]
+                    v[hit] = True
             got = (v.tobytes(), v)
             if len(self.v_cache) >= _W_CACHE:
                 self.v_cache.clear()
@@ -275,14 +312,20 @@ class _Runtime:
         # The mask is a function of the items' positions and, where a position has
         # context-dependent tokens, of what the stack below reads after its rule (W ids).
         pos_groups, owner = self.pos_groups, self.owner
-        key = (frozenset([(pos, (charts[o].w or self.w(charts, o)).get(owner[pos], _NONE)[0]
-                           if pos_groups[pos] else -1) for pos, o in ch.scan]), ch.accepting)
+        items = []
+        for pos, o in ch.scan:
+            if pos_groups[pos]:
+                w = charts[o].w
+                items.append((pos, (self.w(charts, o) if w is None else w).get(owner[pos], _NONE)[0]))
+            else:
+                items.append(pos)
+        key = (frozenset(items), ch.accepting)
         got = self.masks.get(key)
         if got is None:
             parts: dict = {}  # group id -> verdicts of its remainders (OR over the items' origins)
             for pos, o in ch.scan:
-                for gid in self.pos_groups[pos]:
-                    vb = self.verdicts(charts, gid, o)
+                for gid in pos_groups[pos]:
+                    vb = self.verdicts(charts, self.group_u[gid], o)
                     prev = parts.get(gid)
                     if prev is None:
                         parts[gid] = vb
@@ -300,37 +343,25 @@ class _Runtime:
         ch.mask = got
         return got
 
-    def _rows(self, positions, accepting: bool) -> np.ndarray:
-        """A fresh copy of the OR of the positions' rows, and EOS if accepting (the OR itself
-        kept per position set)."""
-        key = (positions, accepting)
-        got = self.row_sets.get(key)
-        if got is None:
-            got = np.zeros(self.n_words, np.uint32)
-            for pos in positions:
-                got |= self.row(pos)
-            if accepting:
-                got |= self.eos
-            _put(self.row_sets, key, got, _ROW_SETS)
-        return got.copy()
-
     def _compute(self, positions, accepting: bool, parts: dict) -> np.ndarray:
-        words = self._rows(positions, accepting)
-        for gid, (vb, v) in parts.items():
-            self.groups[gid].add(words, vb, v)
-        return words.view(np.int32)
+        key = (positions, accepting)
+        ps = self.position_sets.get(key)
+        if ps is None:
+            ps = _PositionSet(self, positions, accepting)
+            _put(self.position_sets, key, ps, _POSITION_SETS)
+        return ps.mask(parts)
 
     def _compute_walked(self, charts: list) -> np.ndarray:
         """Near max_depth: every remainder walked against the real charts (which cut predictions
         at the limit exactly as accepting the token would)."""
         ch = charts[-1]
-        words = self._rows(frozenset(pos for pos, _ in ch.scan), ch.accepting)
+        parts: dict = {}
         for pos, o in ch.scan:
             for gid in self.pos_groups[pos]:
-                g = self.groups[gid]
-                v = self._walk(charts, g.u, o)[g.urem]
-                g.add(words, v.tobytes(), v)
-        return words.view(np.int32)
+                v = self._walk(charts, self.group_u[gid], o)
+                prev = parts.get(gid)
+                parts[gid] = (None, v if prev is None else prev[1] | v)
+        return self._compute(frozenset(pos for pos, _ in ch.scan), ch.accepting, parts)
 
     def _walk(self, charts: list, u: int, o: int) -> np.ndarray:
         i = len(charts)
@@ -445,7 +476,7 @@ class GrammarMatcher(Matcher):
         if out.shape[0] != n:
             out[n:] = 0
             out = out[:n]
-        out[:] = self._rt.eos.view(np.int32) if self._terminated else self._rt.mask(self._charts)
+        out[...] = self._rt.eos.view(np.int32) if self._terminated else self._rt.mask(self._charts)
 
     def allowed_token_ids(self) -> np.ndarray:
         """The allowed token ids (EOS included when the output is complete), ascending int32."""

@@ -19,10 +19,12 @@ from __future__ import annotations
 import numpy as np
 
 from .cfg_rtn import Rtn, actions, byte_sets, follow2
-from .earley import Chart, Network, classify_sorted, stack_tables
+from .earley import Network, classify_sorted, stack_tables
 from .token_automaton import _encode_rows, split_tries, vocab_trie, words_for
 
 _CHUNK = 256
+_EXIT_CAP = 1 << 12  # exits room per kernel call (doubled when a state needs more)
+_STEPS = 1 << 23  # pushdown-walk steps per kernel call (~10-50 ms) between time-limit checks
 
 
 def build_cfg_tables(rtn: Rtn, vocab, budget) -> tuple:
@@ -164,9 +166,8 @@ def build_cfg_tables(rtn: Rtn, vocab, budget) -> tuple:
             grp_tok_ptr.append(grp_tok_ptr[-1] + len(toks))
             n_dep += len(toks)
         grp_ptr.append(len(grp_state))
-    pre = _precompute_callers(rtn, net, dep_sorted, follow, budget)
     # what each rule instance does with the suffixes that reach it (run-time verdicts)
-    pre.update(stack_tables(net, [dep_sorted.get(u, []) for u in range(n)], budget.check_time))
+    loc = stack_tables(net, [dep_sorted.get(u, []) for u in range(n)], budget.check_time)
     rem_ptr = [0]
     rem_off = [0]
     data = []
@@ -200,7 +201,7 @@ def build_cfg_tables(rtn: Rtn, vocab, budget) -> tuple:
         cfg_rem_ptr=np.array(rem_ptr, np.int32),
         cfg_rem_off=np.array(rem_off, np.int64),
         cfg_rem_data=np.frombuffer(b"".join(data), np.uint8).copy() if data else np.zeros(0, np.uint8),
-        **pre,
+        **loc,
     )
     stats = {
         "positions": n,
@@ -212,7 +213,6 @@ def build_cfg_tables(rtn: Rtn, vocab, budget) -> tuple:
         "tokens_valid_by_classification": n_valid,
         "context_dependent_tokens": n_dep,
         "context_dependent_remainders": len(data),
-        "caller_verdicts": int(len(pre["cfg_pre_u"])),
     }
     return arrays, stats
 
@@ -270,36 +270,46 @@ def _walk(trie: tuple, states: np.ndarray, net_args: tuple, n_words: int, budget
     n_words] and exits (kind, index into states, node, exit state, remainder offset).
     init(lo, hi): the rows to OR the walk into (default zeros); keep(lo, rows): consume each
     chunk's rows instead of returning them (then rows is None). regular: `kernels.walk_masks`
-    (byte edges only, no exits), for states whose walks meet no call or completion."""
+    (byte edges only, no exits), for states whose walks meet no call or completion.
+    The pushdown kernel runs at most _STEPS steps per call (a state that needs more is walked
+    again with twice as many), so the time limit is checked however costly one chunk is."""
     from . import kernels
 
     node_byte, node_depth, node_end, node_lo, node_hi, order = trie
     rows = None if keep else np.zeros((len(states), n_words), np.uint32)
     found = [[] for _ in range(5)]
-    cap = 1 << 12
+    cap = _EXIT_CAP
     for lo in range(0, len(states), _CHUNK):
         budget.check_time()
         chunk = states[lo: lo + _CHUNK]
         hi = lo + len(chunk)
         out = rows[lo: hi] if keep is None else np.empty((len(chunk), n_words), np.uint32)
-        while True:
-            out[:] = 0 if init is None else init(lo, hi)  # the kernel ORs bits into these rows
-            if regular:
-                kernels.walk_masks(net_args[0], net_args[1], chunk, node_byte, node_depth, node_end, node_lo,
-                                   node_hi, order, out, np.zeros(len(chunk), np.int64))
-                ex, got = [np.zeros(0, np.int32) for _ in range(5)], 0
-                break
-            ex = [np.empty(cap, np.int32) for _ in range(5)]
-            got = kernels.walk_cfg_nd(*net_args, chunk, node_byte, node_depth, node_end, node_lo, node_hi,
-                                      order, out, *ex)
-            if got <= cap:
-                break
-            cap = 2 * got
+        base = 0 if init is None else init(lo, hi)
+        out[:] = base  # the kernels OR bits into these rows
+        if regular:
+            kernels.walk_masks(net_args[0], net_args[1], chunk, node_byte, node_depth, node_end, node_lo,
+                               node_hi, order, out, np.zeros(len(chunk), np.int64))
+        else:
+            done, steps = 0, _STEPS
+            while done < len(chunk):
+                ex = [np.empty(cap, np.int32) for _ in range(5)]
+                got, n_done, why = kernels.walk_cfg_nd(*net_args, chunk[done:], node_byte, node_depth, node_end,
+                                                       node_lo, node_hi, order, out[done:], *ex, steps)
+                ex[1] += lo + done
+                for acc, x in zip(found, ex):
+                    acc.append(x[:got])
+                done += n_done
+                if why == 0:
+                    break
+                out[done] = base if init is None else base[done]  # the unfinished state's partial row
+                if why == 2:
+                    cap *= 2
+                else:
+                    budget.check_time()
+                    if n_done == 0:
+                        steps *= 2
         if keep is not None:
             keep(lo, out)
-        ex[1] += lo
-        for acc, x in zip(found, ex):
-            acc.append(x[:got])
     return rows, tuple(np.concatenate(x) if x else np.zeros(0, np.int32) for x in found)
 
 
@@ -381,59 +391,3 @@ CFG_ARRAYS = (
     "cfg_grp_ptr", "cfg_grp_state", "cfg_grp_tok_ptr", "cfg_grp_tok", "cfg_grp_rem", "cfg_rem_ptr",
     "cfg_rem_off", "cfg_rem_data",
 )
-
-
-# Remainder walks spent ahead of time on one-level caller contexts (JSON: ~500, arithmetic: ~1k).
-_PRECOMPUTE_BUDGET = 20_000
-
-
-def _precompute_callers(rtn: Rtn, net: Network, dep_sorted: dict, follow, budget) -> dict:
-    """Verdicts of each state's context-dependent remainders when its rule returns to call site r1
-    (the caller's next position) and, where many still depend, that caller's rule returns to r2,
-    whatever lies deeper: 1 valid, 0 invalid, 2 still depends. At run time the real charts'
-    waiters pick these rows, so a stack shape never seen before needs a walk only for the
-    remainders that pop deeper than that."""
-    sites: dict = {}
-    for q_calls in rtn.call_lists():
-        for m, r in q_calls:
-            sites.setdefault(m, set()).add(r)
-    us, r1s, r2s, off, st = [], [], [], [0], []
-    spent = 0
-
-    def run(u, r1, r2, rems) -> list:
-        m = int(rtn.owner[u])
-        if r2 < 0:
-            charts = [Chart([], {m: [(r1, -1)]}, False, False, True, 0, False)]
-            charts.append(net.close(charts, 1, [(u, 0)]))
-            top = int(rtn.owner[r1])
-        else:
-            charts = [Chart([], {int(rtn.owner[r1]): [(r2, -1)]}, False, False, True, 0, False),
-                      Chart([], {m: [(r1, 0)]}, False, False, True, 0, False)]
-            charts.append(net.close(charts, 2, [(u, 1)]))
-            top = int(rtn.owner[r2])
-        got = classify_sorted(net, charts, rems, follow[top])
-        us.append(u)
-        r1s.append(r1)
-        r2s.append(r2)
-        st.extend(got)
-        off.append(len(st))
-        return got
-
-    for u in sorted(dep_sorted):
-        rems = dep_sorted[u]
-        for r1 in sorted(sites.get(int(rtn.owner[u]), ())):
-            if spent + len(rems) > _PRECOMPUTE_BUDGET:
-                break
-            budget.check_time()
-            spent += len(rems)
-            got = run(u, r1, -1, rems)
-            if sum(1 for x in got if x == 2) * 5 < len(rems):
-                continue
-            for r2 in sorted(sites.get(int(rtn.owner[r1]), ())):
-                if spent + len(rems) > _PRECOMPUTE_BUDGET:
-                    break
-                spent += len(rems)
-                run(u, r1, r2, rems)
-    return {"cfg_pre_u": np.array(us, np.int32), "cfg_pre_r": np.array(r1s, np.int32),
-            "cfg_pre_r2": np.array(r2s, np.int32), "cfg_pre_off": np.array(off, np.int64),
-            "cfg_pre_st": np.array(st, np.int8)}

@@ -269,7 +269,7 @@ def hopcroft_partition(t, part):
 @nb.njit(cache=True, nogil=True)
 def walk_cfg_nd(trans, classes, flags, call_ptr, call_start, call_ret, call_first, call_skip, owner, f2,
                 states, node_byte, node_depth, node_end, node_lo, node_hi, order, out,
-                ex_kind, ex_k, ex_node, ex_state, ex_off):
+                ex_kind, ex_k, ex_node, ex_state, ex_off, max_steps):
     """Pushdown walk of the vocabulary trie from grammar positions `states`, following every route.
 
     A configuration is (position, local stack of return positions pushed inside the token).
@@ -284,7 +284,12 @@ def walk_cfg_nd(trans, classes, flags, call_ptr, call_start, call_ret, call_firs
     every route), once per subtree; the remainder starts at depth ex_off. When that node is the
     current one, a completion is recorded only where the next byte pair can follow the rule
     (f2[owner, b, b2]): per child node (kind 1), and kind 3 for the tokens ending at the node.
-    Returns the number of exits (ex_* may be too small)."""
+    Work is bounded so that the caller can check its time limit between calls: the walk stops
+    before a state once `max_steps` (trie nodes + worklist steps) are spent, or inside a state
+    when they run out, and after a state whose exits overflow ex_*; an unfinished state's row
+    may hold some of its bits (reset it before walking it again).
+    Returns (exits of the finished states, number of finished states, why it stopped: 0 all
+    done, 1 out of steps, 2 ex_* too small for the next unfinished state)."""
     C = 16
     W = 64
     P = 256
@@ -300,11 +305,18 @@ def walk_cfg_nd(trans, classes, flags, call_ptr, call_start, call_ret, call_firs
     wl_head = np.zeros(W, np.int32)
     cap = ex_node.shape[0]
     n_ex = 0
+    spent = 0
     for k in range(states.shape[0]):
+        if spent >= max_steps:
+            return n_ex, k, 1
+        n_ex0 = n_ex
         row = out[k]
         exd = 0
         i = 1
         while i < n_nodes:
+            spent += 1
+            if spent > max_steps:
+                return n_ex0, k, 1
             d = node_depth[i]
             if exd >= d:
                 exd = 0
@@ -336,6 +348,7 @@ def walk_cfg_nd(trans, classes, flags, call_ptr, call_start, call_ret, call_firs
                     steps = 0
                     while nw > 0:
                         steps += 1
+                        spent += 1
                         if steps > W:
                             overflow = True
                             break
@@ -438,4 +451,6 @@ def walk_cfg_nd(trans, classes, flags, call_ptr, call_start, call_ret, call_firs
                 t = order[j]
                 row[t >> 5] |= np.uint32(1) << np.uint32(t & 31)
             i += 1
-    return n_ex
+        if n_ex > cap:
+            return n_ex0, k, 2
+    return n_ex, states.shape[0], 0

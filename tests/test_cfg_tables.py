@@ -1,0 +1,67 @@
+"""Mask tables of context-free grammars (cfg_tables.py): the pushdown walk's work bound keeps
+the time limit in force inside a chunk, and resuming a walk cut short changes nothing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from kmgrammar import compile_lark, grammars
+from kmgrammar import cfg_tables
+from kmgrammar.errors import CompileLimitError
+
+
+def _same_arrays(a, b) -> None:
+    assert a._arrays.keys() == b._arrays.keys()
+    for k in a._arrays:
+        assert np.array_equal(a._arrays[k], b._arrays[k]), k
+
+
+@pytest.mark.parametrize("name", ["json", "arithmetic"])
+def test_walks_cut_short_give_the_same_tables(cl100k, monkeypatch, name):
+    """Tiny step budgets stop the kernel inside states and between them, and tiny exit arrays
+    make it stop after states whose exits overflow: the resumed walks give the same artifact."""
+    whole = compile_lark(grammars.load(name), cl100k, cache=False)
+    monkeypatch.setattr(cfg_tables, "_STEPS", 5000)
+    monkeypatch.setattr(cfg_tables, "_EXIT_CAP", 2)
+    cut = compile_lark(grammars.load(name), cl100k, cache=False)
+    _same_arrays(whole, cut)
+
+
+def test_time_limit_checked_inside_a_chunk(cl100k, monkeypatch):
+    """A chunk of pushdown walks that outlasts the time limit raises CompileLimitError naming
+    time_limit before the chunk is done (the kernel returns after _STEPS steps)."""
+    from kmgrammar.cfg_rtn import actions, build_rtn, byte_sets, follow2, recursive_rules
+    from kmgrammar.automaton import Limits
+    from kmgrammar.cfg import load_lark
+    from kmgrammar.token_automaton import split_tries, words_for
+
+    cfg = load_lark(grammars.load("json"))
+    rtn = build_rtn(cfg, recursive_rules(cfg), Limits())
+    sets = byte_sets(rtn)
+    flags, call_start, call_ret, call_first, call_skip = actions(rtn, sets)
+    net_args = (np.ascontiguousarray(rtn.trans), np.ascontiguousarray(rtn.classes), flags, rtn.call_ptr,
+                call_start, call_ret, call_first, call_skip, np.ascontiguousarray(rtn.owner.astype(np.int32)),
+                follow2(rtn, sets))
+    clean, _ = split_tries(cl100k, cfg_tables._SPLIT)
+
+    class Expired:  # the deadline passes once the chunk has started
+        calls = 0
+
+        def check_time(self):
+            self.calls += 1
+            if self.calls > 1:
+                raise CompileLimitError("compilation exceeded time_limit=0.001s (raise it with time_limit=...)")
+
+    monkeypatch.setattr(cfg_tables, "_STEPS", 1000)
+    states = np.arange(rtn.n_pos, dtype=np.int32)
+    assert len(states) <= cfg_tables._CHUNK  # one chunk: only the kernel's early return checks
+    with pytest.raises(CompileLimitError, match="time_limit"):
+        cfg_tables._walk(clean, states, net_args, words_for(cl100k.vocab_size), Expired())
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_tiny_time_limit_on_costly_tables(cl100k):
+    """A grammar whose tables take about a second (SQL) under a tiny time limit."""
+    with pytest.raises(CompileLimitError, match="time_limit"):
+        compile_lark(grammars.load("sql"), cl100k, cache=False, time_limit=0.05)

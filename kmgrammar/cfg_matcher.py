@@ -41,15 +41,43 @@ _W_CACHE = 8192  # stack vectors and verdicts kept per grammar
 _NONE = (-2, None)  # W of a rule nobody waits for (the start rule at offset 0): reads nothing
 
 
+class _Tokens:
+    """Context-dependent tokens (of one position's groups, or of a position set's), sorted by id:
+    token k is allowed iff verdict slot[k] is set, the slots numbering the remainders of each
+    group's exit state, group after group; bit[k] its bit in its mask word, `words` the distinct
+    words and `starts` where each word's tokens begin."""
+
+    __slots__ = ("slot", "n_slots", "toks", "bit", "words", "starts")
+
+    def __init__(self, toks: np.ndarray, slot: np.ndarray, n_slots: int):
+        order = np.argsort(toks, kind="stable")
+        self.toks = toks = toks[order]
+        self.slot = slot[order]
+        self.n_slots = n_slots
+        self.bit = np.left_shift(np.uint32(1), (toks & 31).astype(np.uint32))
+        word = toks >> 5
+        first = np.ones(len(word), bool)
+        first[1:] = word[1:] != word[:-1]
+        self.starts = np.flatnonzero(first)
+        self.words = word[self.starts]
+
+    @staticmethod
+    def join(parts: list) -> "_Tokens":
+        """The tokens of several lists, each one's slots after the previous ones'."""
+        slots, off = [], 0
+        for p in parts:
+            slots.append(p.slot + off)
+            off += p.n_slots
+        return _Tokens(np.concatenate([p.toks for p in parts]), np.concatenate(slots), off)
+
+
 class _PositionSet:
     """What a set of positions (with `accepting`) brings to every mask it appears in: the OR of
-    their rows (and EOS), and the context-dependent tokens of all their groups as one array sorted
-    by token id, so that a mask's verdicts become its bits in a few vector operations whatever the
-    number of groups. Token k is allowed iff verdict slot[k] is set, where the slots number the
-    remainders of each group's exit state, group after group in `gids` order; `words` are the
-    distinct mask words of the tokens and `starts` where each word's tokens begin."""
+    their rows (and EOS), and the context-dependent tokens of all their groups (`tokens`, slots
+    in `gids` order, or None), so that a mask's verdicts become its bits in a few vector
+    operations whatever the number of groups."""
 
-    __slots__ = ("rows", "gids", "slot", "bit", "words", "starts", "rows_at")
+    __slots__ = ("rows", "gids", "tokens", "rows_at")
 
     def __init__(self, rt: "_Runtime", positions, accepting: bool):
         rows = None
@@ -59,38 +87,23 @@ class _PositionSet:
         if rows is None:
             rows = np.zeros(rt.n_words, np.uint32)
         self.rows = rows | rt.eos if accepting else rows  # read only: masks start from a copy
-        with_groups = sorted(pos for pos in positions if rt.pos_groups[pos])
+        with_groups = sorted(pos for pos in positions if rt.pos_tokens[pos] is not None)
         self.gids = [gid for pos in with_groups for gid in rt.pos_groups[pos]]
-        if len(with_groups) == 1:
-            toks, self.slot, _ = rt.pos_tokens(with_groups[0])
-        else:  # merge the positions' token lists (each already sorted), slots numbered on
-            toks, slots, off = [], [], 0
-            for pos in with_groups:
-                t, sl, n = rt.pos_tokens(pos)
-                toks.append(t)
-                slots.append(sl + off)
-                off += n
-            toks = np.concatenate(toks) if toks else np.zeros(0, np.int64)
-            order = np.argsort(toks, kind="stable")
-            toks = toks[order]
-            self.slot = np.concatenate(slots)[order] if slots else np.zeros(0, np.intp)
-        self.bit = np.left_shift(np.uint32(1), (toks & 31).astype(np.uint32))
-        word = toks >> 5
-        first = np.ones(len(word), bool)
-        first[1:] = word[1:] != word[:-1]
-        self.starts = np.flatnonzero(first)
-        self.words = word[self.starts]
-        self.rows_at = self.rows[self.words]
+        self.tokens = tk = (None if not with_groups else rt.pos_tokens[with_groups[0]] if len(with_groups) == 1
+                            else _Tokens.join([rt.pos_tokens[pos] for pos in with_groups]))
+        if tk is not None:
+            self.rows_at = self.rows[tk.words]
 
     def mask(self, parts: dict) -> np.ndarray:
         """The mask given the verdicts of every group (parts: gid -> (key, vector over the
         remainders of its exit state))."""
         words = self.rows.copy()
-        if len(self.starts):
+        tk = self.tokens
+        if tk is not None:
             gids = self.gids
             viable = parts[gids[0]][1] if len(gids) == 1 else np.concatenate([parts[g][1] for g in gids])
             # an OR per word, not a sum: a token may appear twice (two exits, two remainders)
-            words[self.words] = self.rows_at | np.bitwise_or.reduceat(self.bit * viable[self.slot], self.starts)
+            words[tk.words] = self.rows_at | np.bitwise_or.reduceat(tk.bit * viable[tk.slot], tk.starts)
         return words.view(np.int32)
 
 
@@ -135,8 +148,6 @@ class _Runtime:
         gp, gs, gtp = a["cfg_grp_ptr"].tolist(), a["cfg_grp_state"].tolist(), a["cfg_grp_tok_ptr"].tolist()
         tok, rem = a["cfg_grp_tok"], a["cfg_grp_rem"]
         self.group_u = gs
-        self.group_tok = [tok[gtp[k]: gtp[k + 1]].astype(np.int64) for k in range(len(gs))]
-        self.group_rem = [rem[gtp[k]: gtp[k + 1]].astype(np.intp) for k in range(len(gs))]
         self.pos_groups = [tuple(range(gp[p], gp[p + 1])) for p in range(n)]
         # positions are numbered rule by rule, so a position's rule is the last start <= it
         self.owner = (np.searchsorted(a["cfg_nt_start"], np.arange(n), side="right") - 1).tolist()
@@ -144,10 +155,17 @@ class _Runtime:
             if any(self.owner[gs[k]] != self.owner[p] for k in self.pos_groups[p]):
                 raise ArtifactError(f"corrupt cfg artifact: exit state outside the rule of position {p}")
         self.rem_ptr = rp = a["cfg_rem_ptr"].tolist()
-        self._pos_tokens: list = [None] * n  # see pos_tokens (one thread's copy kept)
         ro = a["cfg_rem_off"].tolist()
         data = a["cfg_rem_data"].tobytes()
         self.rems = [[data[ro[k]: ro[k + 1]] for k in range(rp[u], rp[u + 1])] for u in range(n)]
+        self.pos_tokens: list = []  # per position the tokens of its groups (_Tokens), or None
+        for p in range(n):
+            slots, off = [], 0
+            for k in self.pos_groups[p]:
+                slots.append(rem[gtp[k]: gtp[k + 1]].astype(np.intp) + off)
+                off += rp[gs[k] + 1] - rp[gs[k]]
+            self.pos_tokens.append(_Tokens(tok[gtp[gp[p]]: gtp[gp[p + 1]]].astype(np.int64), np.concatenate(slots), off)
+                                   if slots else None)
         self._tables = None
         self.masks: dict = {}  # by (item positions and W ids, accepting)
         self.masks_v: dict = {}  # by (positions, accepting, verdicts per group)
@@ -174,22 +192,6 @@ class _Runtime:
 
     def row(self, pos: int) -> np.ndarray:
         return self.compiled.mask_row(pos).view(np.uint32)
-
-    def pos_tokens(self, pos: int) -> tuple:
-        """(tokens, slots, number of slots) of the groups of pos, tokens ascending: token k's
-        remainder is slot k of the verdicts of pos's groups laid end to end (see _PositionSet)."""
-        got = self._pos_tokens[pos]
-        if got is None:
-            toks, slots, off = [], [], 0
-            for gid in self.pos_groups[pos]:
-                toks.append(self.group_tok[gid])
-                slots.append(self.group_rem[gid] + off)
-                u = self.group_u[gid]
-                off += self.rem_ptr[u + 1] - self.rem_ptr[u]
-            toks = np.concatenate(toks)
-            order = np.argsort(toks, kind="stable")
-            got = self._pos_tokens[pos] = (toks[order], np.concatenate(slots)[order], off)
-        return got
 
     # -- stack vectors ----------------------------------------------------------------------
 

@@ -321,7 +321,7 @@ class _Runtime:
                 items.append((pos, (self.w(charts, o) if w is None else w).get(owner[pos], _NONE)[0]))
             else:
                 items.append(pos)
-        key = (frozenset(items), ch.accepting)
+        key = (items[0] if len(items) == 1 else frozenset(items), ch.accepting)
         got = self.masks.get(key)
         if got is None:
             parts: dict = {}  # group id -> verdicts of its remainders (OR over the items' origins)

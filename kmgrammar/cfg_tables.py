@@ -61,9 +61,30 @@ def build_cfg_tables(rtn: Rtn, vocab, budget) -> tuple:
     mixed = np.flatnonzero(~pure)
     _, ex_c = _walk(clean, reps[mixed], net_args, n_words, budget,
                     keep=lambda lo, out: rows_c.add_at(mixed[lo: lo + len(out)], out))
+    # The dirty walk sets bits of the dirty trie's tokens only: it writes them compactly (bit j
+    # for the trie's j-th token), and each distinct (class row, dirty bits) pair becomes one row.
+    d_order = dirty[5]
+    d_keys: dict = {}
+    d_of = np.zeros(n, np.int64)
+
+    def keep_dirty(lo, out):
+        for k in range(len(out)):
+            d_of[lo + k] = d_keys.setdefault(out[k].tobytes(), len(d_keys))
+
+    _, ex_d = _walk(dirty[:5] + (np.arange(len(d_order), dtype=np.int32),), np.arange(n, dtype=np.int32),
+                    net_args, words_for(len(d_order)), budget, keep=keep_dirty)
+    d_toks = [d_order[np.flatnonzero(np.unpackbits(np.frombuffer(b, np.uint8), bitorder="little"))]
+              for b in d_keys]
     rows = _Rows(n, n_words)
-    _, ex_d = _walk(dirty, np.arange(n, dtype=np.int32), net_args, n_words, budget,
-                    init=lambda lo, hi: rows_c.matrix()[rows_c.row_of[cls[lo:hi]]], keep=rows.add_chunk)
+    pairs: dict = {}
+    for p, pair in enumerate(zip(rows_c.row_of[cls].tolist(), d_of.tolist())):
+        r = pairs.get(pair)
+        if r is None:
+            row = rows_c.uniq[pair[0]].copy()
+            t = d_toks[pair[1]]
+            np.bitwise_or.at(row, t >> 5, np.left_shift(np.uint32(1), (t & 31).astype(np.uint32)))
+            r = pairs[pair] = rows.id_of(row)
+        rows.row_of[p] = r
     # A class's exits belong to each of its members.
     kind_c, k_c, node_c, u_c, off_c = ex_c
     c_of = mixed[k_c]
@@ -227,7 +248,8 @@ class _Rows:
         self.n_words = n_words
         self._matrix = None
 
-    def _id(self, row) -> int:
+    def id_of(self, row) -> int:
+        """The id of `row`'s content (added if new)."""
         key = row.tobytes()
         r = self.index.get(key)
         if r is None:
@@ -236,19 +258,15 @@ class _Rows:
             self._matrix = None
         return r
 
-    def add_chunk(self, lo: int, rows) -> None:
-        for k in range(len(rows)):
-            self.row_of[lo + k] = self._id(rows[k])
-
     def add_at(self, ids, rows) -> None:
         for k, p in enumerate(ids.tolist()):
-            self.row_of[p] = self._id(rows[k])
+            self.row_of[p] = self.id_of(rows[k])
 
     def row(self, p: int) -> np.ndarray:
         return self.uniq[self.row_of[p]]
 
     def set(self, p: int, row) -> None:
-        self.row_of[p] = self._id(row)
+        self.row_of[p] = self.id_of(row)
 
     def matrix(self) -> np.ndarray:
         if self._matrix is None:
@@ -264,12 +282,11 @@ class _Rows:
         return [self.uniq[r] for r in used.tolist()], rank[self.row_of]
 
 
-def _walk(trie: tuple, states: np.ndarray, net_args: tuple, n_words: int, budget, init=None, keep=None,
+def _walk(trie: tuple, states: np.ndarray, net_args: tuple, n_words: int, budget, keep=None,
           regular: bool = False) -> tuple:
     """`kernels.walk_cfg_nd` over `trie` from each of `states`, in chunks: rows [len(states),
     n_words] and exits (kind, index into states, node, exit state, remainder offset).
-    init(lo, hi): the rows to OR the walk into (default zeros); keep(lo, rows): consume each
-    chunk's rows instead of returning them (then rows is None). regular: `kernels.walk_masks`
+    keep(lo, rows): consume each chunk's rows instead of returning them (then rows is None). regular: `kernels.walk_masks`
     (byte edges only, no exits), for states whose walks meet no call or completion.
     The pushdown kernel runs at most _STEPS steps per call (a state that needs more is walked
     again with twice as many), so the time limit is checked however costly one chunk is."""
@@ -284,8 +301,7 @@ def _walk(trie: tuple, states: np.ndarray, net_args: tuple, n_words: int, budget
         chunk = states[lo: lo + _CHUNK]
         hi = lo + len(chunk)
         out = rows[lo: hi] if keep is None else np.empty((len(chunk), n_words), np.uint32)
-        base = 0 if init is None else init(lo, hi)
-        out[:] = base  # the kernels OR bits into these rows
+        out[:] = 0  # the kernels OR bits into these rows
         if regular:
             kernels.walk_masks(net_args[0], net_args[1], chunk, node_byte, node_depth, node_end, node_lo,
                                node_hi, order, out, np.zeros(len(chunk), np.int64))
@@ -301,7 +317,7 @@ def _walk(trie: tuple, states: np.ndarray, net_args: tuple, n_words: int, budget
                 done += n_done
                 if why == 0:
                     break
-                out[done] = base if init is None else base[done]  # the unfinished state's partial row
+                out[done] = 0  # the unfinished state's partial row
                 if why == 2:
                     cap *= 2
                 else:

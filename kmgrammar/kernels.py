@@ -294,15 +294,17 @@ def walk_cfg_nd(trans, classes, flags, call_ptr, call_start, call_ret, call_firs
     W = 64
     P = 256
     n_nodes = node_byte.shape[0]
-    cpos = np.zeros(4097 * C, np.int32)
-    chead = np.zeros(4097 * C, np.int32)
-    ccount = np.zeros(4097, np.int32)
-    anc_node = np.zeros(4097, np.int32)
-    anc_state = np.zeros(4097, np.int32)
-    pool_pos = np.zeros(4097 * P, np.int32)
-    pool_next = np.zeros(4097 * P, np.int32)
-    wl_pos = np.zeros(W, np.int32)
-    wl_head = np.zeros(W, np.int32)
+    # Scratch, per trie depth: every slot is written before it is read (a node's level is filled
+    # from its parent's); zeroing these ~9 MB cost ~0.2 ms per call.
+    cpos = np.empty(4097 * C, np.int32)
+    chead = np.empty(4097 * C, np.int32)
+    ccount = np.empty(4097, np.int32)
+    anc_node = np.empty(4097, np.int32)
+    anc_state = np.empty(4097, np.int32)
+    pool_pos = np.empty(4097 * P, np.int32)
+    pool_next = np.empty(4097 * P, np.int32)
+    wl_pos = np.empty(W, np.int32)
+    wl_head = np.empty(W, np.int32)
     cap = ex_node.shape[0]
     n_ex = 0
     spent = 0

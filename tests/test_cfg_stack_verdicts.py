@@ -180,3 +180,61 @@ def test_older_artifacts_without_stack_tables(cl100k):
         mb.fill_next_token_bitmask(bm_b)
         assert np.array_equal(bm_a, bm_b)
         assert ma.accept_token(t) and mb.accept_token(t)
+
+
+@pytest.mark.parametrize("name", ["json", "arithmetic", "left_recursive"])
+def test_table_masks_equal_walked_masks(name, cl100k):
+    """At every step of random documents, from an empty runtime on: the mask from the stack
+    tables (stack vectors, verdicts, position sets joining several positions' tokens) equals the
+    mask with every remainder walked against the real charts."""
+    from kmgrammar.cfg_matcher import runtime
+
+    lark = LEFT_RECURSIVE if name == "left_recursive" else grammars.load(name)
+    c = compile_lark(lark, cl100k, cache=False)
+    rt = runtime(c)
+    rng = random.Random(11)
+    for _ in range(3):
+        if name == "json":
+            text = json.dumps(_json_value(rng, 7), indent=rng.choice([None, 1]))
+        elif name == "arithmetic":
+            text = _expr(rng, 6)
+        else:
+            text = _bracketed(rng, 5)
+        m = Matcher(c)
+        for t in cl100k.encode(text):
+            charts = m._charts
+            assert np.array_equal(rt.mask(charts), rt._compute_walked(list(charts))), (text, len(charts))
+            assert m.accept_token(t)
+    joined = [ps for ps in rt.position_sets.values()
+              if ps.tokens is not None and all(ps.tokens is not tk for tk in rt.pos_tokens)]
+    assert joined or name == "json"  # sets joining several positions' tokens were exercised
+
+
+def test_position_set_masks_from_any_verdicts(cl100k):
+    """A position set's mask, for arbitrary verdicts per group, is its rows plus exactly the tokens
+    of its groups whose remainder is viable (checked token by token from the stored groups),
+    for sets of one, two and three positions."""
+    from kmgrammar.cfg_matcher import _PositionSet, runtime
+
+    c = compile_lark(grammars.load("arithmetic"), cl100k, cache=False)
+    rt = runtime(c)
+    a = c._arrays
+    gtp, tok, rem = a["cfg_grp_tok_ptr"], a["cfg_grp_tok"], a["cfg_grp_rem"]
+    with_groups = [p for p in range(len(rt.pos_groups)) if rt.pos_groups[p]]
+    rng = random.Random(3)
+    sets = [frozenset(rng.sample(with_groups, k)) for k in (1, 2, 2, 3, 3) for _ in range(3)]
+    for positions in sets:
+        for accepting in (False, True):
+            ps = _PositionSet(rt, positions, accepting)
+            n_rem = {g: rt.rem_ptr[rt.group_u[g] + 1] - rt.rem_ptr[rt.group_u[g]] for g in ps.gids}
+            parts = {g: (None, np.array([rng.random() < 0.5 for _ in range(n_rem[g])], bool)) for g in ps.gids}
+            want = np.zeros(c.n_words, np.uint32)
+            for p in positions:
+                want |= c.mask_row(p).view(np.uint32)
+            if accepting:
+                want |= rt.eos
+            for g in ps.gids:
+                for t, r in zip(tok[gtp[g]: gtp[g + 1]].tolist(), rem[gtp[g]: gtp[g + 1]].tolist()):
+                    if parts[g][1][r]:
+                        want[t >> 5] |= np.uint32(1 << (t & 31))
+            assert np.array_equal(ps.mask(parts).view(np.uint32), want), (sorted(positions), accepting)

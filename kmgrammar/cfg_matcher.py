@@ -236,7 +236,7 @@ class _Runtime:
             if missing:
                 stack.extend(missing)
                 continue
-            key = frozenset(key)
+            key = key[0] if len(key) == 1 else frozenset(key)
             got = self.w_cache.get(key)
             if got is None:
                 got = self._w_of(charts, j)
@@ -278,10 +278,11 @@ class _Runtime:
                         changed = True
         return {m: self._intern(v) for m, v in out.items()}
 
-    def verdicts(self, charts: list, u: int, o: int) -> tuple:
+    def verdicts(self, u: int, below: tuple) -> tuple:
         """(bytes, vector): which remainders of exit state u are viable from item (u, o) on the
-        real stack: a function of u and W(o) of u's rule, cached by them."""
-        wid, wb = self.w(charts, o).get(self.owner[u], _NONE)
+        real stack: a function of u and W(o) of u's rule (`below`: its (id, vector)), cached by
+        them."""
+        wid, wb = below
         key = (u, wid)
         got = self.v_cache.get(key)
         if got is None:
@@ -314,20 +315,22 @@ class _Runtime:
         # The mask is a function of the items' positions and, where a position has
         # context-dependent tokens, of what the stack below reads after its rule (W ids).
         pos_groups, owner = self.pos_groups, self.owner
-        items = []
+        items, stacks = [], []
         for pos, o in ch.scan:
             if pos_groups[pos]:
                 w = charts[o].w
-                items.append((pos, (self.w(charts, o) if w is None else w).get(owner[pos], _NONE)[0]))
+                e = (self.w(charts, o) if w is None else w).get(owner[pos], _NONE)
+                items.append((pos, e[0]))
+                stacks.append((pos, e))
             else:
                 items.append(pos)
         key = (items[0] if len(items) == 1 else frozenset(items), ch.accepting)
         got = self.masks.get(key)
         if got is None:
             parts: dict = {}  # group id -> verdicts of its remainders (OR over the items' origins)
-            for pos, o in ch.scan:
+            for pos, e in stacks:
                 for gid in pos_groups[pos]:
-                    vb = self.verdicts(charts, self.group_u[gid], o)
+                    vb = self.verdicts(self.group_u[gid], e)
                     prev = parts.get(gid)
                     if prev is None:
                         parts[gid] = vb

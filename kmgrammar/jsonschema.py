@@ -472,16 +472,20 @@ class Lowerer(LogicMixin, ContainerMixin):
                     self.fail(_ptr(ptr, "format"), f"format {f!r}")
         if hi is not None and lo > hi:
             return _EMPTY
-        if not contents:
-            return jv.string_node(lo, hi)
-        dfa = contents[0]
-        for d in contents[1:]:
-            dfa = jv.intersection(dfa, d, self.lim())
-        if lo or hi is not None:
-            dfa = jv.intersection(dfa, self.dfa(jv.length_node(lo, hi)), self.lim())
-        if dfa.is_empty():
-            return _EMPTY
-        return g.seq(g.text('"'), g.Dfa(jv.escape_dfa(dfa)), g.text('"'))
+        try:
+            if not contents:
+                return jv.string_node(lo, hi, self.lim())
+            dfa = contents[0]
+            for d in contents[1:]:
+                dfa = jv.intersection(dfa, d, self.lim())
+            dfa = jv.string_dfa(dfa, lo, hi, self.lim())
+        except CompileLimitError as e:
+            if "max_states" not in str(e) or (hi or lo) < 1000:
+                raise
+            bounds = f"minLength {lo}" + (f", maxLength {hi}" if hi is not None else "")
+            raise CompileLimitError(f"string at {flat[0][1]} ({bounds}): counting its characters exactly "
+                                    f"needs ~{13 * max(lo, hi or 0)} automaton states; {e}") from None
+        return _EMPTY if dfa.is_empty() else g.Dfa(dfa)
 
     def count(self, s, kw, ptr) -> int:
         v = s[kw]

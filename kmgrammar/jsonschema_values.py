@@ -23,7 +23,8 @@ from functools import lru_cache
 import numpy as np
 
 from . import grammar as g
-from .automaton import ByteDFA, Limits, _Budget, _complete, _determinize, _NFA, _product, literals_dfa, minimize
+from .automaton import (ByteDFA, Limits, _Budget, _complete, _determinize, _empty_dfa, _NFA, _product, literals_dfa,
+                        minimize)
 from .errors import CompileError, CompileLimitError
 
 # ---------------------------------------------------------------------------------------------
@@ -177,9 +178,113 @@ def build(node, limits: Limits) -> ByteDFA:
     budget = _Budget(limits)
     if type(node) is g.Alt and all(type(x) is g.Bytes for x in node.items):
         return literals_dfa([x.data for x in node.items], budget)  # a big enum: its trie
+    big = _big_leaves(node)
+    while big:
+        subs = dict(zip(_MARKERS, big))
+        nfa = _GraphNFA(budget)
+        s, e = nfa.build(_mark(node, {id(d): m for m, d in subs.items()}, {}))
+        if _foreign_markers(nfa.edges):
+            break
+        got, bad = _splice(_determinize(nfa, s, e, budget), subs, budget)
+        if got is not None:
+            return got
+        big.remove(subs[bad])
     nfa = _GraphNFA(budget)
     s, e = nfa.build(node)
     return _determinize(nfa, s, e, budget)
+
+
+# Big sub-automata are spliced in, not determinised again: a value DFA of thousands of states (a
+# long counted string, a nested object) would otherwise be walked state by state by the subset
+# construction of every enclosing object. Each one becomes a marker byte that UTF-8 never holds,
+# the small skeleton is determinised, and every marker edge q -M-> r is replaced by a copy of the
+# DFA entered from q whose accepting states are r. That is exact when the DFA is end-marked
+# (accepting states have no edges, as JSON strings, objects, arrays and literals) and its first
+# bytes are not also taken by q's other edges (else that DFA is embedded the usual way).
+_MARKERS = (0xC0, 0xC1) + tuple(range(0xF5, 0xFE))  # 0xFE/0xFF are the pattern anchor markers
+SPLICE_MIN_STATES = 128
+
+
+def _big_leaves(node) -> list:
+    """Distinct end-marked DFA leaves worth splicing, biggest first (at most one per marker)."""
+    seen, found, stack = set(), {}, [node]
+    while stack:
+        x = stack.pop()
+        if id(x) in seen:
+            continue
+        seen.add(id(x))
+        t = type(x)
+        if t is g.Dfa:
+            d = x.dfa
+            if d.n_states >= SPLICE_MIN_STATES and not d.accept[0] and (d.trans[d.accept] < 0).all():
+                found[id(d)] = d
+        elif t in (g.Seq, g.Alt):
+            stack.extend(x.items)
+        elif t is g.Repeat:
+            stack.append(x.item)
+        elif t is Graph:
+            stack.extend(lab for _u, _v, lab in x.edges if lab is not None)
+    return sorted(found.values(), key=lambda d: -d.n_states)[:len(_MARKERS)]
+
+
+def _mark(node, marker: dict, memo: dict):
+    """`node` with the DFA leaves in `marker` (id -> byte) replaced by their marker byte."""
+    got = memo.get(id(node))
+    if got is not None:
+        return got
+    t = type(node)
+    if t is g.Dfa:
+        m = marker.get(id(node.dfa))
+        got = node if m is None else g.Bytes(bytes([m]))
+    elif t in (g.Seq, g.Alt):
+        got = t(tuple(_mark(x, marker, memo) for x in node.items))
+    elif t is g.Repeat:
+        got = g.Repeat(_mark(node.item, marker, memo), node.min, node.max)
+    elif t is Graph:
+        got = Graph(node.n, node.start, node.finals,
+                    tuple((u, v, None if lab is None else _mark(lab, marker, memo)) for u, v, lab in node.edges))
+    else:
+        got = node
+    memo[id(node)] = got
+    return got
+
+
+def _foreign_markers(edges: list) -> bool:
+    """Does an NFA edge other than a marker's own single byte cover a marker byte?"""
+    return any(lo < hi and any(lo <= m <= hi for m in _MARKERS) for out in edges for lo, hi, _t in out if lo < hi)
+
+
+def _splice(skel: ByteDFA, subs: dict, budget: _Budget):
+    """(spliced minimal DFA, None), or (None, marker) when that marker's DFA cannot be spliced."""
+    markers = list(subs)
+    dfas = [subs[m] for m in markers]
+    own = np.zeros(256, np.int64)
+    own[markers] = 1 + np.arange(len(markers))
+    key = np.stack([skel.classes.astype(np.int64), own] + [d.classes.astype(np.int64) for d in dfas], axis=1)
+    _u, first, cls = np.unique(key, axis=0, return_index=True, return_inverse=True)
+    cls = cls.reshape(-1)
+    mcols = cls[markers]
+    sk = skel.trans[:, skel.classes[first]]
+    base = sk.copy()
+    base[:, mcols] = -1
+    rows, accept, n = [base], [skel.accept], skel.n_states
+    for m, d, c in zip(markers, dfas, mcols):
+        dt = d.trans[:, d.classes[first]]
+        into_accept = (dt >= 0) & d.accept[np.maximum(dt, 0)]
+        first_bytes = dt[0] >= 0
+        for q in np.flatnonzero(sk[:, c] >= 0):
+            if (base[q] >= 0)[first_bytes].any():
+                return None, m
+            copy = np.where(dt >= 0, dt + n, -1)
+            copy[into_accept] = sk[q, c]
+            copy[:, mcols] = -1
+            base[q, first_bytes] = copy[0, first_bytes]
+            rows.append(copy)
+            accept.append(np.zeros(d.n_states, bool))
+            n += d.n_states
+            budget.check_states(n)
+    table = np.vstack(rows).astype(np.int32)
+    return minimize(ByteDFA(table, cls.astype(np.uint8), np.concatenate(accept)), budget), None
 
 
 def difference(a: ByteDFA, b: ByteDFA, limits: Limits) -> ByteDFA:
@@ -255,62 +360,171 @@ def _char_dfa() -> ByteDFA:
     return build(JSON_CHAR, _CACHE_LIMITS)
 
 
+@lru_cache(maxsize=None)
+def _any_content() -> ByteDFA:
+    return build(length_node(0, None), _CACHE_LIMITS)
+
+
 @lru_cache(maxsize=512)
 def _string_dfa(min_len: int, max_len: int | None) -> ByteDFA:
-    body = g.Repeat(g.Dfa(_char_dfa()), min_len, max_len)
-    return build(g.seq(g.text('"'), body, g.text('"')), _CACHE_LIMITS)
+    return string_dfa(_any_content(), min_len, max_len, _CACHE_LIMITS)
 
 
-def string_node(min_len: int = 0, max_len: int | None = None):
+def string_node(min_len: int = 0, max_len: int | None = None, limits: Limits | None = None):
     """A JSON string of min..max code points, no other constraint (shared DFAs for short bounds)."""
     if (max_len if max_len is not None else min_len) <= 256:
         return g.Dfa(_string_dfa(min_len, max_len))
-    return g.seq(g.text('"'), g.Repeat(g.Dfa(_char_dfa()), min_len, max_len), g.text('"'))
+    return g.Dfa(string_dfa(_any_content(), min_len, max_len, limits or Limits()))
 
 
-def escape_dfa(content: ByteDFA) -> ByteDFA:
-    """From a DFA over decoded string contents (UTF-8) to one over its canonical JSON escaping
-    (without the quotes): bytes `"`, `\\` and controls become their escape sequences."""
+# Bytes that begin a code point (not UTF-8 continuation bytes 0x80-0xBF).
+_LEAD = np.array([not 0x80 <= b <= 0xBF for b in range(256)])
+
+
+def counted_dfa(content: ByteDFA, lo: int, hi: int | None, budget: _Budget) -> ByteDFA:
+    """The strings of `content` (a DFA over UTF-8) with lo..hi code points (not minimised).
+
+    A layered product built with numpy: layer i holds the content states reachable after i code
+    points. Once a layer repeats the previous one, every later layer does too and is stamped out
+    in one step: a maxLength of 10,000 costs a few array operations, not 10,000 copies of a
+    character run through a subset construction."""
+    n = content.n_states
+    if n == 0 or (hi is not None and lo > hi):
+        return _empty_dfa()
+    cls, first = _split_classes(content.classes, _LEAD)
+    trans = content.trans[:, content.classes[first]]  # [n, k]: classes split by lead/continuation
+    lead = _LEAD[first]
+    n_layers = (hi + 1) if hi is not None else lo + 1  # without hi, the last layer is "lo or more"
+
+    def close(entry, mask):  # the states reachable from `entry` on the byte classes in `mask`
+        got = entry
+        while True:
+            nxt = trans[got][:, mask].ravel()
+            new = np.union1d(got, nxt[nxt >= 0])
+            if len(new) == len(got):
+                return got
+            got = new
+
+    cont = ~lead
+    layers = [close(np.array([0]), cont)]
+    while len(layers) < n_layers:
+        nxt = trans[layers[-1]][:, lead].ravel()
+        nxt = close(np.unique(nxt[nxt >= 0]), cont)
+        if not len(nxt):
+            n_layers = len(layers)
+            break
+        if np.array_equal(nxt, layers[-1]):
+            break  # a fixpoint: every later layer is a copy of the last one
+        layers.append(nxt)
+        if len(layers) % 256 == 0:
+            budget.check_states(sum(map(len, layers)))
+            budget.check_time()
+    if hi is None and len(layers) == n_layers:
+        layers[-1] = close(layers[-1], np.ones(len(lead), bool))
+    n_explicit = len(layers)
+    sizes = [len(x) for x in layers] + [len(layers[-1])] * (n_layers - n_explicit)
+    offsets = np.zeros(n_layers + 1, np.int64)
+    np.cumsum(sizes, out=offsets[1:])
+    budget.check_states(int(offsets[-1]))
+    rank = np.full((n_explicit, n), -1, np.int64)  # a content state's index within its layer
+    for i, x in enumerate(layers):
+        rank[i, x] = np.arange(len(x))
+    table = np.full((int(offsets[-1]), trans.shape[1]), -1, np.int32)
+    accept = np.zeros(int(offsets[-1]), bool)
+    for i, x in enumerate(layers):
+        copies = n_layers - n_explicit + 1 if i == n_explicit - 1 else 1
+        layer = i + np.arange(copies)[:, None]  # the layer index of each copy
+        src = offsets[layer] + np.arange(len(x))[None, :]
+        rows = trans[x]
+        for c in range(rows.shape[1]):
+            t = rows[:, c]
+            to = layer + int(lead[c])
+            if hi is None:
+                to = np.minimum(to, n_layers - 1)  # "lo or more" loops on itself
+            r = rank[min(i + int(lead[c]), n_explicit - 1), np.maximum(t, 0)]
+            ok = (t >= 0)[None, :] & (to < n_layers)
+            dst = offsets[np.minimum(to, n_layers - 1)] + r[None, :]
+            table[src[ok], c] = dst[ok]
+        accept[src.ravel()] = (content.accept[x][None, :] & (layer >= lo)).ravel()
+    return ByteDFA(table, cls, accept)
+
+
+def string_dfa(content: ByteDFA, lo: int, hi: int | None, limits: Limits) -> ByteDFA:
+    """The JSON strings (quotes included) whose decoded contents are in `content` and have lo..hi
+    code points."""
+    budget = _Budget(limits)
+    if lo or hi is not None:
+        content = counted_dfa(content, lo, hi, budget)
+    return _quoted(_escaped(content), budget)  # minimised once, at the end
+
+
+def _split_classes(classes: np.ndarray, key: np.ndarray):
+    """Byte classes refined by a per-byte key: (new classes, a representative byte per class)."""
+    _u, first, cls = np.unique(classes.astype(np.int64) * 512 + key, return_index=True, return_inverse=True)
+    return cls.reshape(-1).astype(np.uint8), first
+
+
+_ESCAPE_BYTES = np.zeros(256, np.int64)  # bytes an escaped string treats apart: specials and escape letters
+_ESCAPE_BYTES[_SPECIAL + [ord(c) for c in "bfnrtu0123456789abcdef"]] = 1 + np.arange(len(_SPECIAL) + 22)
+
+
+def escape_dfa(content: ByteDFA, budget: _Budget | None = None) -> ByteDFA:
+    """From a DFA over decoded string contents (UTF-8) to the minimal DFA of its canonical JSON
+    escaping (without the quotes): bytes `"`, `\\` and controls become their escape sequences."""
+    return minimize(_escaped(content), budget)
+
+
+def _escaped(content: ByteDFA) -> ByteDFA:
+    """`escape_dfa` before minimisation.
+
+    Every state with an edge on a special byte gets its own small trie of escape sequences
+    (after the backslash: short escapes, u, u0, u00, u000, u001); branches that lead nowhere are
+    trimmed by the minimisation."""
     n = content.n_states
     if n == 0:
         return content
-    full = content.trans[:, content.classes]  # [n, 256]
-    rows = [full]
-    extra: list = []
-    nxt = n
-    table_extra = []
-    for q in range(n):
-        targets = {b: int(full[q, b]) for b in _SPECIAL if full[q, b] >= 0}
-        if not targets:
-            continue
-        # trie of escape sequences after the backslash
-        trie_ids: dict = {"": nxt}
-        nxt += 1
-        edges: list = []
-        for b, t in targets.items():
-            esc = escape_of(b)
-            for k in range(len(esc)):
-                pre, ch = esc[:k], esc[k]
-                if k == len(esc) - 1:
-                    edges.append((trie_ids[pre], ord(ch), t))
-                else:
-                    key = esc[: k + 1]
-                    if key not in trie_ids:
-                        trie_ids[key] = nxt
-                        nxt += 1
-                        edges.append((trie_ids[pre], ord(ch), trie_ids[key]))
-        extra.append((q, trie_ids[""], edges))
-    table = np.full((nxt, 256), -1, np.int32)
+    cls, first = _split_classes(content.classes, _ESCAPE_BYTES)
+    full = content.trans[:, content.classes[first]]  # [n, k]
+    col = lambda b: int(cls[b])  # noqa: E731
+    special = full[:, [col(b) for b in _SPECIAL]]
+    src = np.flatnonzero((special >= 0).any(axis=1))
+    m = len(src)
+    base = n + 6 * np.arange(m)  # trie nodes: "", u, u0, u00, u000, u001
+    table = np.full((n + 6 * m, len(first)), -1, np.int32)
     table[:n] = full
-    table[:n, _SPECIAL] = -1
-    for q, root, edges in extra:
-        table[q, 0x5C] = root
-        for u, ch, v in edges:
-            table[u, ch] = v
-    accept = np.zeros(nxt, bool)
+    table[:n, [col(b) for b in _SPECIAL]] = -1
+    table[src, col(0x5C)] = base
+    for b in _SPECIAL:
+        esc = escape_of(b)
+        if len(esc) == 1:
+            table[base, col(ord(esc))] = full[src, col(b)]
+        else:  # u00XX
+            table[base + (4 if b < 0x10 else 5), col(ord(esc[-1]))] = full[src, col(b)]
+    for node, ch in ((0, "u"), (1, "0"), (2, "0"), (3, "0")):
+        table[base + node, col(ord(ch))] = base + node + 1
+    table[base + 3, col(ord("1"))] = base + 5
+    accept = np.zeros(n + 6 * m, bool)
     accept[:n] = content.accept
-    del rows, table_extra
-    return _table_dfa(table, accept)
+    return ByteDFA(table, cls, accept)
+
+
+def _quoted(content: ByteDFA, budget: _Budget) -> ByteDFA:
+    """`"` content `"` for escaped contents (which never hold a bare `"`)."""
+    n = content.n_states
+    if n == 0:
+        return content
+    quote = np.zeros(256, np.int64)
+    quote[0x22] = 1
+    cls, first = _split_classes(content.classes, quote)
+    q = int(cls[0x22])
+    table = np.full((n + 2, len(first)), -1, np.int32)
+    full = content.trans[:, content.classes[first]]
+    table[1:n + 1] = np.where(full >= 0, full + 1, -1)
+    table[0, q] = 1
+    table[1 + np.flatnonzero(content.accept), q] = n + 1
+    accept = np.zeros(n + 2, bool)
+    accept[n + 1] = True
+    return minimize(ByteDFA(table, cls, accept), budget)
 
 
 def length_node(min_len: int, max_len: int | None):

@@ -12,6 +12,7 @@ import pytest
 from kmgrammar import Matcher
 from kmgrammar.compiler import compile_json_schema
 from kmgrammar.errors import CompileError, CompileLimitError, UnsupportedFeatureError
+from kmgrammar.automaton import Limits
 from kmgrammar.jsonschema import schema_to_dfa
 from kmgrammar.jsonschema_values import canonical_number, serialize
 
@@ -479,3 +480,49 @@ def test_hopcroft_partition_matches_moore_refinement():
         part = rng.integers(0, int(rng.integers(1, 4)), size=n).astype(np.int64)
         moore, _ = refine_partition(t, part.copy(), n + 2)
         assert canon(hopcroft_partition(t, part.copy())) == canon(moore)
+
+
+@pytest.mark.parametrize("lo,hi", [(0, 0), (0, 1), (3, 7), (2, None), (0, None), (5, 5)])
+def test_counted_string_equals_repeated_character(lo, hi):
+    from kmgrammar import grammar as g
+    from kmgrammar import jsonschema_values as jv
+
+    lim = Limits(max_states=100_000, time_limit=60)
+    direct = jv.string_dfa(jv._any_content(), lo, hi, lim)
+    repeated = jv.build(g.seq(g.text('"'), g.Repeat(g.Dfa(jv._char_dfa()), lo, hi), g.text('"')), lim)
+    assert direct.n_states == repeated.n_states
+    assert jv.difference(direct, repeated, lim).is_empty() and jv.difference(repeated, direct, lim).is_empty()
+
+
+def test_long_string_bounds_compile_fast_or_fail_clearly():
+    dfa = schema_to_dfa({"type": "object", "properties": {"a": {"type": "string", "maxLength": 5000},
+                                                          "b": {"type": "string", "minLength": 2000}},
+                         "additionalProperties": False})
+    assert dfa.matches(b'{"a":"' + b"x" * 5000 + b'","b":"' + "é".encode() * 2000 + b'"}')
+    assert not dfa.matches(b'{"a":"' + b"x" * 5001 + b'"}')
+    assert not dfa.matches(b'{"b":"' + b"x" * 1999 + b'"}')
+    with pytest.raises(CompileLimitError, match="maxLength"):
+        schema_to_dfa({"type": "object", "properties": {"a": {"type": "string", "maxLength": 65535}},
+                       "additionalProperties": False})
+
+
+@pytest.mark.parametrize("schema", [
+    {"type": "object", "properties": {"a": {"type": "string", "maxLength": 40}, "b": {"anyOf": [
+        {"type": "string", "maxLength": 30}, {"type": "null"}]}, "c": {"type": "array", "items": {
+            "type": "string", "maxLength": 20}}}, "additionalProperties": False},
+    {"anyOf": [{"type": "string", "maxLength": 40}, {"type": "string", "pattern": "^a", "maxLength": 50}]},
+    {"type": "object", "properties": {"x": {"type": "object", "properties": {"y": {"enum": ["p", "q"]},
+                                                                            "z": {"type": "string", "maxLength": 9}},
+                                   "additionalProperties": False}},
+     "minProperties": 1, "additionalProperties": False},
+])
+def test_spliced_sub_automata_equal_plain_determinisation(schema, monkeypatch):
+    from kmgrammar import jsonschema_values as jv
+
+    lim = Limits(max_states=100_000, time_limit=60)
+    monkeypatch.setattr(jv, "SPLICE_MIN_STATES", 2)
+    spliced = schema_to_dfa(schema)
+    monkeypatch.setattr(jv, "SPLICE_MIN_STATES", 10**9)
+    plain = schema_to_dfa(schema)
+    assert spliced.n_states == plain.n_states
+    assert jv.difference(spliced, plain, lim).is_empty() and jv.difference(plain, spliced, lim).is_empty()

@@ -16,6 +16,10 @@ Arrays (besides the regular row arrays): cfg_* RTN arrays, and per position the 
 
 from __future__ import annotations
 
+import threading
+import weakref
+from collections import OrderedDict
+
 import numpy as np
 
 from .cfg_rtn import Rtn, actions, byte_sets, follow2
@@ -56,8 +60,8 @@ def build_cfg_tables(rtn: Rtn, vocab, budget) -> tuple:
     # pushdown walk.
     pure = _pure(rtn, flags, int(clean[1].max()) if clean[1].size else 0)[reps]
     plain = np.flatnonzero(pure)
-    _walk(clean, reps[plain], net_args, n_words, budget, regular=True,
-          keep=lambda lo, out: rows_c.add_at(plain[lo: lo + len(out)], out))
+    _plain_rows(clean, reps[plain], net_args, vocab, n_words, budget,
+                lambda ids, out: rows_c.add_at(plain[ids], out))
     mixed = np.flatnonzero(~pure)
     _, ex_c = _walk(clean, reps[mixed], net_args, n_words, budget,
                     keep=lambda lo, out: rows_c.add_at(mixed[lo: lo + len(out)], out))
@@ -327,6 +331,61 @@ def _walk(trie: tuple, states: np.ndarray, net_args: tuple, n_words: int, budget
         if keep is not None:
             keep(lo, out)
     return rows, tuple(np.concatenate(x) if x else np.zeros(0, np.int32) for x in found)
+
+
+# Rows of regular class walks, per vocabulary, by the code of the class's byte structure
+# (`kernels.closure_codes` over the quote-free bytes): the same sub-networks (a string's content,
+# a number) recur in every grammar a process compiles. Only rows keeping many tokens are kept
+# (their walks are the costly ones); least recently used first out.
+_ROW_CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_ROW_CACHE_LOCK = threading.Lock()
+_ROW_CACHE_SIZE = 512
+_ROW_CACHE_MIN_WORDS = 64  # nonzero words of a row worth keeping
+_CODE_MAX_NODES = 48  # larger closures are walked, not looked up (codes fit int8)
+
+
+def _plain_rows(clean: tuple, states: np.ndarray, net_args: tuple, vocab, n_words: int, budget, keep) -> None:
+    """Regular walks (`_walk(..., regular=True)`) of the clean trie from `states`, or their rows
+    from the cache: keep(indices into states, rows) receives every row once."""
+    from . import kernels
+
+    trans, classes = net_args[0], net_args[1]
+    cols = np.array([b for b in range(256) if b not in _SPLIT], np.uint8)
+    code = np.empty(len(states) * _CODE_MAX_NODES * len(cols), np.int8)
+    ptr = np.zeros(len(states) + 1, np.int64)
+    kernels.closure_codes(trans, classes, cols, states, _CODE_MAX_NODES, code, ptr)
+    keys = [code[a:b].tobytes() if b > a else None for a, b in zip(ptr[:-1].tolist(), ptr[1:].tolist())]
+    with _ROW_CACHE_LOCK:
+        cache = _ROW_CACHE.get(vocab)
+        if cache is None:
+            cache = _ROW_CACHE[vocab] = OrderedDict()
+        got = []
+        for k, key in enumerate(keys):
+            row = cache.get(key) if key is not None else None
+            if row is not None:
+                cache.move_to_end(key)
+                got.append((k, row))
+    if got:
+        keep(np.array([k for k, _ in got]), np.stack([row for _, row in got]))
+    miss = np.ones(len(states), bool)
+    miss[[k for k, _ in got]] = False
+    miss = np.flatnonzero(miss)
+
+    def store(lo, out):
+        ids = miss[lo: lo + len(out)]
+        keep(ids, out)
+        big = np.flatnonzero(np.count_nonzero(out, axis=1) >= _ROW_CACHE_MIN_WORDS)
+        with _ROW_CACHE_LOCK:
+            for j in big.tolist():
+                key = keys[ids[j]]
+                if key is not None:
+                    row = out[j].copy()
+                    row.flags.writeable = False
+                    cache[key] = row
+                    while len(cache) > _ROW_CACHE_SIZE:
+                        cache.popitem(last=False)
+
+    _walk(clean, states[miss], net_args, n_words, budget, regular=True, keep=store)
 
 
 def _expand(trie: tuple, kind: np.ndarray, node: np.ndarray) -> tuple:

@@ -456,3 +456,43 @@ def walk_cfg_nd(trans, classes, flags, call_ptr, call_start, call_ret, call_firs
         if n_ex > cap:
             return n_ex0, k, 2
     return n_ex, states.shape[0], 0
+
+
+@nb.njit(cache=True, nogil=True)
+def closure_codes(trans, classes, cols, starts, max_nodes, code, code_ptr):
+    """For each of `starts`: the states reachable from it over the bytes `cols`, numbered
+    breadth-first (bytes in cols order), written as code[code_ptr[k]: code_ptr[k + 1]]: per state
+    in that order, its successor's number on each byte of cols (-1: none). Equal codes mean the
+    same transitions on those bytes up to renaming states, so a walk over strings of those bytes
+    gives the same result from either start. More than max_nodes states: an empty code.
+    code needs room for len(starts) * max_nodes * len(cols) entries."""
+    num = np.full(trans.shape[0], -1, np.int32)
+    queue = np.empty(max_nodes, np.int32)
+    nc = cols.shape[0]
+    pos = 0
+    for k in range(starts.shape[0]):
+        code_ptr[k] = pos
+        queue[0] = starts[k]
+        num[starts[k]] = 0
+        q = 0
+        qn = 1
+        ok = True
+        while q < qn and ok:
+            x = queue[q]
+            q += 1
+            for j in range(nc):
+                y = trans[x, classes[cols[j]]]
+                if y >= 0 and num[y] < 0:
+                    if qn == max_nodes:
+                        ok = False
+                        break
+                    num[y] = qn
+                    queue[qn] = y
+                    qn += 1
+                code[pos] = num[y] if y >= 0 else -1
+                pos += 1
+        for a in range(qn):
+            num[queue[a]] = -1
+        if not ok:
+            pos = code_ptr[k]
+    code_ptr[starts.shape[0]] = pos

@@ -65,3 +65,35 @@ def test_tiny_time_limit_on_costly_tables(cl100k):
     """A grammar whose tables take about a second (SQL) under a tiny time limit."""
     with pytest.raises(CompileLimitError, match="time_limit"):
         compile_lark(grammars.load("sql"), cl100k, cache=False, time_limit=0.05)
+
+
+def test_row_cache_changes_nothing(cl100k, monkeypatch):
+    """Rows of regular class walks reused across grammars (same byte structure, same
+    vocabulary) give the artifacts a cold compile gives, and are actually reused."""
+    from kmgrammar import compile_json_schema
+
+    schemas = [{"type": "object", "properties": {"a": {"type": "string"}, "n": {"type": "number"}}},
+               {"type": "object", "properties": {"b": {"type": "array", "items": {"type": "integer"}}},
+                "required": ["b"]}]
+    jobs = [lambda name=name: compile_lark(grammars.load(name), cl100k, cache=False) for name in ("json", "arithmetic")]
+    jobs += [lambda s=s: compile_json_schema(s, cl100k, cache=False) for s in schemas]
+    walked = []
+    walk = cfg_tables._walk
+
+    def counting_walk(trie, states, *args, regular=False, **kw):
+        if regular:
+            walked.append(len(states))
+        return walk(trie, states, *args, regular=regular, **kw)
+
+    monkeypatch.setattr(cfg_tables, "_walk", counting_walk)
+    monkeypatch.setattr(cfg_tables, "_ROW_CACHE_MIN_WORDS", 0)  # keep every row: more reuse
+    cold = []
+    for job in jobs:  # each alone, from an empty cache
+        cfg_tables._ROW_CACHE.clear()
+        cold.append(job())
+    n_cold = sum(walked)
+    warm = [job() for job in jobs]  # the last job's rows are cached, and what others share
+    assert sum(walked) - n_cold < n_cold
+    for a, b in zip(cold, warm):
+        assert a.kind == b.kind == "cfg"
+        _same_arrays(a, b)

@@ -20,8 +20,11 @@ than any suffix reaches share it: a stack shape never seen before costs a dictio
 new stack level, a few vector operations at worst, never a walk. A mask depends only on the
 items' positions, accepting, and the W ids of the rules of positions with context-dependent
 tokens: cached by those, then by the verdicts of each group's remainders, and memoised on the
-last chart. Within reach of `max_depth` (where predictions are cut) every verdict is walked
-against the real charts instead: exact there too.
+last chart. A mask not cached costs a handful of vector operations whatever the number of groups:
+per set of positions, the OR of their rows and all their groups' tokens in one sorted array are
+kept, so the verdicts (laid end to end) select the tokens in one gather and one OR per word.
+Within reach of `max_depth` (where predictions are cut) every verdict is walked against the real
+charts instead: exact there too.
 """
 
 from __future__ import annotations
@@ -171,7 +174,7 @@ class _Runtime:
         self.masks_v: dict = {}  # by (positions, accepting, verdicts per group)
         self.position_sets: dict = {}  # (positions, accepting) -> _PositionSet
         self.w_cache: dict = {}  # (rule, caller position, id of its W) per waiter -> W
-        self.v_cache: dict = {}  # (group, W id) -> verdicts
+        self.v_cache: dict = {}  # (exit state, W id) -> verdicts
         self.w_ids: dict = {}  # W vector bytes -> (id, vector)
         self._ids = itertools.count()
         eos = np.zeros(self.n_words, np.uint32)

@@ -52,8 +52,7 @@ def build_cfg_tables(rtn: Rtn, vocab, budget) -> tuple:
     size = np.bincount(cls, minlength=n_cls)
     cls_start = np.cumsum(size) - size
     reps = by_cls[cls_start].astype(np.int32)
-    # Rows are kept deduplicated (`_Rows`), never as an n_pos x vocabulary matrix: the dirty walk
-    # ORs its bits into each position's class row, chunk by chunk.
+    # Rows are kept deduplicated (`_Rows`), never as an n_pos x vocabulary matrix.
     rows_c = _Rows(n_cls, n_words)
     # Classes that meet no call or completion on any quote-free token walk with the plain
     # regular kernel (same rows, no exits, ~2.5x cheaper per trie node); the others with the
@@ -77,17 +76,16 @@ def build_cfg_tables(rtn: Rtn, vocab, budget) -> tuple:
 
     _, ex_d = _walk(dirty[:5] + (np.arange(len(d_order), dtype=np.int32),), np.arange(n, dtype=np.int32),
                     net_args, words_for(len(d_order)), budget, keep=keep_dirty)
-    d_toks = [d_order[np.flatnonzero(np.unpackbits(np.frombuffer(b, np.uint8), bitorder="little"))]
-              for b in d_keys]
+    d_bits = _full_row_bits(list(d_keys), d_order, n_words)
     rows = _Rows(n, n_words)
     pairs: dict = {}
     for p, pair in enumerate(zip(rows_c.row_of[cls].tolist(), d_of.tolist())):
         r = pairs.get(pair)
         if r is None:
             row = rows_c.uniq[pair[0]].copy()
-            t = d_toks[pair[1]]
-            np.bitwise_or.at(row, t >> 5, np.left_shift(np.uint32(1), (t & 31).astype(np.uint32)))
-            r = pairs[pair] = rows.id_of(row)
+            w, v = d_bits[pair[1]]
+            row[w] |= v
+            r = pairs[pair] = rows.id_of(row, owned=True)
         rows.row_of[p] = r
     # A class's exits belong to each of its members.
     kind_c, k_c, node_c, u_c, off_c = ex_c
@@ -242,6 +240,24 @@ def build_cfg_tables(rtn: Rtn, vocab, budget) -> tuple:
     return arrays, stats
 
 
+def _full_row_bits(compact: list, order: np.ndarray, n_words: int) -> list:
+    """Per compact row (bytes of uint32 words, bit j for token order[j]): the nonzero words of
+    the same row over the whole vocabulary, as (word indices ascending, words)."""
+    if not compact:
+        return []
+    m = np.frombuffer(b"".join(compact), np.uint8).reshape(len(compact), -1)
+    k, j = np.nonzero(np.unpackbits(m, axis=1, bitorder="little"))
+    t = order[j].astype(np.int64)
+    cell = k * n_words + (t >> 5)
+    srt = np.argsort(cell, kind="stable")
+    cell, bit = cell[srt], np.left_shift(np.uint32(1), (t[srt] & 31).astype(np.uint32))
+    first = np.flatnonzero(np.r_[True, cell[1:] != cell[:-1]]) if len(cell) else np.zeros(0, np.int64)
+    val = np.bitwise_or.reduceat(bit, first) if len(cell) else np.zeros(0, np.uint32)
+    cell = cell[first]
+    bounds = np.searchsorted(cell, np.arange(len(compact) + 1) * n_words)
+    return [(cell[a:b] - r * n_words, val[a:b]) for r, (a, b) in enumerate(zip(bounds[:-1], bounds[1:]))]
+
+
 class _Rows:
     """Mask rows per position, stored deduplicated (row_of[p] indexes the distinct rows)."""
 
@@ -252,13 +268,13 @@ class _Rows:
         self.n_words = n_words
         self._matrix = None
 
-    def id_of(self, row) -> int:
-        """The id of `row`'s content (added if new)."""
+    def id_of(self, row, owned: bool = False) -> int:
+        """The id of `row`'s content (added if new; kept as is if `owned`, else copied)."""
         key = row.tobytes()
         r = self.index.get(key)
         if r is None:
             r = self.index[key] = len(self.uniq)
-            self.uniq.append(row.copy())
+            self.uniq.append(row if owned else row.copy())
             self._matrix = None
         return r
 

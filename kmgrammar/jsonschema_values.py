@@ -178,14 +178,14 @@ def build(node, limits: Limits) -> ByteDFA:
     budget = _Budget(limits)
     if type(node) is g.Alt and all(type(x) is g.Bytes for x in node.items):
         return literals_dfa([x.data for x in node.items], budget)  # a big enum: its trie
-    big = _big_leaves(node)
+    big = _big_leaves(node, limits)  # [(id of the node or DFA replaced, DFA)]
     while big:
         subs = dict(zip(_MARKERS, big))
         nfa = _GraphNFA(budget)
-        s, e = nfa.build(_mark(node, {id(d): m for m, d in subs.items()}, {}))
+        s, e = nfa.build(_mark(node, {key: m for m, (key, _d) in subs.items()}, {}))
         if _foreign_markers(nfa.edges):
             break
-        got, bad = _splice(_determinize(nfa, s, e, budget), subs, budget)
+        got, bad = _splice(_determinize(nfa, s, e, budget), {m: d for m, (_k, d) in subs.items()}, budget)
         if got is not None:
             return got
         big.remove(subs[bad])
@@ -203,28 +203,75 @@ def build(node, limits: Limits) -> ByteDFA:
 # bytes are not also taken by q's other edges (else that DFA is embedded the usual way).
 _MARKERS = (0xC0, 0xC1) + tuple(range(0xF5, 0xFE))  # 0xFE/0xFF are the pattern anchor markers
 SPLICE_MIN_STATES = 128
+SPLICE_MIN_NODES = 64
 
 
-def _big_leaves(node) -> list:
-    """Distinct end-marked DFA leaves worth splicing, biggest first (at most one per marker)."""
-    seen, found, stack = set(), {}, [node]
+def _big_leaves(node, limits: Limits) -> list:
+    """What is worth splicing, biggest first (at most one per marker): end-marked DFA leaves of
+    SPLICE_MIN_STATES or more, and compound sub-trees used more than once that expand to
+    SPLICE_MIN_NODES nodes or more (the Thompson construction copies a shared sub-tree at every
+    use: nested shared objects multiply). Returns [(id of the DFA or sub-tree, its DFA)]."""
+    order, parents, stack = [], {}, [node]  # distinct nodes, parents first; references per node
     while stack:
         x = stack.pop()
-        if id(x) in seen:
+        if id(x) in parents:
+            parents[id(x)] += 1
             continue
-        seen.add(id(x))
+        parents[id(x)] = 1
+        order.append(x)
+        stack.extend(_children(x))
+    size: dict = {}
+    for root in reversed(order):  # post-order: children before parents
+        work = [(root, False)]
+        while work:
+            x, ready = work.pop()
+            if id(x) in size:
+                continue
+            kids = _children(x)
+            if ready:  # the nodes the Thompson construction makes for x
+                copies = (x.max if x.max is not None else x.min + 1) if type(x) is g.Repeat else 1
+                size[id(x)] = 1 + copies * sum(size[id(c)] for c in kids)
+            else:
+                work.append((x, True))
+                work.extend((c, False) for c in kids if id(c) not in size)
+    found: dict = {}
+    for x in order:
         t = type(x)
         if t is g.Dfa:
-            d = x.dfa
-            if d.n_states >= SPLICE_MIN_STATES and not d.accept[0] and (d.trans[d.accept] < 0).all():
-                found[id(d)] = d
-        elif t in (g.Seq, g.Alt):
-            stack.extend(x.items)
-        elif t is g.Repeat:
-            stack.append(x.item)
-        elif t is Graph:
-            stack.extend(lab for _u, _v, lab in x.edges if lab is not None)
-    return sorted(found.values(), key=lambda d: -d.n_states)[:len(_MARKERS)]
+            if x.dfa.n_states >= SPLICE_MIN_STATES and _end_marked(x.dfa):
+                found[id(x.dfa)] = (x.dfa.n_states, x)
+        elif x is not node and parents[id(x)] > 1 and size[id(x)] >= SPLICE_MIN_NODES and t is not g.Bytes:
+            found[id(x)] = (size[id(x)] * parents[id(x)], x)
+    out = []
+    for key, (_w, x) in sorted(found.items(), key=lambda kv: -kv[1][0]):
+        if len(out) == len(_MARKERS):
+            break
+        if type(x) is not g.Dfa:
+            d = x.__dict__.get("_dfa")
+            if d is None:
+                d = build(x, limits)
+                object.__setattr__(x, "_dfa", d)
+            if d.n_states == 0 or not _end_marked(d):
+                continue
+            out.append((key, d))
+        else:
+            out.append((key, x.dfa))
+    return out
+
+
+def _children(x) -> list:
+    t = type(x)
+    if t is g.Seq or t is g.Alt:
+        return list(x.items)
+    if t is g.Repeat:
+        return [x.item] if x.max != 0 else []
+    if t is Graph:
+        return [lab for _u, _v, lab in x.edges if lab is not None]
+    return []
+
+
+def _end_marked(d: ByteDFA) -> bool:
+    return not d.accept[0] and bool((d.trans[d.accept] < 0).all())
 
 
 def _mark(node, marker: dict, memo: dict):
@@ -233,9 +280,9 @@ def _mark(node, marker: dict, memo: dict):
     if got is not None:
         return got
     t = type(node)
-    if t is g.Dfa:
-        m = marker.get(id(node.dfa))
-        got = node if m is None else g.Bytes(bytes([m]))
+    m = marker.get(id(node.dfa) if t is g.Dfa else id(node))
+    if m is not None:
+        got = g.Bytes(bytes([m]))
     elif t in (g.Seq, g.Alt):
         got = t(tuple(_mark(x, marker, memo) for x in node.items))
     elif t is g.Repeat:

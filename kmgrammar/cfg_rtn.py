@@ -152,78 +152,44 @@ def to_regular(cfg: Cfg, recursive: set, budget: _Budget):
 _EDGES: dict = {}
 
 
-def _dfa_edges(dfa) -> tuple:
-    """(byte edges (q, lo, hi, t), accepting states) of a terminal DFA, computed once per DFA
-    (terminals are embedded at every place they are inlined)."""
-    edges = _EDGES.get(id(dfa))
-    if edges is None or edges[0] is not dfa:
-        spans = _class_spans(dfa.classes) if dfa.n_states else []
-        out = []
-        for q, row in enumerate(dfa.trans.tolist()):
-            for c, t in enumerate(row):
-                if t >= 0:
-                    out.extend((q, lo, hi, t) for lo, hi in spans[c])
-        edges = _EDGES[id(dfa)] = (dfa, out, np.flatnonzero(dfa.accept).tolist())
-        if len(_EDGES) > 4096:
-            _EDGES.clear()
-    return edges
-
-
-@dataclass
-class _Part:
-    """One rule's minimal automaton over bytes + call symbols, and its edges ready to embed."""
-
-    classes: np.ndarray
-    trans: np.ndarray
-    calls: list  # per state {callee id: next state}
-    accept: np.ndarray
-    edges: list = None  # (q, lo, hi, t)
-    call_edges: list = None  # (q, callee id, t)
-    finals: list = None
-
-    def embeddable(self) -> "_Part":
-        if self.edges is None:
-            spans = _class_spans(self.classes)
-            self.edges = [(q, lo, hi, t) for q, row in enumerate(self.trans.tolist())
-                          for c, t in enumerate(row) if t >= 0 for lo, hi in spans[c]]
-            self.call_edges = [(q, m, t) for q, d in enumerate(self.calls) for m, t in sorted(d.items())]
-            self.finals = np.flatnonzero(self.accept).tolist()
-        return self
-
-
 class _CallNFA(_NFA):
-    """Thompson NFA with call edges: references to kept rules become call edges, every other
-    reference embeds that rule's own minimal automaton (`sub(name)`), built once per rule."""
+    """Thompson NFA with call edges; non-recursive references are inlined."""
 
-    __slots__ = ("calls", "keep", "sub")
+    __slots__ = ("calls", "rules", "keep")
 
-    def __init__(self, budget: _Budget, keep: dict, sub):
+    def __init__(self, budget: _Budget, rules: dict, keep: dict):
         super().__init__(budget)
         self.calls: list = []
+        self.rules = rules
         self.keep = keep
-        self.sub = sub
 
     def state(self) -> int:
         self.calls.append([])
         return super().state()
 
     def _embed(self, dfa) -> tuple:
-        _, edges, finals = _dfa_edges(dfa)
-        return self._stamp(dfa.n_states, edges, (), finals)
-
-    def _stamp(self, n: int, edges: list, call_edges, finals: list) -> tuple:
-        """An automaton of n states (state 0 starts) as a fragment (start, end)."""
+        # Same as _NFA._embed, with the DFA's edge list computed once per DFA (terminals are
+        # embedded at every place they are inlined).
+        edges = _EDGES.get(id(dfa))
+        if edges is None or edges[0] is not dfa:
+            spans = _class_spans(dfa.classes) if dfa.n_states else []
+            out = []
+            for q, row in enumerate(dfa.trans.tolist()):
+                for c, t in enumerate(row):
+                    if t >= 0:
+                        out.extend((q, lo, hi, t) for lo, hi in spans[c])
+            edges = _EDGES[id(dfa)] = (dfa, out, np.flatnonzero(dfa.accept).tolist())
+            if len(_EDGES) > 4096:
+                _EDGES.clear()
         s, e = self.state(), self.state()
-        if n == 0:
-            return s, e  # no path from s to e: the empty language
+        if dfa.n_states == 0:
+            return s, e
         base = len(self.eps)
-        for _ in range(n):
+        for _ in range(dfa.n_states):
             self.state()
-        for q, lo, hi, t in edges:
+        for q, lo, hi, t in edges[1]:
             self.edges[base + q].append((lo, hi, base + t))
-        for q, m, t in call_edges:
-            self.calls[base + q].append((m, base + t))
-        for q in finals:
+        for q in edges[2]:
             self.eps[base + q].append(e)
         self.eps[s].append(base)
         return s, e
@@ -234,8 +200,7 @@ class _CallNFA(_NFA):
                 s, e = self.state(), self.state()
                 self.calls[s].append((self.keep[node.name], e))
                 return s, e
-            part = self.sub(node.name).embeddable()
-            return self._stamp(part.trans.shape[0], part.edges, part.call_edges, part.finals)
+            return self.build(self.rules[node.name])
         return super().build(node)
 
 
@@ -404,29 +369,18 @@ def build_rtn(cfg: Cfg, recursive: set, limits: Limits) -> Rtn:
     targets = _large_shared(cfg, call_targets(cfg, recursive))
     keep_names = [cfg.start] + sorted(n for n in targets if n != cfg.start)
     keep = {n: k for k, n in enumerate(keep_names)}
-    subs: dict = {}
-
-    def automaton(body) -> _Part:
-        nfa = _CallNFA(budget, keep, sub)
-        s, e = nfa.build(body)
+    parts = []
+    for name in keep_names:
+        nfa = _CallNFA(budget, cfg.rules, keep)
+        s, e = nfa.build(cfg.rules[name])
         trans, classes, crow, accept = _determinize(nfa, s, e, budget)
         syms = sorted({m for d in crow for m in d})
+        parts.append((classes,) + _minimize(trans, crow, accept, syms))
         budget.check_time()
-        return _Part(classes, *_minimize(trans, crow, accept, syms))
-
-    def sub(name) -> _Part:
-        # A rule that is not kept is determinized and minimised once, then embedded at each use
-        # (same language over bytes + calls, far fewer NFA states than re-inlining its tree).
-        got = subs.get(name)
-        if got is None:
-            got = subs[name] = automaton(cfg.rules[name])
-        return got
-
-    parts = [automaton(cfg.rules[name]) for name in keep_names]
-    n_pos = sum(p.trans.shape[0] for p in parts)
+    n_pos = sum(p[1].shape[0] for p in parts)
     budget.check_states(n_pos)
     # One byte-class table for all nonterminals: bytes no automaton distinguishes share a class.
-    stacked = np.stack([p.classes for p in parts]).astype(np.int64)
+    stacked = np.stack([p[0] for p in parts]).astype(np.int64)
     _, gcls = np.unique(stacked.T, axis=0, return_inverse=True)
     gcls = gcls.reshape(-1).astype(np.uint8)
     n_g = int(gcls.max()) + 1
@@ -439,8 +393,7 @@ def build_rtn(cfg: Cfg, recursive: set, limits: Limits) -> Rtn:
     call_ptr = [0]
     call_nt, call_next = [], []
     base = 0
-    for k, part in enumerate(parts):
-        classes, t, calls, acc = part.classes, part.trans, part.calls, part.accept
+    for k, (classes, t, calls, acc) in enumerate(parts):
         n = t.shape[0]
         local = t[:, classes[rep]]
         trans[base: base + n] = np.where(local >= 0, local + base, -1)

@@ -43,7 +43,7 @@ def _vocab():
 
 
 def run_file(path, *, time_limit: float = 30.0, lenient: bool = False, strict: bool = False,
-             masks: bool = True) -> dict:
+             masks: bool = True, property_order: str = "schema") -> dict:
     """Compile one MaskBench file and check its instances; never raises."""
     import numpy as np
 
@@ -62,7 +62,7 @@ def run_file(path, *, time_limit: float = 30.0, lenient: bool = False, strict: b
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             cg = compile_json_schema(doc["schema"], vocab, cache=False, time_limit=time_limit,
-                                     lenient=lenient, strict=strict)
+                                     lenient=lenient, strict=strict, property_order=property_order)
     except UnsupportedFeatureError as e:
         out.update(status="unsupported", error=str(e)[:300])
     except CompileLimitError as e:
@@ -106,7 +106,8 @@ def run_file(path, *, time_limit: float = 30.0, lenient: bool = False, strict: b
     return out
 
 
-def frontend_file(path, *, time_limit: float = 30.0, lenient: bool = False, strict: bool = False) -> dict:
+def frontend_file(path, *, time_limit: float = 30.0, lenient: bool = False, strict: bool = False,
+                  property_order: str = "schema") -> dict:
     """Only the JSON Schema frontend (schema -> DFA or grammar), without token tables."""
     from kmgrammar.automaton import ByteDFA, Limits
     from kmgrammar.errors import CompileError
@@ -117,7 +118,7 @@ def frontend_file(path, *, time_limit: float = 30.0, lenient: bool = False, stri
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            got = schema_to_grammar(doc["schema"], lenient=lenient, strict=strict,
+            got = schema_to_grammar(doc["schema"], lenient=lenient, strict=strict, property_order=property_order,
                                     limits=Limits(time_limit=time_limit))
         kind = "dfa" if isinstance(got, ByteDFA) else "cfg"
     except CompileError as e:
@@ -324,6 +325,8 @@ def main(argv=None) -> int:
     ap.add_argument("--time-limit", type=float, default=30.0, help="per-file compile limit, seconds")
     ap.add_argument("--lenient", action="store_true")
     ap.add_argument("--strict", action="store_true")
+    ap.add_argument("--property-order", default="schema", choices=("schema", "any"),
+                    help="declared properties in schema order, or in any order (the instances' own)")
     ap.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     ap.add_argument("--peers", default="", help="comma list: llguidance,xgrammar")
     ap.add_argument("--peer-stride", type=int, default=20)
@@ -336,6 +339,8 @@ def main(argv=None) -> int:
         return 2
     files = sorted(p for p in corpus.glob("*.json"))[:: args.stride][: args.limit]
     kw = {"time_limit": args.time_limit, "lenient": args.lenient, "strict": args.strict}
+    if args.property_order != "schema":
+        kw["property_order"] = args.property_order
     t0 = time.time()
     if args.frontend_only:
         res = [frontend_file(f, **kw) for f in files]

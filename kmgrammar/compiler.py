@@ -127,8 +127,9 @@ def compile_dfa(dfa: ByteDFA, vocab, *, key: str | None = None, cache: bool = Tr
 
 
 def compile_json_schema(schema, vocab, *, whitespace: str = "compact", separators=None, indent: int | None = None,
-                        strict: bool = False, lenient: bool = False, max_states: int | None = None,
-                        time_limit: float | None = None, cache: bool = True) -> CompiledGrammar:
+                        strict: bool = False, lenient: bool = False, property_order: str = "schema",
+                        max_states: int | None = None, time_limit: float | None = None,
+                        cache: bool = True) -> CompiledGrammar:
     """Compile a JSON Schema for `vocab`: the matcher allows exactly the serialized documents that
     validate (serialization and departures: `kmgrammar.jsonschema`, `kmgrammar.jsonschema_values`).
 
@@ -149,6 +150,9 @@ def compile_json_schema(schema, vocab, *, whitespace: str = "compact", separator
         Treat a missing `additionalProperties` as false (as OpenAI's structured outputs do).
     lenient : bool, default False
         Unsupported keywords become warnings (the keyword is not enforced) instead of errors.
+    property_order : {"schema", "any"}, default "schema"
+        Declared properties in schema order, or in any order (each at most once; 2^n automaton
+        nodes for n declared properties of one object, a CompileLimitError past 10).
     max_states, time_limit : optional
         Compile limits (defaults in `automaton.Limits`).
     cache : bool, default True
@@ -176,13 +180,15 @@ def compile_json_schema(schema, vocab, *, whitespace: str = "compact", separator
     options = {"whitespace": whitespace, "separators": list(separators) if separators else None,
                "indent": indent, "strict": bool(strict), "lenient": bool(lenient),
                "max_depth": DEFAULT_MAX_DEPTH}
+    if property_order != "schema":
+        options["property_order"] = property_order
 
     class _NeedsGrammar(Exception):
         pass
 
     def build(lim):
         got = schema_to_grammar(schema, whitespace=whitespace, separators=separators, indent=indent,
-                                strict=strict, lenient=lenient, limits=lim)
+                                strict=strict, lenient=lenient, property_order=property_order, limits=lim)
         if isinstance(got, ByteDFA):
             return got
         raise _NeedsGrammar(got)

@@ -28,7 +28,9 @@ Departures (documented, tested):
 - the serialization of `jsonschema_values` (canonical numbers without exponent, json.dumps escapes);
 - key order: declared properties in schema order (after merging allOf/$ref: order of first
   appearance), then `required`-only names, then any other keys; inside `oneOf`/`not`/`if`
-  differences, per JSON path by first appearance in that subschema;
+  differences, per JSON path by first appearance in that subschema. property_order="any" accepts
+  declared properties (and object enum/const values) in every order instead, extra keys anywhere
+  (2^n automaton nodes for n declared properties: a limit error past 10);
 - extra keys (additionalProperties/patternProperties) are not checked for duplicates;
 - `format` is asserted for the formats in `jsonschema_values.FORMATS` (2020-12 makes it an
   annotation by default); standard formats not listed there are UnsupportedFeatureError, others
@@ -75,8 +77,10 @@ from .jsonschema_logic import LogicMixin, _Rank
 class Lowerer(LogicMixin, ContainerMixin):
     """One compile: the root schema, options, memo tables, collected errors."""
 
-    def __init__(self, root, *, style: jv.Style, strict: bool, lenient: bool, limits: Limits):
+    def __init__(self, root, *, style: jv.Style, strict: bool, lenient: bool, limits: Limits,
+                 property_order: str = "schema"):
         self.root = root
+        self.property_order = property_order
         self.style = style
         self.strict = strict
         self.lenient = lenient
@@ -398,6 +402,9 @@ class Lowerer(LogicMixin, ContainerMixin):
             if not v:
                 return st.empty("{}")
             keys = list(v)
+            if self.property_order == "any" and len(keys) > 1:  # every order, as objects are lowered
+                members = [(json.dumps(k, ensure_ascii=False), self.literal(v[k], depth + 1, None), True) for k in keys]
+                return self.any_order_graph(members, [], 0, None, depth)
             if rank is not None:
                 keys.sort(key=lambda k: rank.order.get(k, len(rank.order)))
             parts = []
@@ -694,14 +701,21 @@ def schema_to_dfa(schema, **opts) -> ByteDFA:
 
 
 def schema_to_grammar(schema, *, whitespace="compact", separators=None, indent=None, strict=False,
-                      lenient=False, limits: Limits | None = None):
+                      lenient=False, property_order="schema", limits: Limits | None = None):
     """A `ByteDFA` when the schema's language is regular, else a `cfg.Cfg` (start rule "start").
+
+    property_order: "schema" (declared properties in schema order) or "any" (declared properties
+    in any order, each at most once; 2^n automaton nodes for n declared properties of one object,
+    a CompileLimitError past `jsonschema_containers.ANY_ORDER_MAX_PROPERTIES`).
 
     Raises UnsupportedFeatureError (all unsupported keywords, sorted by JSON pointer),
     CompileError (invalid schema, empty language), CompileLimitError."""
     schema = load_schema(schema)
     style = make_style(whitespace, separators, indent)
-    low = Lowerer(schema, style=style, strict=strict, lenient=lenient, limits=limits or Limits())
+    if property_order not in ("schema", "any"):
+        raise CompileError(f"property_order must be 'schema' or 'any', not {property_order!r}")
+    low = Lowerer(schema, style=style, strict=strict, lenient=lenient, limits=limits or Limits(),
+                  property_order=property_order)
     old = sys.getrecursionlimit()
     sys.setrecursionlimit(max(old, 20_000))
     cfg = None

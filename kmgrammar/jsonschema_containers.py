@@ -9,7 +9,11 @@ from . import grammar as g
 from . import jsonschema_values as jv
 from .cfg import Ref as _Ref
 
+from .errors import CompileLimitError
 from .jsonschema_base import LENIENT_ANY_DEPTH, _EMPTY, _ptr
+
+# property_order="any" tracks which declared properties an object has written: 2^n nodes.
+ANY_ORDER_MAX_PROPERTIES = 10
 
 
 class ContainerMixin:
@@ -337,6 +341,8 @@ class ContainerMixin:
         return out
 
     def object_graph(self, members, extra, lo, hi, depth):
+        if self.property_order == "any":
+            return self.any_order_graph(members, extra, lo, hi, depth)
         st = self.style
         n = len(members)
         counting = lo > 0 or hi is not None
@@ -376,6 +382,45 @@ class ContainerMixin:
                         edges.append((u, nid(n, c2), g.seq(pre, extra_member)))
                     if c >= lo:
                         edges.append((u, end, st.empty("{}") if c == 0 else st.close("}", depth)))
+        return jv.Graph(len(nodes), start, (end,), tuple(edges))
+
+    def any_order_graph(self, members, extra, lo, hi, depth):
+        """property_order="any": declared properties in any order, each at most once, extra keys
+        anywhere. Nodes are (set of declared properties written, members written so far), so n
+        declared properties cost 2^n nodes: more than ANY_ORDER_MAX_PROPERTIES is a limit error."""
+        st = self.style
+        decl = [(k, v, req) for k, v, req in members if v is not None]
+        if len(decl) > ANY_ORDER_MAX_PROPERTIES:
+            raise CompileLimitError(f"property_order='any' at {self.cur_ptr}: {len(decl)} declared properties "
+                                    f"need 2^{len(decl)} automaton nodes (at most {ANY_ORDER_MAX_PROPERTIES}; "
+                                    "use property_order='schema')")
+        required = sum(1 << i for i, (_k, _v, req) in enumerate(decl) if req)
+        cap = (hi + 1 if hi is not None else lo) if (lo > 0 or hi is not None) else 1
+        ksep = st.key_sep()
+        extra_member = g.alt(*[g.seq(k, ksep, v) for k, v in extra]) if extra else None
+        labels = [g.seq(g.text(k), ksep, v) for k, v, _r in decl]
+        nodes: dict = {}
+
+        def nid(*key):
+            return nodes.setdefault(key, len(nodes))
+
+        start, end = nid(0, 0), nid("end")
+        edges = []
+        for seen in range(1 << len(decl)):
+            for c in range(cap + 1):
+                if hi is not None and c > hi:
+                    continue
+                u = nid(seen, c)
+                pre = st.open("{", depth) if c == 0 else st.item_sep(depth)
+                c2 = min(c + 1, cap)
+                if hi is None or c + 1 <= hi:
+                    for i, lab in enumerate(labels):
+                        if not seen >> i & 1:
+                            edges.append((u, nid(seen | 1 << i, c2), g.seq(pre, lab)))
+                    if extra_member is not None:
+                        edges.append((u, nid(seen, c2), g.seq(pre, extra_member)))
+                if seen & required == required and c >= lo:
+                    edges.append((u, end, st.empty("{}") if c == 0 else st.close("}", depth)))
         return jv.Graph(len(nodes), start, (end,), tuple(edges))
 
     # -- any value -----------------------------------------------------------------------------

@@ -526,3 +526,22 @@ def test_spliced_sub_automata_equal_plain_determinisation(schema, monkeypatch):
     plain = schema_to_dfa(schema)
     assert spliced.n_states == plain.n_states
     assert jv.difference(spliced, plain, lim).is_empty() and jv.difference(plain, spliced, lim).is_empty()
+
+
+def test_property_order_any_accepts_every_order_once():
+    schema = {"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "string"},
+                                               "c": {"const": {"x": 1, "y": 2}}},
+              "required": ["a"], "additionalProperties": False}
+    dfa = schema_to_dfa(schema, property_order="any")
+    for text in ['{"a":1}', '{"b":"q","a":1}', '{"c":{"y":2,"x":1},"a":1,"b":""}']:
+        assert dfa.matches(text.encode()), text
+    for text in ['{"b":"q"}', '{"a":1,"a":2}', '{"a":1,"b":"q","b":"r"}', "{}"]:
+        assert not dfa.matches(text.encode()), text
+    # differences stay exact: both sides hold every order of each object
+    neg = schema_to_dfa({"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}},
+                         "not": {"const": {"a": 1, "b": 2}}, "additionalProperties": False}, property_order="any")
+    assert not neg.matches(b'{"b":2,"a":1}') and not neg.matches(b'{"a":1,"b":2}') and neg.matches(b'{"b":3,"a":1}')
+    with pytest.raises(CompileLimitError, match="property_order='any'"):
+        schema_to_dfa({"type": "object", "properties": {f"p{i}": {} for i in range(11)}}, property_order="any")
+    with pytest.raises(CompileError, match="property_order"):
+        schema_to_dfa({}, property_order="random")

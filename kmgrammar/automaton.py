@@ -41,11 +41,16 @@ class _Budget:
         self.limits = limits
         self.deadline = time.monotonic() + limits.time_limit
 
-    def check_time(self) -> None:
-        if time.monotonic() > self.deadline:
+    def check_time(self, force: bool = False) -> None:
+        """Raise once past the deadline (or now, when `force`: a kernel ran out of its work bound)."""
+        if force or time.monotonic() > self.deadline:
             raise CompileLimitError(
                 f"compilation exceeded time_limit={self.limits.time_limit:g}s (raise it with time_limit=...)"
             )
+
+    def work_bound(self, rate: float) -> int:
+        """Units of kernel work allowed in the time left, at `rate` units per second."""
+        return int(max(0.0, self.deadline - time.monotonic()) * rate) + 1
 
     def check_states(self, n: int) -> None:
         if n > self.limits.max_states:
@@ -193,6 +198,18 @@ class _NFA:
                 self.budget.check_states(n // 8)
         return n - 1
 
+    def states(self, k: int) -> int:
+        """k new states (an embedded automaton's); returns the first."""
+        base = len(self.eps)
+        self.eps.extend([] for _ in range(k))
+        self.edges.extend([] for _ in range(k))
+        n = base + k
+        if n >> 13 != base >> 13:  # passed a multiple of 8k states: as in `state`
+            self.budget.check_time()
+            if n > 8 * self.budget.limits.max_states + 100_000:
+                self.budget.check_states(n // 8)
+        return base
+
     def build(self, node) -> tuple:
         """Add `node`; return its (start, end) fragment."""
         kind = type(node)
@@ -313,9 +330,7 @@ class _NFA:
     def _charset(self, ranges) -> tuple:
         # The UTF-8 byte trie of a class is computed once and stamped out for every copy.
         n_local, edges = _charset_template(ranges)
-        base = len(self.eps)
-        for _ in range(n_local):
-            self.state()
+        base = self.states(n_local)
         for a, lo, hi, b in edges:
             self.edges[base + a].append((lo, hi, base + b))
         return base, base + 1
@@ -346,19 +361,44 @@ class _NFA:
         s, e = self.state(), self.state()
         if dfa.n_states == 0:
             return s, e  # no path from s to e: the empty language
-        base = len(self.eps)
-        for _ in range(dfa.n_states):
-            self.state()
-        spans = _class_spans(dfa.classes)
-        for q, row in enumerate(dfa.trans.tolist()):
-            for c, t in enumerate(row):
-                if t >= 0:
-                    for lo, hi in spans[c]:
-                        self.edges[base + q].append((lo, hi, base + t))
-            if dfa.accept[q]:
-                self.eps[base + q].append(e)
+        rows, finals = _dfa_edges(dfa)
+        base = self.states(dfa.n_states)
+        edges = self.edges
+        for q, row in enumerate(rows):
+            if row:
+                edges[base + q] = [(lo, hi, base + t) for lo, hi, t in row]
+        for q in finals:
+            self.eps[base + q].append(e)
         self.eps[s].append(base)
         return s, e
+
+
+_EDGES: dict = {}
+
+
+def _dfa_edges(dfa: ByteDFA) -> tuple:
+    """A DFA's byte edges per state as (lo, hi, target) over byte spans, and its accepting
+    states; computed once per DFA (a terminal is embedded wherever it is used)."""
+    got = _EDGES.get(id(dfa))
+    if got is not None and got[0] is dfa:
+        return got[1]
+    spans = _class_spans(dfa.classes)
+    n_sp = np.array([len(x) for x in spans], np.int64)
+    lo = np.array([a for x in spans for a, _ in x], np.int64)
+    hi = np.array([b for x in spans for _, b in x], np.int64)
+    q, c = np.nonzero(dfa.trans >= 0)  # by state, then class
+    t = dfa.trans[q, c].astype(np.int64)
+    k = n_sp[c]  # one edge per span of the class
+    first = np.repeat(np.cumsum(n_sp)[c] - k, k) + np.arange(int(k.sum())) - np.repeat(np.cumsum(k) - k, k)
+    q, t = np.repeat(q, k), np.repeat(t, k)
+    rows: list = [[] for _ in range(dfa.n_states)]
+    for a, triple in zip(q.tolist(), zip(lo[first].tolist(), hi[first].tolist(), t.tolist())):
+        rows[a].append(triple)
+    got = (rows, np.flatnonzero(dfa.accept).tolist())
+    if len(_EDGES) > 4096:
+        _EDGES.clear()
+    _EDGES[id(dfa)] = (dfa, got)
+    return got
 
 
 @lru_cache(maxsize=512)
@@ -393,106 +433,57 @@ def _class_spans(classes: np.ndarray) -> list:
     return spans
 
 
-def byte_classes(edges_per_state: list) -> tuple:
-    """Partition bytes into classes no edge distinguishes; return (classes, n_classes, edges
-    rewritten as (first class, last class, target))."""
-    cuts = {0, 256}
-    for edges in edges_per_state:
-        for lo, hi, _ in edges:
-            cuts.add(lo)
-            cuts.add(hi + 1)
-    cuts = sorted(cuts)
-    classes = np.zeros(256, np.uint8)
-    for k in range(len(cuts) - 1):
-        classes[cuts[k] : cuts[k + 1]] = k
-    cls = classes.tolist()
-    cedges = [[(cls[lo], cls[hi], t) for lo, hi, t in edges] for edges in edges_per_state]
-    return classes, len(cuts) - 1, cedges
+# Work units (NFA states visited, class cells bucketed) `kernels.subset_construction` does per
+# second, at least, on a loaded machine (measured ~1e8): its work bound is the time left times this.
+_SUBSET_RATE = 3e7
 
 
-def epsilon_closure(eps: list, important: list, end: int):
-    """A memoised closure function: the states reachable by epsilon moves from i that matter
-    for a DFA state (`important[x]`, e.g. has byte edges, or x == end), as a frozenset."""
-    memo: dict = {}
+def subsets(eps: list, edges: list, calls: list, start: int, end: int, n_sym: int, budget: _Budget) -> tuple:
+    """Subset construction of a Thompson NFA (per-state lists: epsilon targets, byte edges
+    (lo, hi, target); `calls`: state -> call edges (symbol, target)) in one kernel. DFA states are the epsilon
+    closures kept to the states that matter (with byte or call edges, or `end`): subsets that
+    differ only in pure epsilon states are the same DFA state; state 0 is the start.
 
-    def closure(i: int) -> frozenset:
-        got = memo.get(i)
-        if got is None:
-            seen, stack, keep = {i}, [i], []
-            while stack:
-                x = stack.pop()
-                if important[x] or x == end:
-                    keep.append(x)
-                for y in eps[x]:
-                    if y not in seen:
-                        seen.add(y)
-                        stack.append(y)
-            got = memo[i] = frozenset(keep)
-        return got
+    Returns (classes, trans [n, n_classes], accept, call triples (state, symbol, target))."""
+    from itertools import chain
 
-    return closure
+    from .kernels import subset_construction
 
+    n = len(eps)
+    e_cnt = np.fromiter(map(len, edges), np.int64, n)
+    flat = np.array(list(chain.from_iterable(edges)), np.int64).reshape(-1, 3)
+    # Byte classes: bytes no edge tells apart (class k = cuts[k] .. cuts[k + 1] - 1).
+    cuts = np.unique(np.concatenate([flat[:, 0], flat[:, 1] + 1, [0, 256]]))
+    classes = (np.searchsorted(cuts, np.arange(256), side="right") - 1).astype(np.uint8)
+    n_cls = len(cuts) - 1
+    c_cnt = np.zeros(n, np.int64)
+    c_cnt[list(calls)] = [len(x) for x in calls.values()]
+    cflat = np.array([x for _, xs in sorted(calls.items()) for x in xs], np.int64).reshape(-1, 2)
+    important = (e_cnt > 0) | (c_cnt > 0)
+    important[end] = True
 
-def subset_states(closure, first: frozenset, budget: _Budget):
-    """The subset construction's state numbering: returns (order, target) where order lists the
-    subsets (first is state 0) and target(nfa_states) numbers the closure of those targets,
-    appending new subsets; memoised on the target set, shared by all subsets."""
-    index, order, cache = {first: 0}, [first], {}
+    def ptr(cnt):
+        out = np.zeros(n + 1, np.int64)
+        np.cumsum(cnt, out=out[1:])
+        return out
 
-    def target(targets) -> int:
-        key = frozenset(targets)
-        j = cache.get(key)
-        if j is None:
-            nset = frozenset().union(*[closure(t) for t in key])
-            j = index.get(nset)
-            if j is None:
-                j = index[nset] = len(order)
-                order.append(nset)
-                budget.check_states(len(order))
-            cache[key] = j
-        return j
-
-    return order, target
+    trans, sptr, buf, ck, cs, cd, n_calls, status = subset_construction(
+        ptr(np.fromiter(map(len, eps), np.int64, n)), np.fromiter(chain.from_iterable(eps), np.int64),
+        important, ptr(e_cnt), classes[flat[:, 0]].astype(np.int64), classes[flat[:, 1]].astype(np.int64),
+        flat[:, 2].copy(), ptr(c_cnt), cflat[:, 0].copy(), cflat[:, 1].copy(), n_sym, start, n_cls,
+        budget.limits.max_states, budget.work_bound(_SUBSET_RATE))
+    if status == 1:
+        budget.check_states(budget.limits.max_states + 1)
+    budget.check_time(force=status == 2)
+    n_sub = trans.shape[0]
+    members = buf[: sptr[-1]]
+    accept = np.zeros(n_sub, bool)
+    accept[np.repeat(np.arange(n_sub), np.diff(sptr))[members == end]] = True
+    return classes, trans, accept, (ck[:n_calls], cs[:n_calls], cd[:n_calls])
 
 
 def _determinize(nfa: _NFA, start: int, end: int, budget: _Budget) -> ByteDFA:
-    classes, n_cls, cedges = byte_classes(nfa.edges)
-
-    # The closure keeps only states with byte edges (and the final state): subsets that differ
-    # only in pure epsilon states are the same DFA state.
-    closure = epsilon_closure(nfa.eps, [bool(e) for e in cedges], end)
-
-    order, target = subset_states(closure, closure(start), budget)
-    rows: list[list[int]] = []
-    k = 0
-    while k < len(order):
-        if k % 256 == 0:
-            budget.check_time()
-        cur = order[k]
-        k += 1
-        # Sweep the byte-class intervals of all edges leaving the subset: each elementary
-        # interval has one target set, so work is per interval, not per class.
-        events: list = []
-        for i in cur:
-            for clo, chi, t in cedges[i]:
-                events.append((clo, 1, t))
-                events.append((chi + 1, -1, t))
-        events.sort()
-        row = [DEAD] * n_cls
-        active: dict = {}
-        pos = 0
-        for e_pos, delta, t in events:
-            if e_pos > pos and active:
-                row[pos:e_pos] = [target(active)] * (e_pos - pos)
-            pos = e_pos
-            cnt = active.get(t, 0) + delta
-            if cnt:
-                active[t] = cnt
-            else:
-                del active[t]
-        rows.append(row)
-    trans = np.array(rows, np.int32).reshape(len(rows), n_cls)
-    accept = np.array([end in s for s in order], bool)
+    classes, trans, accept, _ = subsets(nfa.eps, nfa.edges, {}, start, end, 0, budget)
     return minimize(ByteDFA(trans, classes, accept), budget)
 
 

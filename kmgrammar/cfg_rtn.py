@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import grammar as g
-from .automaton import DEAD, Limits, _Budget, _NFA, _class_spans, byte_classes, epsilon_closure, refine_blocks, subset_states
+from .automaton import DEAD, Limits, _Budget, _NFA, refine_blocks, subsets
 from .cfg import Cfg, Ref
 
 
@@ -149,9 +149,6 @@ def to_regular(cfg: Cfg, recursive: set, budget: _Budget):
     return inline(cfg.rules[cfg.start])
 
 
-_EDGES: dict = {}
-
-
 class _CallNFA(_NFA):
     """Thompson NFA with call edges; non-recursive references are inlined."""
 
@@ -159,172 +156,46 @@ class _CallNFA(_NFA):
 
     def __init__(self, budget: _Budget, rules: dict, keep: dict):
         super().__init__(budget)
-        self.calls: list = []
+        self.calls: dict = {}  # state -> [(callee id, next state)]
         self.rules = rules
         self.keep = keep
-
-    def state(self) -> int:
-        self.calls.append([])
-        return super().state()
-
-    def _embed(self, dfa) -> tuple:
-        # Same as _NFA._embed, with the DFA's edge list computed once per DFA (terminals are
-        # embedded at every place they are inlined).
-        edges = _EDGES.get(id(dfa))
-        if edges is None or edges[0] is not dfa:
-            spans = _class_spans(dfa.classes) if dfa.n_states else []
-            out = []
-            for q, row in enumerate(dfa.trans.tolist()):
-                for c, t in enumerate(row):
-                    if t >= 0:
-                        out.extend((q, lo, hi, t) for lo, hi in spans[c])
-            edges = _EDGES[id(dfa)] = (dfa, out, np.flatnonzero(dfa.accept).tolist())
-            if len(_EDGES) > 4096:
-                _EDGES.clear()
-        s, e = self.state(), self.state()
-        if dfa.n_states == 0:
-            return s, e
-        base = len(self.eps)
-        for _ in range(dfa.n_states):
-            self.state()
-        for q, lo, hi, t in edges[1]:
-            self.edges[base + q].append((lo, hi, base + t))
-        for q in edges[2]:
-            self.eps[base + q].append(e)
-        self.eps[s].append(base)
-        return s, e
 
     def build(self, node) -> tuple:
         if type(node) is Ref:
             if node.name in self.keep:
                 s, e = self.state(), self.state()
-                self.calls[s].append((self.keep[node.name], e))
+                self.calls[s] = [(self.keep[node.name], e)]
                 return s, e
             return self.build(self.rules[node.name])
         return super().build(node)
 
 
-def _determinize(nfa: _CallNFA, start: int, end: int, budget: _Budget):
-    """Subset construction over bytes + call symbols; returns (trans, classes, call rows, accept)."""
-    classes, n_cls, cedges = byte_classes(nfa.edges)
-    eps, calls = nfa.eps, nfa.calls
-    closure = epsilon_closure(eps, [bool(e or c) for e, c in zip(cedges, calls)], end)
+def _automaton(nfa: _CallNFA, start: int, end: int, n_sym: int, budget: _Budget) -> tuple:
+    """The minimal DFA over byte classes + call symbols of one rule's NFA, states in BFS order:
+    (classes, trans [n, n_cls], calls [n, n_sym] (next state or -1), accept)."""
+    from .kernels import bfs_order
 
-    order, target = subset_states(closure, closure(start), budget)
-    rows, crow = [], []
-
-    class_rows: dict = {}  # NFA state -> its target per byte class (-1: none), or None if ambiguous
-    by_targets: dict = {}  # NFA target, or tuple of targets -> subset state
-
-    def class_row(i):
-        got = class_rows.get(i, 0)
-        if got == 0:
-            got = [-1] * n_cls
-            for clo, chi, t in cedges[i]:
-                for c in range(clo, chi + 1):
-                    if got[c] != -1 and got[c] != t:
-                        got = None
-                        break
-                    got[c] = t
-                if got is None:
-                    break
-            class_rows[i] = got
-        return got
-
-    k = 0
-    while k < len(order):
-        if k % 256 == 0:
-            budget.check_time()
-        cur = order[k]
-        k += 1
-        cacc: dict = {}
-        for i in cur:
-            for m, t in calls[i]:
-                cacc.setdefault(m, set()).add(t)
-        crs = [class_row(i) for i in cur]
-        if all(r is not None for r in crs):
-            # Every member has at most one target per class (embedded terminal DFAs are
-            # deterministic): read the targets class by class.
-            row = [DEAD] * n_cls
-            if len(crs) == 1:
-                for c, t in enumerate(crs[0]):
-                    if t >= 0:
-                        j = by_targets.get(t)
-                        if j is None:
-                            j = by_targets[t] = target((t,))
-                        row[c] = j
-            else:
-                for c, ts in enumerate(zip(*crs)):
-                    if max(ts) < 0:
-                        continue
-                    key = tuple(t for t in ts if t >= 0)
-                    j = by_targets.get(key)
-                    if j is None:
-                        j = by_targets[key] = target(key)
-                    row[c] = j
-            rows.append(row)
-            crow.append({m: target(ts) for m, ts in cacc.items()})
-            continue
-        # Sweep the class intervals of the subset's byte edges (as `automaton._determinize`):
-        # work per elementary interval, not per class.
-        events: list = []
-        for i in cur:
-            for clo, chi, t in cedges[i]:
-                events.append((clo, 1, t))
-                events.append((chi + 1, -1, t))
-        events.sort()
-        row = [DEAD] * n_cls
-        active: dict = {}
-        pos = 0
-        for e_pos, delta, t in events:
-            if e_pos > pos and active:
-                row[pos:e_pos] = [target(active)] * (e_pos - pos)
-            pos = e_pos
-            cnt = active.get(t, 0) + delta
-            if cnt:
-                active[t] = cnt
-            else:
-                del active[t]
-        rows.append(row)
-        crow.append({m: target(ts) for m, ts in cacc.items()})
-    trans = np.array(rows, np.int32).reshape(len(rows), n_cls)
-    accept = np.array([end in s for s in order], bool)
-    return trans, classes, crow, accept
-
-
-def _minimize(trans, crow, accept, call_syms: list):
-    """Moore minimisation over byte classes + call columns; states renumbered in BFS order."""
+    classes, trans, accept, (ck, cs, cd) = subsets(nfa.eps, nfa.edges, nfa.calls, start, end, n_sym, budget)
+    budget.check_time()
     n, n_cls = trans.shape
-    col = {m: n_cls + k for k, m in enumerate(call_syms)}
-    full = np.full((n, n_cls + len(call_syms)), -1, np.int64)
-    full[:, :n_cls] = trans
-    for s, d in enumerate(crow):
-        for m, t in d.items():
-            full[s, col[m]] = t
-    t = np.where(full >= 0, full, n)
-    t = np.vstack([t, np.full((1, t.shape[1]), n)])
+    # Minimisation over byte classes + call columns, one sink (index n) for missing edges.
+    full = np.full((n + 1, n_cls + n_sym), n, np.int64)
+    full[:n, :n_cls] = np.where(trans >= 0, trans, n)
+    full[ck, n_cls + cs] = cd
     part = np.append(accept.astype(np.int64), 2)
-    part = refine_blocks(t, part, n + 2)  # to the fixpoint; block ids come back dense
+    part = refine_blocks(full, part, n + 2, budget)  # to the fixpoint; block ids come back dense
     n_part = int(part.max()) + 1
     sink = part[n]
     rep = np.full(n_part, -1, np.int64)
     rep[part[::-1]] = np.arange(n, -1, -1)
-    qt = part[t[rep]]
-    order, seen = [int(part[0])], {int(part[0])}
-    k = 0
-    while k < len(order):
-        for x in qt[order[k]].tolist():
-            if x != sink and x not in seen:
-                seen.add(x)
-                order.append(x)
-        k += 1
+    qt = part[full[rep]]
+    order = bfs_order(qt, int(part[0]), int(sink))
     new_id = np.full(n_part, DEAD, np.int64)
     new_id[order] = np.arange(len(order))
     q = new_id[qt[order]]
-    m_trans = q[:, :n_cls].astype(np.int32)
-    m_calls = [{m: int(q[s, col[m]]) for m in call_syms if q[s, col[m]] >= 0} for s in range(len(order))]
-    m_accept = np.array([rep[b] < n and accept[rep[b]] for b in order], bool)
-    return m_trans, m_calls, m_accept
+    r = rep[order]
+    m_accept = (r < n) & accept[np.minimum(r, n - 1)]
+    return classes, q[:, :n_cls].astype(np.int32), q[:, n_cls:], m_accept
 
 
 @dataclass
@@ -373,9 +244,7 @@ def build_rtn(cfg: Cfg, recursive: set, limits: Limits) -> Rtn:
     for name in keep_names:
         nfa = _CallNFA(budget, cfg.rules, keep)
         s, e = nfa.build(cfg.rules[name])
-        trans, classes, crow, accept = _determinize(nfa, s, e, budget)
-        syms = sorted({m for d in crow for m in d})
-        parts.append((classes,) + _minimize(trans, crow, accept, syms))
+        parts.append(_automaton(nfa, s, e, len(keep_names), budget))
         budget.check_time()
     n_pos = sum(p[1].shape[0] for p in parts)
     budget.check_states(n_pos)
@@ -390,8 +259,7 @@ def build_rtn(cfg: Cfg, recursive: set, limits: Limits) -> Rtn:
     final_nt = np.full(n_pos, -1, np.int32)
     owner = np.zeros(n_pos, np.int32)
     nt_start = np.zeros(len(parts), np.int32)
-    call_ptr = [0]
-    call_nt, call_next = [], []
+    call_nt, call_next, call_cnt = [], [], []
     base = 0
     for k, (classes, t, calls, acc) in enumerate(parts):
         n = t.shape[0]
@@ -400,14 +268,15 @@ def build_rtn(cfg: Cfg, recursive: set, limits: Limits) -> Rtn:
         final_nt[base: base + n] = np.where(acc, k, -1)
         owner[base: base + n] = k
         nt_start[k] = base
-        for d in calls:
-            for m, nxt in sorted(d.items()):
-                call_nt.append(m)
-                call_next.append(nxt + base)
-            call_ptr.append(len(call_nt))
+        rows, syms = np.nonzero(calls >= 0)  # by position, then callee id
+        call_nt.append(syms)
+        call_next.append(calls[rows, syms] + base)
+        call_cnt.append(np.bincount(rows, minlength=n))
         base += n
-    rtn = Rtn(keep_names, trans, gcls, final_nt, owner, np.array(call_ptr, np.int32),
-              np.array(call_nt, np.int32), np.array(call_next, np.int32), nt_start,
+    call_ptr = np.zeros(n_pos + 1, np.int64)
+    np.cumsum(np.concatenate(call_cnt), out=call_ptr[1:])
+    rtn = Rtn(keep_names, trans, gcls, final_nt, owner, call_ptr.astype(np.int32),
+              np.concatenate(call_nt).astype(np.int32), np.concatenate(call_next).astype(np.int32), nt_start,
               np.zeros(len(parts), bool), 0)
     rtn.nullable = _nullable(rtn)
     return rtn

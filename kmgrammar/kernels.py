@@ -496,3 +496,204 @@ def closure_codes(trans, classes, cols, starts, max_nodes, code, code_ptr):
         if not ok:
             pos = code_ptr[k]
     code_ptr[starts.shape[0]] = pos
+
+
+@nb.njit(cache=True, nogil=True)
+def _grow(a, need):
+    if need <= a.shape[0]:
+        return a
+    b = np.empty(max(need, 2 * a.shape[0]), a.dtype)
+    b[: a.shape[0]] = a
+    return b
+
+
+@nb.njit(cache=True, nogil=True)
+def subset_construction(eps_ptr, eps_dst, important, e_ptr, e_lo, e_hi, e_dst, c_ptr, c_sym, c_dst,
+                        n_sym, start, n_cls, max_states, max_work):
+    """Subset construction of an NFA over byte classes + call symbols (CSR arrays).
+
+    eps_*: epsilon moves; e_*: byte edges over class ranges e_lo..e_hi; c_*: call edges on
+    symbol c_sym (0 <= c_sym < n_sym). A DFA state is the epsilon closure of its NFA states kept
+    to the `important` ones (those with edges, and the final state), sorted. State 0 is the
+    closure of `start`. Returns (trans [n, n_cls] (-1: none), member pointer, members,
+    call triples (state, symbol, target), number of call triples, status): status 1 means more
+    than `max_states` states, 2 more than `max_work` units of work (both: returned early)."""
+    n = eps_ptr.shape[0] - 1
+    mark = np.zeros(n, np.int64)
+    stamp = 0
+    stack = np.empty(n, np.int64)
+    out = np.empty(n, np.int64)
+    seeds = np.empty(16, np.int64)
+    prev = np.empty(16, np.int64)
+    buf = np.empty(1024, np.int64)
+    sptr = np.zeros(65, np.int64)
+    snext = np.empty(64, np.int64)
+    heads = nb.typed.Dict.empty(nb.types.int64, nb.types.int64)
+    trans = np.full(64 * n_cls, -1, np.int32)
+    ck = np.empty(64, np.int64)
+    cs = np.empty(64, np.int64)
+    cd = np.empty(64, np.int64)
+    n_calls = 0
+    head = np.empty(n_cls, np.int64)
+    shead = np.empty(max(n_sym, 1), np.int64)
+    node_t = np.empty(256, np.int64)
+    node_next = np.empty(256, np.int64)
+    work = 0
+    n_sub = 0
+    k = -1  # the state being expanded (-1: the start closure)
+    while True:
+        # Phase A (k == -1 only): seed with the start state.
+        if k == -1:
+            seeds[0] = start
+            n_seeds = 1
+            jobs = 1
+        else:
+            if k >= n_sub:
+                break
+            if work > max_work:
+                return trans[: n_sub * n_cls].reshape(n_sub, n_cls), sptr[: n_sub + 1], buf, ck, cs, cd, n_calls, 2
+            a, b = sptr[k], sptr[k + 1]
+            # Bucket every byte edge's target under each class it covers, and calls by symbol.
+            head[:] = -1
+            shead[:] = -1
+            nn = 0
+            for i in range(a, b):
+                x = buf[i]
+                for j in range(e_ptr[x], e_ptr[x + 1]):
+                    span = e_hi[j] - e_lo[j] + 1
+                    node_t = _grow(node_t, nn + span)
+                    node_next = _grow(node_next, nn + span)
+                    for c in range(e_lo[j], e_hi[j] + 1):
+                        node_t[nn] = e_dst[j]
+                        node_next[nn] = head[c]
+                        head[c] = nn
+                        nn += 1
+                for j in range(c_ptr[x], c_ptr[x + 1]):
+                    node_t = _grow(node_t, nn + 1)
+                    node_next = _grow(node_next, nn + 1)
+                    node_t[nn] = c_dst[j]
+                    node_next[nn] = shead[c_sym[j]]
+                    shead[c_sym[j]] = nn
+                    nn += 1
+            work += nn + (b - a)
+            jobs = n_cls + n_sym
+        n_prev = -1
+        prev_target = -1
+        for job in range(jobs):
+            if k >= 0:
+                h0 = head[job] if job < n_cls else shead[job - n_cls]
+                if h0 < 0:
+                    continue
+                n_seeds = 0
+                p = h0
+                while p >= 0:
+                    seeds = _grow(seeds, n_seeds + 1)
+                    seeds[n_seeds] = node_t[p]
+                    n_seeds += 1
+                    p = node_next[p]
+                seeds[:n_seeds] = np.sort(seeds[:n_seeds])
+                # Neighbouring classes usually have the same targets: reuse the last state.
+                if job < n_cls and n_prev == n_seeds and prev_target >= 0:
+                    same = True
+                    for i in range(n_seeds):
+                        if seeds[i] != prev[i]:
+                            same = False
+                            break
+                    if same:
+                        trans[k * n_cls + job] = prev_target
+                        continue
+            # Epsilon closure of the seeds, kept to important states, sorted.
+            stamp += 1
+            top = 0
+            for i in range(n_seeds):
+                s = seeds[i]
+                if mark[s] != stamp:
+                    mark[s] = stamp
+                    stack[top] = s
+                    top += 1
+            cnt = 0
+            while top > 0:
+                top -= 1
+                x = stack[top]
+                if important[x]:
+                    out[cnt] = x
+                    cnt += 1
+                for j in range(eps_ptr[x], eps_ptr[x + 1]):
+                    y = eps_dst[j]
+                    if mark[y] != stamp:
+                        mark[y] = stamp
+                        stack[top] = y
+                        top += 1
+                work += 1
+            out[:cnt] = np.sort(out[:cnt])
+            h = np.int64(cnt)
+            for i in range(cnt):
+                h = h * np.int64(1000003) + out[i]
+            # Look the subset up (chained on its hash); append it when new.
+            t = heads[h] if h in heads else -1
+            while t >= 0:
+                if sptr[t + 1] - sptr[t] == cnt:
+                    eq = True
+                    base = sptr[t]
+                    for i in range(cnt):
+                        if buf[base + i] != out[i]:
+                            eq = False
+                            break
+                    if eq:
+                        break
+                t = snext[t]
+            if t < 0:
+                t = n_sub
+                if n_sub + 1 > max_states:
+                    return trans[: n_sub * n_cls].reshape(n_sub, n_cls), sptr[: n_sub + 1], buf, ck, cs, cd, n_calls, 1
+                base = sptr[n_sub]
+                buf = _grow(buf, base + cnt)
+                buf[base: base + cnt] = out[:cnt]
+                sptr = _grow(sptr, n_sub + 2)
+                sptr[n_sub + 1] = base + cnt
+                snext = _grow(snext, n_sub + 1)
+                snext[n_sub] = heads[h] if h in heads else -1
+                heads[h] = n_sub
+                n_sub += 1
+                if trans.shape[0] < n_sub * n_cls:
+                    grown = np.full(2 * trans.shape[0], -1, np.int32)
+                    grown[: trans.shape[0]] = trans
+                    trans = grown
+            if k >= 0:
+                if job < n_cls:
+                    trans[k * n_cls + job] = t
+                    prev = _grow(prev, n_seeds)
+                    prev[:n_seeds] = seeds[:n_seeds]
+                    n_prev = n_seeds
+                    prev_target = t
+                else:
+                    ck = _grow(ck, n_calls + 1)
+                    cs = _grow(cs, n_calls + 1)
+                    cd = _grow(cd, n_calls + 1)
+                    ck[n_calls] = k
+                    cs[n_calls] = job - n_cls
+                    cd[n_calls] = t
+                    n_calls += 1
+        k += 1
+    return trans[: n_sub * n_cls].reshape(n_sub, n_cls), sptr[: n_sub + 1], buf, ck, cs, cd, n_calls, 0
+
+
+@nb.njit(cache=True, nogil=True)
+def bfs_order(qt, start, sink):
+    """States of table `qt` reachable from `start` in breadth-first order, columns in order
+    (`sink` is not a state)."""
+    seen = np.zeros(qt.shape[0], np.bool_)
+    order = np.empty(qt.shape[0], np.int64)
+    order[0] = start
+    seen[start] = True
+    m = 1
+    k = 0
+    while k < m:
+        for c in range(qt.shape[1]):
+            x = qt[order[k], c]
+            if x != sink and not seen[x]:
+                seen[x] = True
+                order[m] = x
+                m += 1
+        k += 1
+    return order[:m]

@@ -181,11 +181,12 @@ _BIG_ALT = 256
 
 
 class _NFA:
-    __slots__ = ("eps", "edges", "budget")
+    __slots__ = ("eps", "edges", "blocks", "budget")
 
     def __init__(self, budget: _Budget):
         self.eps: list[list[int]] = []
-        self.edges: list[list[tuple]] = []
+        self.edges: list[list[tuple]] = []  # per state: (lo, hi, target)
+        self.blocks: list = []  # embedded DFAs' byte edges as arrays: (base, src, lo, hi, dst), local ids
         self.budget = budget
 
     def state(self) -> int:
@@ -209,6 +210,11 @@ class _NFA:
             if n > 8 * self.budget.limits.max_states + 100_000:
                 self.budget.check_states(n // 8)
         return base
+
+    def byte_edges(self) -> list:
+        """Every byte edge (lo, hi, target), as lists: the states' own, then one per embedded DFA."""
+        return self.edges + [list(zip(lo.tolist(), hi.tolist(), (dst + base).tolist()))
+                             for base, _src, lo, hi, dst in self.blocks]
 
     def build(self, node) -> tuple:
         """Add `node`; return its (start, end) fragment."""
@@ -361,12 +367,9 @@ class _NFA:
         s, e = self.state(), self.state()
         if dfa.n_states == 0:
             return s, e  # no path from s to e: the empty language
-        rows, finals = _dfa_edges(dfa)
+        src, lo, hi, dst, finals = _dfa_edges(dfa)
         base = self.states(dfa.n_states)
-        edges = self.edges
-        for q, row in enumerate(rows):
-            if row:
-                edges[base + q] = [(lo, hi, base + t) for lo, hi, t in row]
+        self.blocks.append((base, src, lo, hi, dst))
         for q in finals:
             self.eps[base + q].append(e)
         self.eps[s].append(base)
@@ -377,8 +380,8 @@ _EDGES: dict = {}
 
 
 def _dfa_edges(dfa: ByteDFA) -> tuple:
-    """A DFA's byte edges per state as (lo, hi, target) over byte spans, and its accepting
-    states; computed once per DFA (a terminal is embedded wherever it is used)."""
+    """A DFA's byte edges over byte spans as arrays (src, lo, hi, dst) and its accepting states;
+    computed once per DFA (a terminal is embedded wherever it is used)."""
     got = _EDGES.get(id(dfa))
     if got is not None and got[0] is dfa:
         return got[1]
@@ -386,15 +389,11 @@ def _dfa_edges(dfa: ByteDFA) -> tuple:
     n_sp = np.array([len(x) for x in spans], np.int64)
     lo = np.array([a for x in spans for a, _ in x], np.int64)
     hi = np.array([b for x in spans for _, b in x], np.int64)
-    q, c = np.nonzero(dfa.trans >= 0)  # by state, then class
+    q, c = np.nonzero(dfa.trans >= 0)
     t = dfa.trans[q, c].astype(np.int64)
     k = n_sp[c]  # one edge per span of the class
     first = np.repeat(np.cumsum(n_sp)[c] - k, k) + np.arange(int(k.sum())) - np.repeat(np.cumsum(k) - k, k)
-    q, t = np.repeat(q, k), np.repeat(t, k)
-    rows: list = [[] for _ in range(dfa.n_states)]
-    for a, triple in zip(q.tolist(), zip(lo[first].tolist(), hi[first].tolist(), t.tolist())):
-        rows[a].append(triple)
-    got = (rows, np.flatnonzero(dfa.accept).tolist())
+    got = (np.repeat(q, k), lo[first], hi[first], np.repeat(t, k), np.flatnonzero(dfa.accept).tolist())
     if len(_EDGES) > 4096:
         _EDGES.clear()
     _EDGES[id(dfa)] = (dfa, got)
@@ -438,22 +437,33 @@ def _class_spans(classes: np.ndarray) -> list:
 _SUBSET_RATE = 3e7
 
 
-def subsets(eps: list, edges: list, calls: list, start: int, end: int, n_sym: int, budget: _Budget) -> tuple:
-    """Subset construction of a Thompson NFA (per-state lists: epsilon targets, byte edges
-    (lo, hi, target); `calls`: state -> call edges (symbol, target)) in one kernel. DFA states are the epsilon
-    closures kept to the states that matter (with byte or call edges, or `end`): subsets that
-    differ only in pure epsilon states are the same DFA state; state 0 is the start.
+def subsets(nfa: _NFA, calls: dict, start: int, end: int, n_sym: int, budget: _Budget) -> tuple:
+    """Subset construction of a Thompson NFA (byte edges as lists and embedded blocks; `calls`:
+    state -> call edges (symbol, target)) in one kernel. DFA states are the epsilon closures kept
+    to the states that matter (with byte or call edges, or `end`): subsets that differ only in
+    pure epsilon states are the same DFA state; state 0 is the start.
 
     Returns (classes, trans [n, n_classes], accept, call triples (state, symbol, target))."""
     from itertools import chain
 
     from .kernels import subset_construction
 
+    eps = nfa.eps
     n = len(eps)
-    e_cnt = np.fromiter(map(len, edges), np.int64, n)
-    flat = np.array(list(chain.from_iterable(edges)), np.int64).reshape(-1, 3)
+    flat = np.array(list(chain.from_iterable(nfa.edges)), np.int64).reshape(-1, 3)
+    src = [np.repeat(np.arange(n), np.fromiter(map(len, nfa.edges), np.int64, n))]
+    lo, hi, dst = [flat[:, 0]], [flat[:, 1]], [flat[:, 2]]
+    for base, b_src, b_lo, b_hi, b_dst in nfa.blocks:
+        src.append(b_src + base)
+        lo.append(b_lo)
+        hi.append(b_hi)
+        dst.append(b_dst + base)
+    src = np.concatenate(src)
+    by_src = np.argsort(src, kind="stable")
+    lo, hi, dst = np.concatenate(lo)[by_src], np.concatenate(hi)[by_src], np.concatenate(dst)[by_src]
+    e_cnt = np.bincount(src, minlength=n)
     # Byte classes: bytes no edge tells apart (class k = cuts[k] .. cuts[k + 1] - 1).
-    cuts = np.unique(np.concatenate([flat[:, 0], flat[:, 1] + 1, [0, 256]]))
+    cuts = np.unique(np.concatenate([lo, hi + 1, [0, 256]]))
     classes = (np.searchsorted(cuts, np.arange(256), side="right") - 1).astype(np.uint8)
     n_cls = len(cuts) - 1
     c_cnt = np.zeros(n, np.int64)
@@ -469,8 +479,8 @@ def subsets(eps: list, edges: list, calls: list, start: int, end: int, n_sym: in
 
     trans, sptr, buf, ck, cs, cd, n_calls, status = subset_construction(
         ptr(np.fromiter(map(len, eps), np.int64, n)), np.fromiter(chain.from_iterable(eps), np.int64),
-        important, ptr(e_cnt), classes[flat[:, 0]].astype(np.int64), classes[flat[:, 1]].astype(np.int64),
-        flat[:, 2].copy(), ptr(c_cnt), cflat[:, 0].copy(), cflat[:, 1].copy(), n_sym, start, n_cls,
+        important, ptr(e_cnt), classes[lo].astype(np.int64), classes[hi].astype(np.int64),
+        dst, ptr(c_cnt), cflat[:, 0].copy(), cflat[:, 1].copy(), n_sym, start, n_cls,
         budget.limits.max_states, budget.work_bound(_SUBSET_RATE))
     if status == 1:
         budget.check_states(budget.limits.max_states + 1)
@@ -483,7 +493,7 @@ def subsets(eps: list, edges: list, calls: list, start: int, end: int, n_sym: in
 
 
 def _determinize(nfa: _NFA, start: int, end: int, budget: _Budget) -> ByteDFA:
-    classes, trans, accept, _ = subsets(nfa.eps, nfa.edges, {}, start, end, 0, budget)
+    classes, trans, accept, _ = subsets(nfa, {}, start, end, 0, budget)
     return minimize(ByteDFA(trans, classes, accept), budget)
 
 

@@ -33,18 +33,46 @@ def recursive_rules(cfg: Cfg) -> set:
 
 
 def _cyclic(edges: dict, nodes: set) -> set:
-    """Nodes of `nodes` on a cycle of the graph restricted to `nodes`."""
-    out = set()
-    for n in nodes:
-        seen, stack = set(), [m for m in edges[n] if m in nodes]
-        while stack:
-            m = stack.pop()
-            if m == n:
-                out.add(n)
-                break
-            if m not in seen:
-                seen.add(m)
-                stack.extend(x for x in edges[m] if x in nodes)
+    """Nodes of `nodes` on a cycle of the graph restricted to `nodes`: members of a strongly
+    connected component with two or more nodes, or with a self-loop (Tarjan, iterative)."""
+    index: dict = {}
+    low: dict = {}
+    on_stack: set = set()
+    stack: list = []
+    out: set = set()
+    for root in nodes:
+        if root in index:
+            continue
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        work = [(root, iter([m for m in edges[root] if m in nodes]))]
+        while work:
+            v, it = work[-1]
+            for w in it:
+                if w not in index:
+                    index[w] = low[w] = len(index)
+                    stack.append(w)
+                    on_stack.add(w)
+                    work.append((w, iter([m for m in edges[w] if m in nodes])))
+                    break
+                if w in on_stack:
+                    low[v] = min(low[v], index[w])
+            else:
+                work.pop()
+                if work:
+                    u = work[-1][0]
+                    low[u] = min(low[u], low[v])
+                if low[v] == index[v]:
+                    comp = []
+                    while True:
+                        w = stack.pop()
+                        on_stack.discard(w)
+                        comp.append(w)
+                        if w == v:
+                            break
+                    if len(comp) > 1 or v in edges[v]:
+                        out.update(comp)
     return out
 
 
@@ -175,7 +203,7 @@ def _automaton(nfa: _CallNFA, start: int, end: int, n_sym: int, budget: _Budget)
     (classes, trans [n, n_cls], calls [n, n_sym] (next state or -1), accept)."""
     from .kernels import bfs_order
 
-    classes, trans, accept, (ck, cs, cd) = subsets(nfa.eps, nfa.edges, nfa.calls, start, end, n_sym, budget)
+    classes, trans, accept, (ck, cs, cd) = subsets(nfa, nfa.calls, start, end, n_sym, budget)
     budget.check_time()
     n, n_cls = trans.shape
     # Minimisation over byte classes + call columns, one sink (index n) for missing edges.
@@ -286,7 +314,7 @@ def _nullable(rtn: Rtn) -> np.ndarray:
     """nullable[M]: M's automaton reaches a final position through calls to nullable M' only."""
     n_nt = len(rtn.names)
     nullable = np.zeros(n_nt, bool)
-    calls = rtn.call_lists()
+    calls = {p: rtn.calls_of(p) for p in np.flatnonzero(np.diff(rtn.call_ptr)).tolist()}
     changed = True
     while changed:
         changed = False
@@ -300,7 +328,7 @@ def _nullable(rtn: Rtn) -> np.ndarray:
                 if rtn.final_nt[p] >= 0:
                     nullable[m] = changed = True
                     break
-                for c, nxt in calls[p]:
+                for c, nxt in calls.get(p, ()):
                     if nullable[c] and nxt not in seen:
                         seen.add(nxt)
                         stack.append(nxt)

@@ -183,7 +183,7 @@ def build(node, limits: Limits) -> ByteDFA:
         subs = dict(zip(_MARKERS, big))
         nfa = _GraphNFA(budget)
         s, e = nfa.build(_mark(node, {key: m for m, (key, _d) in subs.items()}, {}))
-        if _foreign_markers(nfa.edges):
+        if _foreign_markers(nfa.byte_edges()):
             break
         got, bad = _splice(_determinize(nfa, s, e, budget), {m: d for m, (_k, d) in subs.items()}, budget)
         if got is not None:

@@ -306,8 +306,9 @@ def _walk(trie: tuple, states: np.ndarray, net_args: tuple, n_words: int, budget
           regular: bool = False) -> tuple:
     """`kernels.walk_cfg_nd` over `trie` from each of `states`, in chunks: rows [len(states),
     n_words] and exits (kind, index into states, node, exit state, remainder offset).
-    keep(lo, rows): consume each chunk's rows instead of returning them (then rows is None). regular: `kernels.walk_masks`
-    (byte edges only, no exits), for states whose walks meet no call or completion.
+    keep(lo, rows): consume each chunk's rows instead of returning them (then rows is None).
+    regular: `kernels.walk_masks` (byte edges only, no exits), for states whose walks meet no
+    call or completion.
     The pushdown kernel runs at most _STEPS steps per call (a state that needs more is walked
     again with twice as many), so the time limit is checked however costly one chunk is."""
     from . import kernels
@@ -475,10 +476,3 @@ def position_classes(rtn: Rtn, flags, horizon: int, budget) -> np.ndarray:
     part = refine_blocks(t, part, max(horizon, 1), budget)[:n]
     _, dense = np.unique(part, return_inverse=True)
     return dense.reshape(-1)
-
-
-CFG_ARRAYS = (
-    "cfg_final_nt", "cfg_call_ptr", "cfg_call_nt", "cfg_call_next", "cfg_nt_start", "cfg_nullable",
-    "cfg_grp_ptr", "cfg_grp_state", "cfg_grp_tok_ptr", "cfg_grp_tok", "cfg_grp_rem", "cfg_rem_ptr",
-    "cfg_rem_off", "cfg_rem_data",
-)

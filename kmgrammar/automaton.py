@@ -41,9 +41,8 @@ class _Budget:
         self.limits = limits
         self.deadline = time.monotonic() + limits.time_limit
 
-    def check_time(self, force: bool = False) -> None:
-        """Raise once past the deadline (or now, when `force`: a kernel ran out of its work bound)."""
-        if force or time.monotonic() > self.deadline:
+    def check_time(self) -> None:
+        if time.monotonic() > self.deadline:
             raise CompileLimitError(
                 f"compilation exceeded time_limit={self.limits.time_limit:g}s (raise it with time_limit=...)"
             )
@@ -432,9 +431,10 @@ def _class_spans(classes: np.ndarray) -> list:
     return spans
 
 
-# Work units (NFA states visited, class cells bucketed) `kernels.subset_construction` does per
-# second, at least, on a loaded machine (measured ~1e8): its work bound is the time left times this.
-_SUBSET_RATE = 3e7
+# Work units (NFA states visited, class cells bucketed) per second assumed for
+# `kernels.subset_construction`: its work bound is the time left times this. A kernel that runs
+# out of work before the deadline is rerun with a 4x bound (the machine is faster than assumed).
+_SUBSET_RATE = 1e8
 
 
 def subsets(nfa: _NFA, calls: dict, start: int, end: int, n_sym: int, budget: _Budget) -> tuple:
@@ -477,14 +477,18 @@ def subsets(nfa: _NFA, calls: dict, start: int, end: int, n_sym: int, budget: _B
         np.cumsum(cnt, out=out[1:])
         return out
 
-    trans, sptr, buf, ck, cs, cd, n_calls, status = subset_construction(
-        ptr(np.fromiter(map(len, eps), np.int64, n)), np.fromiter(chain.from_iterable(eps), np.int64),
-        important, ptr(e_cnt), classes[lo].astype(np.int64), classes[hi].astype(np.int64),
-        dst, ptr(c_cnt), cflat[:, 0].copy(), cflat[:, 1].copy(), n_sym, start, n_cls,
-        budget.limits.max_states, budget.work_bound(_SUBSET_RATE))
-    if status == 1:
-        budget.check_states(budget.limits.max_states + 1)
-    budget.check_time(force=status == 2)
+    args = (ptr(np.fromiter(map(len, eps), np.int64, n)), np.fromiter(chain.from_iterable(eps), np.int64),
+            important, ptr(e_cnt), classes[lo].astype(np.int64), classes[hi].astype(np.int64), dst,
+            ptr(c_cnt), cflat[:, 0].copy(), cflat[:, 1].copy(), n_sym, start, n_cls, budget.limits.max_states)
+    rate = _SUBSET_RATE
+    while True:
+        trans, sptr, buf, ck, cs, cd, n_calls, status = subset_construction(*args, budget.work_bound(rate))
+        if status == 1:
+            budget.check_states(budget.limits.max_states + 1)
+        budget.check_time()
+        if status == 0:
+            break
+        rate *= 4
     n_sub = trans.shape[0]
     members = buf[: sptr[-1]]
     accept = np.zeros(n_sub, bool)

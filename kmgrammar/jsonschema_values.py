@@ -346,13 +346,6 @@ def union(a: ByteDFA, b: ByteDFA, limits: Limits) -> ByteDFA:
     return _product(_complete(a), _complete(b), lambda x, y: bool(x) or bool(y), _Budget(limits))
 
 
-def _table_dfa(table: np.ndarray, accept: np.ndarray, budget=None) -> ByteDFA:
-    """ByteDFA from a [n, 256] table (-1 = dead), minimised."""
-    cols, inverse = np.unique(table.T, axis=0, return_inverse=True)
-    classes = inverse.reshape(-1).astype(np.uint8)
-    return minimize(ByteDFA(np.ascontiguousarray(cols.T.astype(np.int32)), classes, accept), budget)
-
-
 def explicit_dfa(start, step, accept, alphabet: bytes, limits: Limits) -> ByteDFA:
     """DFA from an explicit step function over hashable states (None = dead)."""
     budget = _Budget(limits)
@@ -375,12 +368,15 @@ def explicit_dfa(start, step, accept, alphabet: bytes, limits: Limits) -> ByteDF
                 budget.check_states(len(order))
             row[b] = j
         rows.append(row)
-    table = np.full((len(order), 256), -1, np.int32)
+    col = {b: i + 1 for i, b in enumerate(alphabet)}  # one class per alphabet byte; class 0: the rest
+    classes = np.zeros(256, np.uint8)
+    classes[list(alphabet)] = np.arange(1, len(alphabet) + 1)
+    table = np.full((len(order), len(alphabet) + 1), -1, np.int32)
     for i, row in enumerate(rows):
         for b, j in row.items():
-            table[i, b] = j
+            table[i, col[b]] = j
     acc = np.array([bool(accept(s)) for s in order], bool)
-    return _table_dfa(table, acc, budget)
+    return minimize(ByteDFA(table, classes, acc), budget)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -391,16 +391,7 @@ def escape_of(b: int) -> str:
     return _SHORT.get(b) or f"u{b:04x}"
 
 
-_PLAIN = g.CharSet(g.complement_ranges([(0, 0x1F), (0x22, 0x22), (0x5C, 0x5C)]))
-JSON_CHAR = g.Alt((_PLAIN,) + tuple(g.text("\\" + escape_of(b)) for b in _SPECIAL))
-
-
 _CACHE_LIMITS = Limits(max_states=1_000_000, time_limit=3600.0)
-
-
-@lru_cache(maxsize=None)
-def _char_dfa() -> ByteDFA:
-    return build(JSON_CHAR, _CACHE_LIMITS)
 
 
 @lru_cache(maxsize=None)

@@ -489,7 +489,9 @@ def test_counted_string_equals_repeated_character(lo, hi):
 
     lim = Limits(max_states=100_000, time_limit=60)
     direct = jv.string_dfa(jv._any_content(), lo, hi, lim)
-    repeated = jv.build(g.seq(g.text('"'), g.Repeat(g.Dfa(jv._char_dfa()), lo, hi), g.text('"')), lim)
+    plain = g.CharSet(g.complement_ranges([(0, 0x1F), (0x22, 0x22), (0x5C, 0x5C)]))
+    char = g.Alt((plain,) + tuple(g.text("\\" + jv.escape_of(b)) for b in list(range(0x20)) + [0x22, 0x5C]))
+    repeated = jv.build(g.seq(g.text('"'), g.Repeat(char, lo, hi), g.text('"')), lim)
     assert direct.n_states == repeated.n_states
     assert jv.difference(direct, repeated, lim).is_empty() and jv.difference(repeated, direct, lim).is_empty()
 

@@ -36,10 +36,9 @@ GOOD = [
 BAD = [
     "SELECT*FROMidentifier",  # no final "\n"
     "SELECT*FROM\n",
-    "SELECT identifier FROM identifier\n",
+    "SELECT identifier FROM identifier\n",  # no %ignore: spaces are not allowed
     "INSERTINTOidentifierVALUES(1\n",
-    "CREATETABLEidentifier()\n",
-    "SELECT*FROMidentifierWHEREidentifier=1\n",
+    "CREATETABLEidentifier()\n",  # at least one column
 ]
 
 

@@ -243,36 +243,50 @@ def classify_sorted(net: Network, charts: list, strings: list, follow) -> list:
     return out
 
 
+def _after_prefix(p: bytes) -> bytes | None:
+    """The least byte string above every string that starts with `p` (None: there is none)."""
+    p = p.rstrip(b"\xff")
+    return p[:-1] + bytes([p[-1] + 1]) if p else None
+
+
 def local_table(net: Network, r: int, strings: list) -> tuple:
     """For each of `strings` (sorted), walked from item (r, unknown caller): whether the whole
     string is viable without leaving r's rule instance (calls it makes inside the string are
     followed), and the offsets j < len(s) after which that instance can complete (return to its
     caller with s[j:] still to read). Both are properties of r and s alone, whatever the stack;
-    one walk shares prefixes with the previous string and skips strings under a dead prefix."""
+    one walk shares prefixes with the previous string, and the run of strings under a dead prefix
+    is answered at once (they read the same charts; their offset lists are one shared list)."""
     charts = [net.close([], 0, [(r, -1)])]
+    at = [0] if charts[0].popped else []  # the offsets j of the charts that popped, ascending
     oks, pops = [], []
     prev = b""
-    dead_at = -1
-    for s in strings:
-        lcp = _lcp(s, prev)
-        prev = s
-        if 0 < dead_at <= lcp:
-            # s shares the prefix that died: charts[0 .. dead_at - 1] are still its charts
-            oks.append(False)
-            pops.append([j for j in range(min(len(s), dead_at)) if charts[j].popped])
-            continue
-        dead_at = -1
-        del charts[1 + min(lcp, len(charts) - 1):]
-        ok = True
-        for j in range(len(charts) - 1, len(s)):
+    k, n = 0, len(strings)
+    while k < n:
+        s = strings[k]
+        keep = min(_lcp(s, prev), len(charts) - 1)
+        del charts[1 + keep:]
+        while at and at[-1] > keep:
+            at.pop()
+        for j in range(keep, len(s)):
             ch = net.step(charts, s[j])
             if not ch.alive:
-                ok = False
-                dead_at = j + 1
                 break
             charts.append(ch)
-        oks.append(ok)
-        pops.append([j for j in range(min(len(s), len(charts))) if charts[j].popped])
+            if ch.popped:
+                at.append(j + 1)
+        else:
+            oks.append(True)
+            pops.append(at[:-1] if at and at[-1] == len(s) else at[:])  # offsets j < len(s)
+            prev = s
+            k += 1
+            continue
+        above = _after_prefix(s[:j + 1])
+        end = n if above is None else bisect.bisect_left(strings, above, k + 1, n)
+        js = at[:]
+        oks.extend([False] * (end - k))
+        pops.extend([js] * (end - k))
+        prev = strings[end - 1]
+        k = end
     return oks, pops
 
 
@@ -303,63 +317,67 @@ def stack_tables(net: Network, rems: list, check=None) -> dict:
     returns = sorted({r for rs in returns_of.values() for r in rs})
     popped: dict = {}  # rule -> suffixes that can be left after an instance of it completes
     fresh: dict = {}  # rule -> of those, the ones not yet walked from its return positions
-    raw_u = []
+    walked_u = []  # (oks, pop counts, suffixes left after the pops) per exit state, in order
 
-    def pop_into(m: int, x: bytes) -> None:
+    def pop_into(m: int, xs: list) -> None:
+        """Suffixes `xs` can be left after an instance of m completes; the new ones are fresh."""
         got = popped.setdefault(m, set())
-        if x not in got:
-            got.add(x)
-            fresh.setdefault(m, set()).add(x)
+        new = set(xs)
+        new -= got
+        if new:
+            got |= new
+            fresh.setdefault(m, set()).update(new)
+
+    def walk(r: int, strings: list) -> tuple:
+        oks, pops = local_table(net, r, strings)
+        left = [s[j:] for s, js in zip(strings, pops) if js for j in js]
+        pop_into(owner[r], left)
+        return oks, list(map(len, pops)), left
 
     for u, strings in enumerate(rems):
         if strings:
             if check is not None:
                 check()
-            oks, pops = local_table(net, u, strings)
-            raw_u.append((u, oks, pops))
-            for s, js in zip(strings, pops):
-                for j in js:
-                    pop_into(owner[u], s[j:])
-    raw_r: dict = {r: {} for r in returns}
+            walked_u.append(walk(u, strings))
+    done_r: dict = {r: set() for r in returns}  # suffixes walked from r
+    walked_r: dict = {r: [] for r in returns}  # (batch, oks, pop counts, suffixes left) per walk
     while fresh:  # suffixes popped into callers, and what those pop further down
         m, new = fresh.popitem()
         for r in sorted(returns_of.get(m, ())):
-            batch = sorted(x for x in new if x not in raw_r[r])
+            batch = sorted(new - done_r[r])
             if not batch:
                 continue
             if check is not None:
                 check()
-            oks, pops = local_table(net, r, batch)
-            for x, ok, js in zip(batch, oks, pops):
-                raw_r[r][x] = (ok, js)
-                for j in js:
-                    pop_into(owner[r], x[j:])
+            done_r[r].update(batch)
+            walked_r[r].append((batch, *walk(r, batch)))
     seen = {x for xs in popped.values() for x in xs}
     tid = {x: k for k, x in enumerate(sorted(seen))}
     n = len(tid)
+
+    def ids(xs: list) -> np.ndarray:
+        return np.fromiter(map(tid.__getitem__, xs), np.int64, len(xs))
+
     ok = np.zeros(len(returns) * n, np.uint8)
-    ptr, src, dst = [0], [], []
+    ptr, src, dst = [0], [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
     for k, r in enumerate(returns):
-        for x, (good, js) in raw_r[r].items():
-            ok[k * n + tid[x]] = good
-            for j in js:
-                src.append(tid[x])
-                dst.append(tid[x[j:]])
-        ptr.append(len(src))
-    uok, uptr, udst = [], [0], []
-    for u, oks, pops in raw_u:
-        for s, good, js in zip(rems[u], oks, pops):
-            uok.append(good)
-            udst.extend(tid[s[j:]] for j in js)
-            uptr.append(len(udst))
+        for batch, oks, counts, left in walked_r[r]:
+            t = ids(batch)
+            ok[k * n + t] = oks
+            src.append(np.repeat(t, counts))
+            dst.append(ids(left))
+        ptr.append(ptr[-1] + sum(len(d) for _, _, _, d in walked_r[r]))
+    uok = [good for oks, _, _ in walked_u for good in oks]
+    ucount = [c for _, counts, _ in walked_u for c in counts]
+    uleft = [x for _, _, left in walked_u for x in left]
     return {
         "cfg_loc_ret": np.array(returns, np.int32),
         "cfg_loc_n": np.array([n], np.int64),
         "cfg_loc_ok": ok,
         "cfg_loc_pop_ptr": np.array(ptr, np.int64),
-        "cfg_loc_pop_src": np.array(src, np.int32),
-        "cfg_loc_pop_dst": np.array(dst, np.int32),
+        "cfg_loc_pop_src": np.concatenate(src).astype(np.int32),
+        "cfg_loc_pop_dst": np.concatenate(dst).astype(np.int32),
         "cfg_loc_uok": np.array(uok, np.uint8),
-        "cfg_loc_upop_ptr": np.array(uptr, np.int64),
-        "cfg_loc_upop_dst": np.array(udst, np.int32),
+        "cfg_loc_upop_ptr": np.cumsum([0] + ucount, dtype=np.int64),
+        "cfg_loc_upop_dst": ids(uleft).astype(np.int32),
     }

@@ -280,8 +280,10 @@ def local_table(net: Network, r: int, strings: list) -> tuple:
             prev = s
             k += 1
             continue
-        above = _after_prefix(s[:j + 1])
-        end = n if above is None else bisect.bisect_left(strings, above, k + 1, n)
+        dead, end = s[:j + 1], k + 1
+        if end < n and strings[end].startswith(dead):  # a run: bisect to its end
+            above = _after_prefix(dead)
+            end = n if above is None else bisect.bisect_left(strings, above, end, n)
         js = at[:]
         oks.extend([False] * (end - k))
         pops.extend([js] * (end - k))
@@ -308,8 +310,7 @@ def stack_tables(net: Network, rems: list, check=None) -> dict:
     # Only what pops out of M can reach the return position of a call of M: walk each r over
     # popped[M] of the rules it returns from, not over every suffix (exact: W vectors are only
     # ever read at those suffixes).
-    starts = net.start
-    owner = [bisect.bisect_right(starts, p) - 1 for p in range(len(net.rows))]
+    owner = (np.searchsorted(net.start, np.arange(len(net.rows)), side="right") - 1).tolist()
     returns_of: dict = {}
     for cl in net.calls:
         for m, nxt in cl:

@@ -124,6 +124,9 @@ class _Tables:
         for k, r in enumerate(a["cfg_loc_ret"].tolist()):
             self.ok[r] = ok[k * n: (k + 1) * n]
             self.pop[r] = (src[ptr[k]: ptr[k + 1]], dst[ptr[k]: ptr[k + 1]])
+        self.can_pop = [False] * (max(self.pop, default=-1) + 1)  # by return position
+        for r, (src_r, _) in self.pop.items():
+            self.can_pop[r] = len(src_r) > 0
         uok, uptr = a["cfg_loc_uok"].astype(bool), a["cfg_loc_upop_ptr"]
         udst = a["cfg_loc_upop_dst"].astype(np.int64)
         self.ok_u: dict = {}
@@ -209,67 +212,117 @@ class _Runtime:
             got = self.w_ids[b] = (next(self._ids), vec)
         return got
 
-    def w(self, charts: list, o: int) -> dict:
-        """W(o): rule M -> (id, vector): which suffixes (indices into T) the stack below chart o
-        reads after an instance of M started at o completes. Charts below first (explicit stack).
-        Cached by the ids of what each waiting caller's own stack reads: stacks that differ only
-        deeper than any suffix reaches share one entry."""
+    def w(self, charts: list, o: int, rule: int) -> tuple:
+        """W(o)[rule]: (id, vector) of which suffixes (indices into T) the stack below chart o
+        reads after an instance of `rule` started at o completes. Computed on demand, per rule:
+        a mask needs it only for the rules of its positions with groups, and W(o)[rule] needs a
+        caller's own W only where the caller's return position can pop, so the charts below are
+        visited only as far as some suffix reaches (a chart waits for ~50 rules in big JSON
+        schemas; computing them all, chart after chart down a deep stack, took up to 0.3 s).
+        Memoised on the chart, charts below first (explicit stack), cached by what each waiter
+        reads: stacks that differ only deeper than any suffix reaches share one entry."""
         c = charts[o]
-        if c.w is not None:
-            return c.w
-        owner = self.owner
-        stack = [o]
+        if rule not in c.wait:
+            return _NONE
+        memo = c.w
+        if memo is not None:
+            got = memo.get(rule)
+            if got is not None:
+                return got
+        owner, can_pop = self.owner, self.tables.can_pop
+        stack = [(o, rule)]
+        plans: dict = {}
         while stack:
-            j = stack[-1]
+            j, m0 = stack[-1]
             cj = charts[j]
-            if cj.w is not None:
+            memo = cj.w
+            if memo is None:
+                memo = cj.w = {}
+            elif m0 in memo:
                 stack.pop()
                 continue
-            key, missing = [], []
-            for m, lst in cj.wait.items():
-                for r, o2 in lst:
-                    if o2 == j:
-                        key.append((m, r, -1))
-                    else:
-                        w2 = charts[o2].w
-                        if w2 is None:
-                            missing.append(o2)
-                        else:
-                            key.append((m, r, w2.get(owner[r], _NONE)[0]))
+            plan = plans.get((j, m0))
+            if plan is None:
+                plan = plans[(j, m0)] = self._plan(charts, j, m0)
+            group, deps = plan
+            missing = [d for d in deps if d[1] not in (charts[d[0]].w or ())]
             if missing:
                 stack.extend(missing)
                 continue
-            key = key[0] if len(key) == 1 else frozenset(key)
+            wait = cj.wait
+            key = []
+            for m in group:
+                for r, o2 in wait[m]:
+                    if not can_pop[r]:
+                        key.append((m, r, -1))
+                    elif o2 == j:
+                        key.append((m, r, -3))
+                    else:
+                        n = owner[r]
+                        key.append((m, r, charts[o2].w[n][0] if n in charts[o2].wait else -2))
+            key = frozenset(key)
             got = self.w_cache.get(key)
             if got is None:
-                got = self._w_of(charts, j)
+                got = self._w_of(charts, j, group)
                 if len(self.w_cache) >= _W_CACHE:
                     self.w_cache.clear()
                 self.w_cache[key] = got
-            cj.w = got
+            memo.update(got)
             stack.pop()
-        return c.w
+        return c.w[rule]
 
-    def _w_of(self, charts: list, j: int) -> dict:
+    def _plan(self, charts: list, j: int, rule: int) -> tuple:
+        """(group, deps) for W(j)[rule]: the rules whose W at chart j it depends on (itself, and
+        the rules of callers that started at j too and can pop: left recursion), and the
+        (chart, rule) pairs below whose W it needs."""
+        owner, can_pop = self.owner, self.tables.can_pop
+        wait = charts[j].wait
+        group, deps = [rule], set()
+        for m in group:  # grows while it is walked
+            for r, o2 in wait[m]:
+                if can_pop[r]:
+                    n = owner[r]
+                    if o2 != j:
+                        if n in charts[o2].wait:
+                            deps.add((o2, n))
+                    elif n in wait and n not in group:
+                        group.append(n)
+        return group, list(deps)
+
+    def _w_of(self, charts: list, j: int, group: list) -> dict:
         t = self.tables
-        owner = self.owner
-        out, loops = {}, []
-        for m, lst in charts[j].wait.items():
-            acc = np.zeros(t.n, bool)
-            for r, o2 in set(lst):
-                acc |= t.ok[r]
-                src, dst = t.pop[r]
-                if not len(src):
+        owner, can_pop = self.owner, t.can_pop
+        wait = charts[j].wait
+        out, owned, loops = {}, set(), []
+        for m in group:
+            acc = None
+            for r, o2 in set(wait[m]):
+                v = t.ok[r]
+                if acc is None:
+                    acc = v  # shared until written: most rules have one waiter
+                elif m in owned:
+                    acc |= v
+                else:
+                    acc = acc | v
+                    owned.add(m)
+                if not can_pop[r]:
                     continue
+                src, dst = t.pop[r]
                 if o2 == j:  # the caller started here too: what it pops to is this chart's W
                     loops.append((m, owner[r], src, dst))
                     continue
-                wb = charts[o2].w.get(owner[r], _NONE)[1]
+                n = owner[r]
+                wb = charts[o2].w[n][1] if n in charts[o2].wait else None
                 if wb is not None:
-                    acc[src[wb[dst]]] = True
+                    hit = src[wb[dst]]
+                    if len(hit):
+                        if m not in owned:
+                            acc = acc.copy()
+                            owned.add(m)
+                        acc[hit] = True
             out[m] = acc
         changed = bool(loops)
-        while changed:  # monotone fixpoint over the callers that sit at this chart, in place
+        while changed:  # monotone fixpoint over the callers that sit at this chart
             changed = False
             for m, rule, src, dst in loops:
                 wb = out.get(rule)
@@ -277,6 +330,9 @@ class _Runtime:
                     acc = out[m]
                     hit = src[wb[dst]]
                     if not acc[hit].all():
+                        if m not in owned:
+                            acc = out[m] = acc.copy()
+                            owned.add(m)
                         acc[hit] = True
                         changed = True
         return {m: self._intern(v) for m, v in out.items()}
@@ -322,7 +378,9 @@ class _Runtime:
         for pos, o in ch.scan:
             if pos_groups[pos]:
                 w = charts[o].w
-                e = (self.w(charts, o) if w is None else w).get(owner[pos], _NONE)
+                e = w.get(owner[pos]) if w is not None else None
+                if e is None:
+                    e = self.w(charts, o, owner[pos])
                 items.append((pos, e[0]))
                 stacks.append((pos, e))
             else:

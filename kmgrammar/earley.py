@@ -344,8 +344,10 @@ def stack_tables(net: Network, rems: list, check=None) -> dict:
     walked_r: dict = {r: [] for r in returns}  # (batch, oks, pop counts, suffixes left) per walk
     while fresh:  # suffixes popped into callers, and what those pop further down
         m, new = fresh.popitem()
+        new = sorted(new)  # once for all r
         for r in sorted(returns_of.get(m, ())):
-            batch = sorted(new - done_r[r])
+            done = done_r[r]
+            batch = [x for x in new if x not in done]
             if not batch:
                 continue
             if check is not None:

@@ -60,6 +60,7 @@ import sys
 import time
 import warnings
 from decimal import Decimal
+from functools import lru_cache
 from urllib.parse import unquote
 
 from . import grammar as g
@@ -452,7 +453,7 @@ class Lowerer(LogicMixin, ContainerMixin):
         if lo is not None and hi is not None and (lo > hi or (lo == hi and (lo_x or hi_x))):
             return _EMPTY
         if lo is None and hi is None and mult is None:
-            return _INTEGER if integer else jv.ANY_NUMBER
+            return _integer() if integer else jv.any_number()
         if mult is not None and mult == mult.to_integral_value() and mult == 1:
             integer, mult = True, None
         return g.Dfa(jv.number_dfa(integer=integer, lower=lo, lower_excl=lo_x, upper=hi, upper_excl=hi_x,
@@ -511,8 +512,10 @@ class Lowerer(LogicMixin, ContainerMixin):
             self.fail(ptr, f"pattern {pattern!r}: {e}")
 
 
-_INTEGER = g.Dfa(jv.build(g.alt(g.text("0"), g.seq(g.Repeat(g.text("-"), 0, 1), g.ByteSet(((49, 57),)),
-                                                  g.Repeat(g.ByteSet(((48, 57),)), 0, None))), Limits()))
+@lru_cache(maxsize=None)
+def _integer() -> g.Dfa:
+    return g.Dfa(jv.build(g.alt(g.text("0"), g.seq(g.Repeat(g.text("-"), 0, 1), g.ByteSet(((49, 57),)),
+                                                 g.Repeat(g.ByteSet(((48, 57),)), 0, None))), Limits()))
 
 
 def _lcm(a: Decimal, b: Decimal) -> Decimal:

@@ -444,7 +444,7 @@ class ContainerMixin:
             mem = g.seq(jv.string_node(), st.key_sep(), v)
             obj = g.alt(st.empty("{}"), g.seq(st.open("{", 0), mem, g.Repeat(g.seq(sep, mem), 0, None),
                                                 st.close("}", 0)))
-            scalars = g.Dfa(jv.build(g.alt(g.text("null"), g.text("true"), g.text("false"), jv.ANY_NUMBER,
+            scalars = g.Dfa(jv.build(g.alt(g.text("null"), g.text("true"), g.text("false"), jv.any_number(),
                                            jv.string_node()), self.lim()))
             self.rules["json_value"] = g.alt(scalars, arr, obj)
         return _Ref("json_value")
@@ -454,7 +454,7 @@ class ContainerMixin:
         if key in self.memo:
             return self.memo[key]
         st = self.style
-        scalars = [g.text("null"), g.text("true"), g.text("false"), jv.ANY_NUMBER, jv.string_node()]
+        scalars = [g.text("null"), g.text("true"), g.text("false"), jv.any_number(), jv.string_node()]
         if levels > 0:
             inner = self.bounded_any(depth + 1, levels - 1)
             sep = st.item_sep(depth)

@@ -730,7 +730,10 @@ _ANY_NUMBER_IR = g.seq(
 )
 
 
-ANY_NUMBER = g.Dfa(build(_ANY_NUMBER_IR, _CACHE_LIMITS))
+@lru_cache(maxsize=None)
+def any_number() -> g.Dfa:
+    """Any JSON number, as a shared DFA leaf (built on first use: importing stays cheap for cached loads)."""
+    return g.Dfa(build(_ANY_NUMBER_IR, _CACHE_LIMITS))
 
 
 def to_decimal(v, what: str) -> Decimal:

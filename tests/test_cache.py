@@ -189,3 +189,30 @@ def test_unwritable_cache_only_warns(tmp_path, monkeypatch, caplog):
     compiled = kmgrammar.compile_regex("ab", VOCAB)
     assert Matcher(compiled).accept_string("ab")
     assert "cannot write" in caplog.text
+
+
+def test_cached_loads_need_no_compiler(cache_dir):
+    """A process that only loads cached artifacts (regex, JSON Schema on either back end) and
+    serves masks never imports numba: its start-up stays a file read, not a JIT-cache load."""
+    script = textwrap.dedent(
+        """
+        import sys
+        import kmgrammar
+        from kmgrammar import Vocabulary, Matcher
+        v = Vocabulary.from_bytes([b"a", b"b", b"ab", b"1", b"12", b"{", b"}", b'"', b":", b"<eos>"],
+                                  eos_token_ids=[9])
+        got = [kmgrammar.compile_regex("(ab)+1", v),
+               kmgrammar.compile_json_schema({"type": "array", "items": {"type": "integer"}}, v),
+               kmgrammar.compile_json_schema({"type": "object", "properties": {"a": {}}}, v)]
+        for c in got:
+            m = Matcher(c)
+            m.fill_next_token_bitmask(kmgrammar.allocate_token_bitmask(1, v.vocab_size))
+        print(" ".join(c.kind for c in got), "numba" in sys.modules)
+        """
+    )
+    env = dict(os.environ, KMGRAMMAR_CACHE_DIR=str(cache_dir))
+    first = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr
+    second = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0, second.stderr
+    assert second.stdout.split() == ["regex", "json_schema", "cfg", "False"]

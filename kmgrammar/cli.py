@@ -88,6 +88,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-cache", action="store_true", help="neither read nor write the disk cache")
     p.add_argument("--max-states", type=int, metavar="N", help="compile limit on automaton states")
     p.add_argument("--time-limit", type=float, metavar="SECONDS", help="compile limit on wall time")
+    p.add_argument("--start", metavar="RULE", help="--lark/--gbnf: the start rule (default start / root)")
+    js = p.add_argument_group("JSON Schema options (with --json-schema)")
+    js.add_argument("--whitespace", choices=["compact", "flexible"], help="default compact")
+    js.add_argument("--indent", type=int, metavar="N", help="pretty-printed as json.dumps(indent=N) writes it")
+    js.add_argument("--strict", action="store_true", help="a missing additionalProperties means false")
+    js.add_argument("--lenient", action="store_true", help="unsupported keywords warn instead of failing")
+    js.add_argument("--property-order", choices=["schema", "any"], help="default schema")
     p.set_defaults(func=cmd_compile)
 
     p = sub.add_parser("inspect", parents=common, help="describe an artifact (no tokenizer needed)",
@@ -409,6 +416,17 @@ def cmd_compile(args) -> int:
         else:
             spec = text
     opts = {"cache": not args.no_cache}
+    schema_opts = {"whitespace": args.whitespace, "indent": args.indent, "property_order": args.property_order,
+                   "strict": args.strict or None, "lenient": args.lenient or None}
+    schema_opts = {k: v for k, v in schema_opts.items() if v is not None}
+    if schema_opts and flag != "--json-schema":
+        used = ", ".join("--" + k.replace("_", "-") for k in schema_opts)
+        raise _CliError(f"{used}: only with --json-schema")
+    opts.update(schema_opts)
+    if args.start is not None:
+        if flag not in ("--lark", "--gbnf"):
+            raise _CliError("--start: only with --lark or --gbnf")
+        opts["start"] = args.start
     if args.max_states is not None:
         opts["max_states"] = args.max_states
     if args.time_limit is not None:
@@ -426,8 +444,17 @@ def cmd_compile(args) -> int:
     with _Progress(what):
         compiled = _compile_call(fn, spec, vocab, opts, flag)
     wall = time.perf_counter() - t0
-    key = _cache.make_key(compiled.kind, compiled.spec, compiled.options, vocab.fingerprint)
-    hit = not args.no_cache and key + ".kmg" in before
+    key, hit = None, False
+    if not args.no_cache:  # a fresh compile stores a new entry; a hit adds none and refreshes its own
+        d = _cache.cache_dir()
+        try:
+            now = [n for n in os.listdir(d) if n.endswith(".kmg")]
+            added = [n for n in now if n not in before]
+            hit = not added
+            name = added[0] if added else max(now, key=lambda n: os.stat(os.path.join(d, n)).st_mtime, default=None)
+            key = name[:-4] if name else None
+        except OSError:
+            pass
 
     data = compiled.to_bytes()
     if args.output:
@@ -455,7 +482,7 @@ def cmd_compile(args) -> int:
     if args.verbose:
         rows += [(k.replace("_", " "), _n(v)) for k, v in st.items()
                  if k not in ("states", "distinct_rows", "token_transitions", "compile_seconds")]
-        if not args.no_cache:
+        if key is not None:
             rows.append(("cache entry", os.path.join(str(_cache.cache_dir()), key + ".kmg")))
     w = max(len(k) for k, _ in rows)
     for k, v in rows:

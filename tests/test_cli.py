@@ -156,6 +156,37 @@ def test_compile_json_schema_goes_to_the_frontend(capsys, tmp_path, monkeypatch)
     assert "--max-states is not supported with --json-schema" in err
 
 
+def test_compile_json_schema_options(capsys, tmp_path, cl100k):
+    src = tmp_path / "s.json"
+    src.write_text(json.dumps({"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "string"}},
+                               "required": ["a", "b"], "additionalProperties": False}))
+    out_file = tmp_path / "s.kmg"
+    rc, _, err = run(capsys, "compile", "--json-schema", src, "--no-cache", "--property-order", "any",
+                     "--indent", "2", "-o", out_file)
+    assert rc == 0, err
+    c = kmgrammar.CompiledGrammar.load(out_file, cl100k)
+    for doc in ({"b": "x", "a": 1}, {"a": 1, "b": "x"}):
+        m = kmgrammar.Matcher(c)
+        assert m.accept_string(json.dumps(doc, indent=2)) and m.is_accepting()
+    assert not kmgrammar.Matcher(c).accept_string('{"a":1')
+    rc, _, err = run(capsys, "compile", "--regex", "a", "--strict", "--lenient")
+    assert_one_line_error(rc, err, "--strict, --lenient: only with --json-schema")
+    rc, _, err = run(capsys, "compile", "--regex", "a", "--start", "x")
+    assert_one_line_error(rc, err, "--start: only with --lark or --gbnf")
+
+
+def test_compile_lark_start_rule(capsys, tmp_path, cl100k):
+    out_file = tmp_path / "g.kmg"
+    rc, _, err = run(capsys, "compile", "--lark", "arithmetic", "--no-cache", "-o", out_file)
+    assert rc == 0, err
+    src = tmp_path / "g.lark"
+    src.write_text('start: "a" b\nb: "b"+\n')
+    rc, _, err = run(capsys, "compile", "--lark", src, "--start", "b", "--no-cache", "-o", out_file)
+    assert rc == 0, err
+    m = kmgrammar.Matcher(kmgrammar.CompiledGrammar.load(out_file, cl100k))
+    assert m.accept_string("bb") and m.is_accepting() and not kmgrammar.Matcher(m.compiled).accept_string("a")
+
+
 def test_progress_message_on_stderr(capsys):
     with cli._Progress("regex 'x'", delay=0.0, every=60.0) as p:
         deadline = time.monotonic() + 10

@@ -83,12 +83,7 @@ class _PositionSet:
     __slots__ = ("rows", "gids", "tokens", "rows_at")
 
     def __init__(self, rt: "_Runtime", positions, accepting: bool):
-        rows = None
-        for pos in positions:
-            row = rt.row(pos)
-            rows = row if rows is None else rows | row
-        if rows is None:
-            rows = np.zeros(rt.n_words, np.uint32)
+        rows = rt.rows_or(positions)
         self.rows = rows | rt.eos if accepting else rows  # read only: masks start from a copy
         with_groups = sorted(pos for pos in positions if rt.pos_tokens[pos] is not None)
         self.gids = [gid for pos in with_groups for gid in rt.pos_groups[pos]]
@@ -110,33 +105,70 @@ class _PositionSet:
         return words.view(np.int32)
 
 
+class _Lazy(dict):
+    """A dict that fills a missing key from `make(key)`."""
+
+    __slots__ = ("make",)
+
+    def __init__(self, make):
+        super().__init__()
+        self.make = make
+
+    def __missing__(self, key):
+        v = self[key] = self.make(key)
+        return v
+
+
+def _bools(a: np.ndarray) -> np.ndarray:
+    return a.view(bool) if a.dtype == np.uint8 else a.astype(bool)
+
+
 class _Tables:
     """Local tables (see the module doc and `earley.stack_tables`) as vectors: per return
     position r, ok[r] (reads suffix t locally, over T) and pop[r] (pairs t -> t after a pop,
-    indices into T); per exit state u the same over u's remainders (pops land in T)."""
+    indices into T); per exit state u the same over u's remainders (pops land in T). Sliced on
+    first use, key by key: a run touches few of a big grammar's positions, and building them all
+    was most of the cost of a grammar's first mask."""
 
     def __init__(self, a: dict, rem_ptr: list):
-        self.n = n = int(a["cfg_loc_n"][0])
-        ok, ptr = a["cfg_loc_ok"].astype(bool), a["cfg_loc_pop_ptr"].tolist()
-        src, dst = a["cfg_loc_pop_src"].astype(np.int64), a["cfg_loc_pop_dst"].astype(np.int64)
-        self.ok: dict = {}
-        self.pop: dict = {}
-        for k, r in enumerate(a["cfg_loc_ret"].tolist()):
-            self.ok[r] = ok[k * n: (k + 1) * n]
-            self.pop[r] = (src[ptr[k]: ptr[k + 1]], dst[ptr[k]: ptr[k + 1]])
-        self.can_pop = [False] * (max(self.pop, default=-1) + 1)  # by return position
-        for r, (src_r, _) in self.pop.items():
-            self.can_pop[r] = len(src_r) > 0
-        uok, uptr = a["cfg_loc_uok"].astype(bool), a["cfg_loc_upop_ptr"]
-        udst = a["cfg_loc_upop_dst"].astype(np.int64)
-        self.ok_u: dict = {}
-        self.pop_u: dict = {}
-        for u in range(len(rem_ptr) - 1):
-            lo, hi = rem_ptr[u], rem_ptr[u + 1]
-            if hi > lo:
-                self.ok_u[u] = uok[lo:hi]
-                counts = np.diff(uptr[lo: hi + 1])
-                self.pop_u[u] = (np.repeat(np.arange(hi - lo), counts), udst[uptr[lo]: uptr[hi]])
+        self.n = int(a["cfg_loc_n"][0])
+        n_pos = len(rem_ptr) - 1
+        ret, ptr = a["cfg_loc_ret"], a["cfg_loc_pop_ptr"]
+        index = np.full(n_pos, -1, np.int64)
+        index[ret] = np.arange(len(ret))
+        can_pop = np.zeros(n_pos, bool)
+        can_pop[ret] = np.diff(ptr) > 0
+        self.can_pop = can_pop.tolist()  # by return position: does r ever complete its rule
+        self._index, self._ptr = index.tolist(), ptr.tolist()
+        self._ok, self._src, self._dst = _bools(a["cfg_loc_ok"]), a["cfg_loc_pop_src"], a["cfg_loc_pop_dst"]
+        self._rem_ptr = rem_ptr
+        self._uok, self._uptr, self._udst = _bools(a["cfg_loc_uok"]), a["cfg_loc_upop_ptr"], a["cfg_loc_upop_dst"]
+        self.ok, self.pop = _Lazy(self._ok_of), _Lazy(self._pop_of)
+        self.ok_u, self.pop_u = _Lazy(self._ok_u_of), _Lazy(self._pop_u_of)
+
+    def _k(self, r: int) -> int:
+        k = self._index[r]
+        if k < 0:
+            raise ArtifactError(f"corrupt cfg artifact: no stack table for return position {r}")
+        return k
+
+    def _ok_of(self, r: int) -> np.ndarray:
+        k, n = self._k(r), self.n
+        return self._ok[k * n: (k + 1) * n]
+
+    def _pop_of(self, r: int) -> tuple:
+        k = self._k(r)
+        lo, hi = self._ptr[k], self._ptr[k + 1]
+        return self._src[lo:hi], self._dst[lo:hi]
+
+    def _ok_u_of(self, u: int) -> np.ndarray:
+        return self._uok[self._rem_ptr[u]: self._rem_ptr[u + 1]]
+
+    def _pop_u_of(self, u: int) -> tuple:
+        lo, hi = self._rem_ptr[u], self._rem_ptr[u + 1]
+        uptr = self._uptr
+        counts = np.diff(uptr[lo: hi + 1])
+        return np.repeat(np.arange(hi - lo), counts), self._udst[uptr[lo]: uptr[hi]]
 
 
 class _Runtime:
@@ -176,6 +208,8 @@ class _Runtime:
         self.masks: dict = {}  # by (item positions and W ids, accepting)
         self.masks_v: dict = {}  # by (positions, accepting, verdicts per group)
         self.position_sets: dict = {}  # (positions, accepting) -> _PositionSet
+        self.row_sets: dict = {}  # distinct row ids -> OR of those rows
+        self.state_row = compiled._state_row
         self.w_cache: dict = {}  # (rule, caller position, id of its W) per waiter -> W
         self.v_cache: dict = {}  # (exit state, W id) -> verdicts
         self.w_ids: dict = {}  # W vector bytes -> (id, vector)
@@ -198,6 +232,28 @@ class _Runtime:
 
     def row(self, pos: int) -> np.ndarray:
         return self.compiled.mask_row(pos).view(np.uint32)
+
+    def rows_or(self, positions) -> np.ndarray:
+        """The OR of the positions' rows (read only). Charts in big JSON schemas hold ~40
+        positions sharing ~12 distinct rows, and position sets differ more often than their
+        rows: ORed once per distinct row, cached by the set of rows."""
+        state_row = self.state_row
+        by_row = {state_row[pos]: pos for pos in positions}
+        key = frozenset(by_row)
+        got = self.row_sets.get(key)
+        if got is None:
+            if not by_row:
+                got = np.zeros(self.n_words, np.uint32)
+            else:
+                it = iter(by_row.values())
+                got = self.row(next(it))
+                for k, pos in enumerate(it):
+                    if k == 0:
+                        got = got | self.row(pos)
+                    else:
+                        np.bitwise_or(got, self.row(pos), out=got)
+            _put(self.row_sets, key, got, _POSITION_SETS)
+        return got
 
     # -- stack vectors ----------------------------------------------------------------------
 

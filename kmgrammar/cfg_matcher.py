@@ -30,6 +30,7 @@ charts instead: exact there too.
 from __future__ import annotations
 
 import itertools
+from collections import OrderedDict
 
 import numpy as np
 
@@ -205,14 +206,14 @@ class _Runtime:
             self.pos_tokens.append(_Tokens(tok[gtp[gp[p]]: gtp[gp[p + 1]]].astype(np.int64), np.concatenate(slots), off)
                                    if slots else None)
         self._tables = None
-        self.masks: dict = {}  # by (item positions and W ids, accepting)
-        self.masks_v: dict = {}  # by (positions, accepting, verdicts per group)
-        self.position_sets: dict = {}  # (positions, accepting) -> _PositionSet
-        self.row_sets: dict = {}  # distinct row ids -> OR of those rows
+        self.masks = OrderedDict()  # by (item positions and W ids, accepting)
+        self.masks_v = OrderedDict()  # by (positions, accepting, verdicts per group)
+        self.position_sets = OrderedDict()  # (positions, accepting) -> _PositionSet
+        self.row_sets = OrderedDict()  # distinct row ids -> OR of those rows
         self.state_row = compiled._state_row
-        self.w_cache: dict = {}  # (rule, caller position, id of its W) per waiter -> W
-        self.v_cache: dict = {}  # (exit state, W id) -> verdicts
-        self.w_ids: dict = {}  # W vector bytes -> (id, vector)
+        self.w_cache = OrderedDict()  # (rule, caller position, id of its W) per waiter -> W
+        self.v_cache = OrderedDict()  # (exit state, W id) -> verdicts
+        self.w_ids = OrderedDict()  # W vector bytes -> (id, vector)
         self._ids = itertools.count()
         eos = np.zeros(self.n_words, np.uint32)
         for t in compiled.vocab.eos_token_ids:
@@ -259,13 +260,12 @@ class _Runtime:
 
     def _intern(self, vec: np.ndarray) -> tuple:
         """(id, vec): equal contents get one id (ids are never reused, so caches keyed by ids
-        stay valid when this table is cleared; two threads may give one content two ids)."""
+        stay valid when entries are evicted; two threads may give one content two ids)."""
         b = vec.tobytes()
         got = self.w_ids.get(b)
         if got is None:
-            if len(self.w_ids) >= _W_CACHE:
-                self.w_ids.clear()
-            got = self.w_ids[b] = (next(self._ids), vec)
+            got = (next(self._ids), vec)
+            _put(self.w_ids, b, got, _W_CACHE)
         return got
 
     def w(self, charts: list, o: int, rule: int) -> tuple:
@@ -320,9 +320,7 @@ class _Runtime:
             got = self.w_cache.get(key)
             if got is None:
                 got = self._w_of(charts, j, group)
-                if len(self.w_cache) >= _W_CACHE:
-                    self.w_cache.clear()
-                self.w_cache[key] = got
+                _put(self.w_cache, key, got, _W_CACHE)
             memo.update(got)
             stack.pop()
         return c.w[rule]
@@ -410,9 +408,7 @@ class _Runtime:
                     v = v.copy()
                     v[hit] = True
             got = (v.tobytes(), v)
-            if len(self.v_cache) >= _W_CACHE:
-                self.v_cache.clear()
-            self.v_cache[key] = got
+            _put(self.v_cache, key, got, _W_CACHE)
         return got
 
     # -- masks ------------------------------------------------------------------------------
@@ -494,10 +490,13 @@ class _Runtime:
             del charts[i:]
 
 
-def _put(cache: dict, key, value, cap: int = _MASK_CACHE) -> None:
-    if len(cache) >= cap:
-        for k in list(cache)[: cap // 2]:
-            cache.pop(k, None)  # another thread may have evicted it
+def _put(cache: OrderedDict, key, value, cap: int = _MASK_CACHE) -> None:
+    # the oldest entry, one per insertion: evicting half at once cost one mask ~4 ms
+    while len(cache) >= cap:
+        try:
+            cache.popitem(last=False)
+        except KeyError:  # another thread emptied it meanwhile
+            break
     cache[key] = value
 
 

@@ -13,8 +13,9 @@ computes it ahead of time (cfg_loc_* arrays; on first use for artifacts without 
 remainders from each exit state u and, closed under pops, for the suffixes that reach a caller's
 return position r. What the stack below chart o does with each such suffix is a boolean vector
 W(o)[M] (M: the rule being completed): the OR over the callers (r, o') waiting for M at o of
-"r reads it locally, or pops to W(o')". W is computed once per chart, bottom-up (a fixpoint
-where callers sit at o itself, as with left recursion), interned by content, and cached by
+"r reads it locally, or pops to W(o')". W is computed per rule on demand (for the rules a mask
+needs, and below only where a caller's return can pop), memoised on the chart, bottom-up (a
+fixpoint where callers sit at o itself, as with left recursion), interned by content, and cached by
 (rule, caller position, id of the caller's own W) per waiter, so stacks that differ only deeper
 than any suffix reaches share it: a stack shape never seen before costs a dictionary lookup per
 new stack level, a few vector operations at worst, never a walk. A mask depends only on the

@@ -54,8 +54,6 @@ from __future__ import annotations
 import json
 import math
 import re
-
-import numpy as np
 import sys
 import time
 import warnings
@@ -63,12 +61,13 @@ from decimal import Decimal
 from functools import lru_cache
 from urllib.parse import unquote
 
+import numpy as np
+
 from . import grammar as g
 from . import jsonschema_values as jv
 from .automaton import ByteDFA, Limits
 from .cfg import Ref as _Ref
 from .errors import CompileError, CompileLimitError, GrammarSyntaxError, UnsupportedFeatureError
-
 from .jsonschema_base import (ANNOTATIONS, LENIENT_ANY_DEPTH, MAX_LOWERINGS, SUPPORTED, TYPES, UNSUPPORTED,  # noqa: F401
                               _EMPTY, _SCHEMA_LISTS, _SCHEMA_MAPS, _SCHEMA_ONE, _Unsupported, _has_ref, _json_eq, _json_key,
                               _ptr, _to_cfg_node, _type_of, load_schema)

@@ -8,7 +8,6 @@ import warnings
 from . import grammar as g
 from . import jsonschema_values as jv
 from .cfg import Ref as _Ref
-
 from .errors import CompileLimitError
 from .jsonschema_base import LENIENT_ANY_DEPTH, _EMPTY, _ptr
 

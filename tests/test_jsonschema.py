@@ -547,3 +547,18 @@ def test_property_order_any_accepts_every_order_once():
         schema_to_dfa({"type": "object", "properties": {f"p{i}": {} for i in range(11)}}, property_order="any")
     with pytest.raises(CompileError, match="property_order"):
         schema_to_dfa({}, property_order="random")
+
+
+def test_property_order_any_with_extra_keys_and_counts():
+    schema = {"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}},
+              "required": ["b"], "additionalProperties": {"type": "boolean"}, "minProperties": 2, "maxProperties": 3}
+    dfa = schema_to_dfa(schema, property_order="any")
+    for text in ['{"x":true,"b":1}', '{"b":1,"x":true,"a":2}', '{"a":2,"x":true,"b":1}', '{"b":1,"a":2}']:
+        assert dfa.matches(text.encode()), text
+    for text in ['{"b":1}', '{"x":true,"b":1,"a":2,"y":false}', '{"x":true,"a":1}', '{"b":1,"a":2,"b":3}',
+                 '{"a":"s","b":1}']:
+        assert not dfa.matches(text.encode()), text
+    # the limit is inclusive: ANY_ORDER_MAX_PROPERTIES declared properties still compile
+    ten = schema_to_dfa({"type": "object", "properties": {f"p{i}": {"type": "integer"} for i in range(10)},
+                         "additionalProperties": False}, property_order="any")
+    assert ten.matches(b'{"p9":1,"p0":2}') and not ten.matches(b'{"p9":1,"p9":2}')

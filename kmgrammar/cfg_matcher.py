@@ -244,16 +244,9 @@ class _Runtime:
         key = frozenset(by_row)
         got = self.row_sets.get(key)
         if got is None:
-            if not by_row:
-                got = np.zeros(self.n_words, np.uint32)
-            else:
-                it = iter(by_row.values())
-                got = self.row(next(it))
-                for k, pos in enumerate(it):
-                    if k == 0:
-                        got = got | self.row(pos)
-                    else:
-                        np.bitwise_or(got, self.row(pos), out=got)
+            got = np.zeros(self.n_words, np.uint32)
+            for pos in by_row.values():
+                got |= self.row(pos)
             _put(self.row_sets, key, got, _POSITION_SETS)
         return got
 

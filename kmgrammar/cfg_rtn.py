@@ -204,7 +204,6 @@ def _automaton(nfa: _CallNFA, start: int, end: int, n_sym: int, budget: _Budget)
     from .kernels import bfs_order
 
     classes, trans, accept, (ck, cs, cd) = subsets(nfa, nfa.calls, start, end, n_sym, budget)
-    budget.check_time()
     n, n_cls = trans.shape
     # Minimisation over byte classes + call columns, one sink (index n) for missing edges.
     full = np.full((n + 1, n_cls + n_sym), n, np.int64)

@@ -190,7 +190,6 @@ def hopcroft_partition(t, part):
     if n:
         bend[nb_ - 1] = n
     work = np.empty(n, np.int64)
-    in_work = np.zeros(n, np.bool_)
     n_work = 0
     largest = 0
     for b in range(nb_):
@@ -199,7 +198,6 @@ def hopcroft_partition(t, part):
     for b in range(nb_):
         if b != largest:
             work[n_work] = b
-            in_work[b] = True
             n_work += 1
     marked = np.zeros(n, np.int64)
     touched = np.empty(n, np.int64)
@@ -207,7 +205,6 @@ def hopcroft_partition(t, part):
     while n_work:
         n_work -= 1
         sb = work[n_work]
-        in_work[sb] = False
         m = bend[sb] - bstart[sb]
         for a in range(m):
             splitter[a] = elems[bstart[sb] + a]
@@ -250,9 +247,9 @@ def hopcroft_partition(t, part):
                     bend[b] = bstart[b] + mk
                 for q in range(bstart[new], bend[new]):
                     blk[elems[q]] = new
-                # Hopcroft: a pending block is replaced by both halves, else the smaller suffices
+                # Hopcroft: `new` is the smaller half; if b was pending it still is (both halves
+                # pending), else the smaller half suffices
                 work[n_work] = new
-                in_work[new] = True
                 n_work += 1
     out = np.full(n, -1, np.int64)
     ids = np.full(nb_, -1, np.int64)

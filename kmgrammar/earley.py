@@ -352,7 +352,7 @@ def stack_tables(net: Network, rems: list, check=None) -> dict:
                 continue
             if check is not None:
                 check()
-            done_r[r].update(batch)
+            done.update(batch)
             walked_r[r].append((batch, *walk(r, batch)))
     seen = {x for xs in popped.values() for x in xs}
     tid = {x: k for k, x in enumerate(sorted(seen))}

@@ -1,7 +1,7 @@
 """RTN x vocabulary -> the precomputed mask tables of a grammar artifact.
 
 For every position p, the vocabulary trie is walked along byte edges (numba,
-`kernels.walk_cfg_masks`): tokens that stay on byte edges are allowed whatever the stack holds,
+`kernels.walk_cfg_nd`): tokens that stay on byte edges are allowed whatever the stack holds,
 and form p's mask row (stored like a regular automaton's rows). Where a token, after >= 1 byte,
 could also enter a call or complete p's rule (an "exit" at state u), the rest of the token (its
 *remainder*) is classified ahead of time by the Earley recognizer from item (u, unknown caller):

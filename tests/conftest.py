@@ -1,4 +1,5 @@
-"""Shared fixtures: the real cl100k vocabulary, a private disk cache, the ../shared data folder."""
+"""Shared fixtures (the real cl100k vocabulary, a private disk cache, the ../shared data folder) and
+the Lark differential tests' reference, `lark_accepts`."""
 
 from __future__ import annotations
 
@@ -30,3 +31,14 @@ def shared() -> Path:
     if not SHARED.is_dir():
         pytest.skip("../shared (test corpora and vocabularies) is not present")
     return SHARED
+
+
+def lark_accepts(parser, s: str) -> bool:
+    """Whether a Lark parser parses `s` (the differential tests' reference)."""
+    from lark.exceptions import LarkError
+
+    try:
+        parser.parse(s)
+        return True
+    except LarkError:
+        return False

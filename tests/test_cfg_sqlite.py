@@ -19,6 +19,8 @@ import pytest
 from kmgrammar import Matcher, allocate_token_bitmask
 from kmgrammar.compiler import compile_lark
 
+from conftest import lark_accepts
+
 GOOD = [
     "SELECT*FROMidentifier\n",
     "selectdistinctidentifier.*fromidentifierasidentifier\n",  # keywords are case-insensitive
@@ -54,16 +56,6 @@ def sqlite(shared, cl100k):
         warnings.simplefilter("ignore")
         compiled = compile_lark(text, cl100k, cache=False, time_limit=600)
     return compiled, Lark(text, parser="earley", lexer="dynamic_complete")
-
-
-def lark_accepts(parser, s: str) -> bool:
-    from lark.exceptions import LarkError
-
-    try:
-        parser.parse(s)
-        return True
-    except LarkError:
-        return False
 
 
 def _byte_index(vocab) -> dict:

@@ -18,6 +18,8 @@ import pytest
 from kmgrammar import Matcher, allocate_token_bitmask, grammars
 from kmgrammar.compiler import compile_gbnf, compile_lark
 
+from conftest import lark_accepts
+
 LARK_NAMES = [n for n in grammars.available() if not n.endswith(".gbnf")]
 GBNF_NAMES = [n for n in grammars.available() if n.endswith(".gbnf")]
 
@@ -40,16 +42,6 @@ def lark_parser(text: str):
     from lark import Lark
 
     return Lark(text, parser="earley", lexer="dynamic_complete")
-
-
-def lark_accepts(parser, s: str) -> bool:
-    from lark.exceptions import LarkError
-
-    try:
-        parser.parse(s)
-        return True
-    except LarkError:
-        return False
 
 
 def allowed(m, bm, t: int) -> bool:

@@ -1,5 +1,6 @@
 """Shared fixtures (the real cl100k vocabulary, a private disk cache, the ../shared data folder) and
-the Lark differential tests' reference, `lark_accepts`."""
+the grammar differential tests' helpers: the reference `lark_accepts`, mask lookups and random
+tokenizations."""
 
 from __future__ import annotations
 
@@ -42,3 +43,35 @@ def lark_accepts(parser, s: str) -> bool:
         return True
     except LarkError:
         return False
+
+
+def allowed(m, bm, t: int) -> bool:
+    """Whether the matcher's next-token mask allows token `t` (`bm`: a one-row bitmask buffer)."""
+    m.fill_next_token_bitmask(bm)
+    return bool((int(bm[0][t >> 5]) >> (t & 31)) & 1)
+
+
+_INDEX: dict = {}
+
+
+def byte_index(vocab) -> dict:
+    """token bytes -> one token id with those bytes (special tokens excluded), per vocabulary."""
+    if id(vocab) not in _INDEX:
+        d = {}
+        for t, b in enumerate(vocab.token_bytes):
+            if b and t not in vocab.special_token_ids:
+                d.setdefault(b, t)
+        _INDEX[id(vocab)] = d
+    return _INDEX[id(vocab)]
+
+
+def random_split(data: bytes, vocab, rng) -> list:
+    """A random tokenization of `data` with `vocab`'s tokens (falls back to single bytes)."""
+    index = byte_index(vocab)
+    out, i = [], 0
+    while i < len(data):
+        options = [j for j in range(i + 1, min(len(data), i + 8) + 1) if data[i:j] in index]
+        j = rng.choice(options) if options else i + 1
+        out.append(index[data[i:j]])
+        i = j
+    return out

@@ -19,7 +19,7 @@ import pytest
 from kmgrammar import Matcher, allocate_token_bitmask
 from kmgrammar.compiler import compile_lark
 
-from conftest import lark_accepts
+from conftest import allowed, lark_accepts, random_split
 
 GOOD = [
     "SELECT*FROMidentifier\n",
@@ -58,44 +58,20 @@ def sqlite(shared, cl100k):
     return compiled, Lark(text, parser="earley", lexer="dynamic_complete")
 
 
-def _byte_index(vocab) -> dict:
-    d: dict = {}
-    for t, b in enumerate(vocab.token_bytes):
-        if b and t not in vocab.special_token_ids:
-            d.setdefault(b, t)
-    return d
-
-
-def _random_split(data: bytes, index: dict, rng) -> list:
-    out, i = [], 0
-    while i < len(data):
-        options = [j for j in range(i + 1, min(len(data), i + 8) + 1) if data[i:j] in index]
-        j = rng.choice(options) if options else i + 1
-        out.append(index[data[i:j]])
-        i = j
-    return out
-
-
-def _allowed(m, bm, t: int) -> bool:
-    m.fill_next_token_bitmask(bm)
-    return bool((int(bm[0][t >> 5]) >> (t & 31)) & 1)
-
-
 def test_statements_lark_accepts_are_accepted_token_by_token(sqlite, cl100k):
     compiled, parser = sqlite
     bm = allocate_token_bitmask(1, cl100k.vocab_size)
     eos = cl100k.eos_token_ids[0]
-    index = _byte_index(cl100k)
     rng = random.Random(3)
     for s in GOOD:
         assert lark_accepts(parser, s), s
         data = s.encode()
-        for ids in (cl100k.encode(s), _random_split(data, index, rng)):
+        for ids in (cl100k.encode(s), random_split(data, cl100k, rng)):
             m = Matcher(compiled)
             for t in ids:
-                assert _allowed(m, bm, t), (s, cl100k.token_bytes[t])
+                assert allowed(m, bm, t), (s, cl100k.token_bytes[t])
                 assert m.accept_token(t), (s, cl100k.token_bytes[t])
-            assert _allowed(m, bm, eos) and m.accept_token(eos), s
+            assert allowed(m, bm, eos) and m.accept_token(eos), s
         # Any byte split through accept_string, in pieces.
         m = Matcher(compiled)
         cut = sorted(rng.sample(range(1, len(data)), 3))

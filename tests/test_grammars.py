@@ -18,7 +18,7 @@ import pytest
 from kmgrammar import Matcher, allocate_token_bitmask, grammars
 from kmgrammar.compiler import compile_gbnf, compile_lark
 
-from conftest import lark_accepts
+from conftest import allowed, byte_index, lark_accepts, random_split
 
 LARK_NAMES = [n for n in grammars.available() if not n.endswith(".gbnf")]
 GBNF_NAMES = [n for n in grammars.available() if n.endswith(".gbnf")]
@@ -44,40 +44,10 @@ def lark_parser(text: str):
     return Lark(text, parser="earley", lexer="dynamic_complete")
 
 
-def allowed(m, bm, t: int) -> bool:
-    m.fill_next_token_bitmask(bm)
-    return bool((int(bm[0][t >> 5]) >> (t & 31)) & 1)
-
-
 def walk_tokens(m, vocab, ids, bm) -> None:
     for t in ids:
         assert allowed(m, bm, t), vocab.token_bytes[t]
         assert m.accept_token(t), vocab.token_bytes[t]
-
-
-def random_split(data: bytes, vocab, rng) -> list:
-    """A random tokenization of `data` with cl100k tokens (falls back to single bytes)."""
-    index = _byte_index(vocab)
-    out, i = [], 0
-    while i < len(data):
-        options = [j for j in range(i + 1, min(len(data), i + 8) + 1) if data[i:j] in index]
-        j = rng.choice(options) if options else i + 1
-        out.append(index[data[i:j]])
-        i = j
-    return out
-
-
-_INDEX: dict = {}
-
-
-def _byte_index(vocab) -> dict:
-    if id(vocab) not in _INDEX:
-        d = {}
-        for t, b in enumerate(vocab.token_bytes):
-            if b and t not in vocab.special_token_ids:
-                d.setdefault(b, t)
-        _INDEX[id(vocab)] = d
-    return _INDEX[id(vocab)]
 
 
 @pytest.mark.parametrize("name", grammars.available())
@@ -90,7 +60,7 @@ def test_bundled_examples(name, compiled, cl100k):
     rng = random.Random(11)
     for s in acc:
         data = s.encode()
-        for ids in (cl100k.encode(s), random_split(data, cl100k, rng), [_byte_index(cl100k)[bytes([b])] for b in data]):
+        for ids in (cl100k.encode(s), random_split(data, cl100k, rng), [byte_index(cl100k)[bytes([b])] for b in data]):
             m = Matcher(c)
             walk_tokens(m, cl100k, ids, bm)
             assert allowed(m, bm, eos) and m.accept_token(eos), s

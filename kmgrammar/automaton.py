@@ -43,9 +43,7 @@ class _Budget:
 
     def check_time(self) -> None:
         if time.monotonic() > self.deadline:
-            raise CompileLimitError(
-                f"compilation exceeded time_limit={self.limits.time_limit:g}s (raise it with time_limit=...)"
-            )
+            raise CompileLimitError.time(self.limits.time_limit)
 
     def work_bound(self, rate: float) -> int:
         """Units of kernel work allowed in the time left, at `rate` units per second."""
@@ -53,9 +51,7 @@ class _Budget:
 
     def check_states(self, n: int) -> None:
         if n > self.limits.max_states:
-            raise CompileLimitError(
-                f"automaton exceeded max_states={self.limits.max_states} (raise it with max_states=...)"
-            )
+            raise CompileLimitError.states(self.limits.max_states)
 
 
 @dataclass(frozen=True, eq=False)

@@ -13,14 +13,14 @@ from . import cache as _cache
 from .artifact import CompiledGrammar
 from .automaton import Limits, _Budget, build_dfa
 from .earley import DEFAULT_MAX_DEPTH
-from .errors import CompileError, CompileLimitError
+from .errors import CompileError
 
 
 def compile_grammar(fmt: str, text: str, vocab, to_cfg, *, options: dict, cache: bool = True,
                     max_states: int | None = None, time_limit: float | None = None,
                     max_depth: int | None = None) -> CompiledGrammar:
     """Shared body of `compile_lark` / `compile_gbnf`; `to_cfg(limits)` runs the frontend."""
-    from .compiler import _check_vocab, _limits, cached_artifact
+    from .compiler import _check_vocab, _limits, _naming_time_limit, cached_artifact
 
     _check_vocab(vocab)
     if not isinstance(text, str):
@@ -35,13 +35,8 @@ def compile_grammar(fmt: str, text: str, vocab, to_cfg, *, options: dict, cache:
     if hit is not None:
         return hit
     t0 = time.perf_counter()
-    try:
+    with _naming_time_limit(limits):
         return _compile(fmt, text, vocab, to_cfg, options, key, cache, limits, t0)
-    except CompileLimitError as e:
-        if "time_limit" in str(e):  # phases get what is left; name the caller's limit
-            raise CompileLimitError(f"compilation exceeded time_limit={limits.time_limit:g}s "
-                                    "(raise it with time_limit=...)") from None
-        raise
 
 
 def _compile(fmt, text, vocab, to_cfg, options, key, cache, limits, t0) -> CompiledGrammar:

@@ -26,10 +26,9 @@ def _naming_time_limit(limits: Limits):
     try:
         yield
     except CompileLimitError as e:
-        if "time_limit" not in str(e):
+        if e.limit != "time_limit":
             raise
-        raise CompileLimitError(f"compilation exceeded time_limit={limits.time_limit:g}s "
-                                "(raise it with time_limit=...)") from None
+        raise CompileLimitError.time(limits.time_limit) from None
 
 
 def _check_vocab(vocab) -> None:

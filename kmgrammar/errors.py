@@ -18,7 +18,20 @@ class UnsupportedFeatureError(CompileError):
 
 
 class CompileLimitError(CompileError):
-    """Compilation exceeded a limit (states, time, depth); the message names the limit."""
+    """Compilation exceeded a limit (states, time, depth); the message names the limit and
+    `limit` the option ("time_limit", "max_states") when there is one."""
+
+    def __init__(self, message: str, limit: str | None = None):
+        super().__init__(message)
+        self.limit = limit
+
+    @classmethod
+    def time(cls, seconds: float) -> "CompileLimitError":
+        return cls(f"compilation exceeded time_limit={seconds:g}s (raise it with time_limit=...)", "time_limit")
+
+    @classmethod
+    def states(cls, n: int) -> "CompileLimitError":
+        return cls(f"automaton exceeded max_states={n} (raise it with max_states=...)", "max_states")
 
 
 class VocabError(KmgrammarError, ValueError):

@@ -107,8 +107,7 @@ class Lowerer(LogicMixin, ContainerMixin):
     def lim(self) -> Limits:
         left = self.deadline - time.monotonic()
         if left <= 0:
-            raise CompileLimitError(f"compilation exceeded time_limit={self.limits.time_limit:g}s "
-                                    "(raise it with time_limit=...)")
+            raise CompileLimitError.time(self.limits.time_limit)
         return Limits(self.limits.max_states, left)
 
     def dfa(self, node) -> ByteDFA:
@@ -487,11 +486,11 @@ class Lowerer(LogicMixin, ContainerMixin):
                 dfa = jv.intersection(dfa, d, self.lim())
             dfa = jv.string_dfa(dfa, lo, hi, self.lim())
         except CompileLimitError as e:
-            if "max_states" not in str(e) or (hi or lo) < 1000:
+            if e.limit != "max_states" or (hi or lo) < 1000:
                 raise
             bounds = f"minLength {lo}" + (f", maxLength {hi}" if hi is not None else "")
             raise CompileLimitError(f"string at {flat[0][1]} ({bounds}): counting its characters exactly "
-                                    f"needs ~{13 * max(lo, hi or 0)} automaton states; {e}") from None
+                                    f"needs ~{13 * max(lo, hi or 0)} automaton states; {e}", e.limit) from None
         return _EMPTY if dfa.is_empty() else g.Dfa(dfa)
 
     def count(self, s, kw, ptr) -> int:

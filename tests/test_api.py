@@ -56,5 +56,12 @@ def test_an_exceeded_time_limit_names_the_callers_limit(cl100k, extra):
     """Phases run on what is left of the budget; the error names the limit the user set."""
     props = {f"p{i}": {"type": "string", "maxLength": 3000} for i in range(30)}
     schema = {"type": "object", "properties": dict(props, **extra), "additionalProperties": False}
-    with pytest.raises(errors.CompileLimitError, match=r"time_limit=0\.3s "):
+    with pytest.raises(errors.CompileLimitError, match=r"time_limit=0\.3s ") as got:
         kmgrammar.compile_json_schema(schema, cl100k, cache=False, time_limit=0.3)
+    assert got.value.limit == "time_limit"
+
+
+def test_an_exceeded_state_limit_is_named(cl100k):
+    with pytest.raises(errors.CompileLimitError, match=r"max_states=50 ") as got:
+        kmgrammar.compile_regex("[a-z]{0,200}", cl100k, cache=False, max_states=50)
+    assert got.value.limit == "max_states"

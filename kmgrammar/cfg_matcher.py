@@ -279,9 +279,7 @@ class _Runtime:
             got = memo.get(rule)
             if got is not None:
                 return got
-        owner, can_pop = self.owner, self.tables.can_pop
         stack = [(o, rule)]
-        plans: dict = {}
         while stack:
             j, m0 = stack[-1]
             cj = charts[j]
@@ -291,51 +289,53 @@ class _Runtime:
             elif m0 in memo:
                 stack.pop()
                 continue
-            plan = plans.get((j, m0))
-            if plan is None:
-                plan = plans[(j, m0)] = self._plan(charts, j, m0)
-            group, deps = plan
-            missing = [d for d in deps if d[1] not in (charts[d[0]].w or ())]
-            if missing:
-                stack.extend(missing)
+            got = self._w_at(charts, j, m0)
+            if type(got) is list:  # W below not known yet: those first
+                stack.extend(got)
                 continue
-            wait = cj.wait
-            key = []
-            for m in group:
-                for r, o2 in wait[m]:
-                    if not can_pop[r]:
-                        key.append((m, r, -1))
-                    elif o2 == j:
-                        key.append((m, r, -3))
-                    else:
-                        n = owner[r]
-                        key.append((m, r, charts[o2].w[n][0] if n in charts[o2].wait else -2))
-            key = frozenset(key)
-            got = self.w_cache.get(key)
-            if got is None:
-                got = self._w_of(charts, j, group)
-                _put(self.w_cache, key, got, _W_CACHE)
             memo.update(got)
             stack.pop()
         return c.w[rule]
 
-    def _plan(self, charts: list, j: int, rule: int) -> tuple:
-        """(group, deps) for W(j)[rule]: the rules whose W at chart j it depends on (itself, and
-        the rules of callers that started at j too and can pop: left recursion), and the
-        (chart, rule) pairs below whose W it needs."""
+    def _w_at(self, charts: list, j: int, rule: int):
+        """W(j) of `rule` and of the rules it depends on at chart j (callers that started at j
+        too and can pop: left recursion), as {rule: (id, vector)}; or, if some caller's own W
+        below is not known yet, the list of those (chart, rule) pairs. One pass builds the rule
+        group and the cache key (what each waiter reads: its rule, return position and the id of
+        its caller's W), so a stack shape seen before costs this pass and one lookup."""
         owner, can_pop = self.owner, self.tables.can_pop
         wait = charts[j].wait
-        group, deps = [rule], set()
+        group, key, missing = [rule], [], None
         for m in group:  # grows while it is walked
             for r, o2 in wait[m]:
-                if can_pop[r]:
-                    n = owner[r]
-                    if o2 != j:
-                        if n in charts[o2].wait:
-                            deps.add((o2, n))
-                    elif n in wait and n not in group:
+                if not can_pop[r]:
+                    key.append((m, r, -1))
+                    continue
+                n = owner[r]
+                if o2 == j:
+                    key.append((m, r, -3))
+                    if n in wait and n not in group:
                         group.append(n)
-        return group, list(deps)
+                    continue
+                below = charts[o2]
+                if n not in below.wait:
+                    key.append((m, r, -2))
+                    continue
+                e = below.w.get(n) if below.w is not None else None
+                if e is None:
+                    if missing is None:
+                        missing = []
+                    missing.append((o2, n))
+                else:
+                    key.append((m, r, e[0]))
+        if missing is not None:
+            return missing
+        key = key[0] if len(key) == 1 else frozenset(key)
+        got = self.w_cache.get(key)
+        if got is None:
+            got = self._w_of(charts, j, group)
+            _put(self.w_cache, key, got, _W_CACHE)
+        return got
 
     def _w_of(self, charts: list, j: int, group: list) -> dict:
         t = self.tables

@@ -44,6 +44,9 @@ _MASK_CACHE = 2048  # whole masks kept per grammar (12.5 KB each at 100k tokens)
 _POSITION_SETS = 256  # row ORs and merged groups kept, by position set (few distinct sets occur)
 _W_CACHE = 8192  # stack vectors and verdicts kept per grammar
 _NONE = (-2, None)  # W of a rule nobody waits for (the start rule at offset 0): reads nothing
+# What a waiter's caller contributes to a W cache key instead of the id of its own W:
+_LOCAL = -1  # the caller's return position never completes its rule: its W is not read
+_SAME = -3  # the caller started at the same chart: its W is part of the same computation
 
 
 class _Tokens:
@@ -275,27 +278,32 @@ class _Runtime:
         if rule not in c.wait:
             return _NONE
         memo = c.w
-        if memo is not None:
+        if memo is None:
+            memo = c.w = {}
+        else:
             got = memo.get(rule)
             if got is not None:
                 return got
-        stack = [(o, rule)]
-        while stack:
-            j, m0 = stack[-1]
-            cj = charts[j]
-            memo = cj.w
-            if memo is None:
-                memo = cj.w = {}
-            elif m0 in memo:
+        got = self._w_at(charts, o, rule)
+        if type(got) is list:  # some callers' own W below is not known yet: those first
+            stack = got
+            while stack:
+                j, m0 = stack[-1]
+                cj = charts[j]
+                if cj.w is None:
+                    cj.w = {}
+                elif m0 in cj.w:
+                    stack.pop()
+                    continue
+                below = self._w_at(charts, j, m0)
+                if type(below) is list:
+                    stack.extend(below)
+                    continue
+                cj.w.update(below)
                 stack.pop()
-                continue
-            got = self._w_at(charts, j, m0)
-            if type(got) is list:  # W below not known yet: those first
-                stack.extend(got)
-                continue
-            memo.update(got)
-            stack.pop()
-        return c.w[rule]
+            got = self._w_at(charts, o, rule)
+        memo.update(got)
+        return got[rule]
 
     def _w_at(self, charts: list, j: int, rule: int):
         """W(j) of `rule` and of the rules it depends on at chart j (callers that started at j
@@ -309,17 +317,17 @@ class _Runtime:
         for m in group:  # grows while it is walked
             for r, o2 in wait[m]:
                 if not can_pop[r]:
-                    key.append((m, r, -1))
+                    key.append((m, r, _LOCAL))
                     continue
                 n = owner[r]
                 if o2 == j:
-                    key.append((m, r, -3))
+                    key.append((m, r, _SAME))
                     if n in wait and n not in group:
                         group.append(n)
                     continue
                 below = charts[o2]
                 if n not in below.wait:
-                    key.append((m, r, -2))
+                    key.append((m, r, _NONE[0]))
                     continue
                 e = below.w.get(n) if below.w is not None else None
                 if e is None:

@@ -36,12 +36,13 @@ Departures (documented, tested):
   annotation by default); standard formats not listed there are UnsupportedFeatureError, others
   (int32, ...) annotations; hostname rejects A-labels ("xn--") and counts no total length past
   the subset it accepts; time/date-time leap seconds only with whole-hour offsets;
-- unevaluatedProperties/Items only see the anyOf/oneOf branch being lowered (false negatives when
-  another branch would also have matched);
+- unevaluatedProperties/Items next to an anyOf of more than 5 branches see one branch at a time
+  (false negatives when several branches match and only together evaluate every key or item);
 - indent=N with values of unbounded nesting is UnsupportedFeatureError (lenient=True: nesting
   bounded by `LENIENT_ANY_DEPTH`, warned).
 Unsupported (UnsupportedFeatureError naming each keyword and JSON pointer): $dynamicRef,
-$recursiveRef, remote $ref, uniqueItems over more than one item, several `contains` on one array,
+$recursiveRef, remote $ref, a `$schema` other than the json-schema.org drafts (a custom meta-schema
+may change the vocabulary), uniqueItems over more than one item, several `contains` on one array,
 `not`/`oneOf`/`if`/`contains` whose operands are not regular and have no negation-free form
 (items, contains, additionalProperties, patternProperties, propertyNames, array or object
 enum/const values inside the negated side of an array/object value), regex constructs
@@ -74,6 +75,9 @@ from .jsonschema_base import (ANNOTATIONS, LENIENT_ANY_DEPTH, MAX_LOWERINGS, SUP
 from .jsonschema_containers import ContainerMixin
 from .jsonschema_logic import LogicMixin, _Rank
 
+# $schema values naming the json-schema.org drafts (the only vocabularies known here)
+_KNOWN_META = re.compile(r"https?://json-schema\.org/(?:draft-0[3-7]/schema|draft/20(?:19-09|20-12)/schema|schema)#?")
+
 class Lowerer(LogicMixin, ContainerMixin):
     """One compile: the root schema, options, memo tables, collected errors."""
 
@@ -90,11 +94,20 @@ class Lowerer(LogicMixin, ContainerMixin):
         # draft 4 (and 3) spell $id as "id"; "id": "#name" there is what $anchor is in 2020-12
         self.draft4 = isinstance(root, dict) and any(f"draft-0{d}/" in str(root.get("$schema", "")) for d in "34")
         self.errors: dict = {}
+        meta = root.get("$schema") if isinstance(root, dict) else None
+        if meta is not None and not _KNOWN_META.fullmatch(str(meta)):
+            # a custom meta-schema may switch vocabularies (keywords) on or off: unknowable here
+            what = f"meta-schema {meta!r} (only the json-schema.org drafts are known)"
+            if lenient:
+                warnings.warn(f"kmgrammar: $schema {what} is read as draft 2020-12 (lenient=True)", stacklevel=4)
+            else:
+                self.errors["#/$schema"] = what
         self.memo: dict = {}
         self.uses: dict = {}
         self.active: list = []
         self.rank = None
         self.rules: dict = {}  # nonterminal -> node (non-regular parts: any value, recursion)
+        self.calls: set = set()  # rules kept as calls however small (`Cfg.calls`)
         self.inprogress: dict = {}
         self.cur_ptr = "#"
         self.empty_rank = _Rank()
@@ -731,7 +744,7 @@ def schema_to_grammar(schema, *, whitespace="compact", separators=None, indent=N
             rules["start"] = _to_cfg_node(style.outer(node), rules, memo, low.lim())
             for name, body in list(low.rules.items()):
                 rules[name] = _to_cfg_node(body, rules, memo, low.lim())
-            cfg = Cfg(rules=rules, start="start", origin="json_schema")
+            cfg = Cfg(rules=rules, start="start", origin="json_schema", calls=frozenset(low.calls))
             dfa = None
         else:
             dfa = low.dfa(style.outer(node))

@@ -65,6 +65,8 @@ class ContainerMixin:
                     else:
                         ku = max(ku, len(y.get("prefixItems", []) or []))
                         tail_seen |= "items" in y
+                    # a nested unevaluatedItems (not false) evaluates every item left
+                    tail_seen |= y is not x and "unevaluatedItems" in y and y["unevaluatedItems"] is not False
             if not tail_seen:
                 prefixes.append([(True, q, frozenset())] * ku)
                 tails.append((x["unevaluatedItems"], _ptr(q, "unevaluatedItems"), frozenset()))

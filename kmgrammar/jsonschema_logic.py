@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections import deque
 
 from . import grammar as g
@@ -12,9 +13,12 @@ from .jsonschema_base import (ANNOTATIONS, SUPPORTED, UNSUPPORTED, TYPES, _EMPTY
                               _ptr, _type_of)
 
 _RANK_BUDGET = 50_000  # (sub-schema, path) pairs walked to order keys (a 1,000-definition schema: ~5k)
-_RANK_DEPTH = 12
-_DISJOINT_DEPTH = 3
-_NEG_ONEOF = 8  # negating oneOf adds one schema per pair of branches  # nesting levels disjoint()/types_of() look into (property values, anyOf branches)  # key orders are tracked this many levels below a oneOf/not/if (recursive schemas)
+_RANK_DEPTH = 12  # key orders are tracked this many levels below a oneOf/not/if (recursive schemas)
+_DISJOINT_DEPTH = 3  # nesting levels disjoint()/types_of() look into (property values, anyOf branches)
+_NEG_ONEOF = 8  # negating oneOf adds one schema per pair of branches
+# anyOf branches seen by unevaluated*: 2^n - 1 alternatives (sets of matching branches) up to this
+# n; past it, one branch at a time (a documented false negative when several would match)
+_ANY_OF_SUBSETS = 5
 
 
 class _Rank:
@@ -135,7 +139,14 @@ class LogicMixin:
         if kw == "anyOf":
             if not isinstance(val, list) or not val:
                 self.bad(_ptr(ptr, kw), "'anyOf' must be a non-empty array")
-            alts = [self.lang(rest + [(a, _ptr(ptr, kw, i), frozenset())], depth) for i, a in enumerate(val)]
+            branches = [(a, _ptr(ptr, kw, i), frozenset()) for i, a in enumerate(val)]
+            choices = [[b] for b in branches]
+            if 1 < len(val) <= _ANY_OF_SUBSETS and self.annotations_seen(flat, s):
+                # unevaluated* sees the annotations of every branch that matches, not just one:
+                # an alternative per set of matching branches
+                choices = [list(c) for k in range(2, len(val) + 1)
+                           for c in itertools.combinations(branches, k)] + choices
+            alts = [self.lang(rest + c, depth) for c in choices]
             alts = [a for a in alts if a is not _EMPTY]
             return g.alt(*alts) if alts else _EMPTY
         if kw == "oneOf" and isinstance(val, list) and val:
@@ -447,6 +458,12 @@ class LogicMixin:
             else:
                 return None  # items, additionalProperties, ...: no negation-free form here
         return out
+
+    def annotations_seen(self, flat, s) -> bool:
+        """Does an unevaluatedProperties/Items of the conjunction see `s`'s subschemas?"""
+        return not self.draft7 and any(
+            ("unevaluatedProperties" in x or "unevaluatedItems" in x) and id(s) in self.in_place(x)
+            for x, _p, _k in flat if isinstance(x, dict))
 
     def in_place(self, schema) -> set:
         """ids of `schema` and the subschemas it applies in place (allOf/anyOf/oneOf/$ref/if/

@@ -291,6 +291,8 @@ BAD = [
      "#/properties/a/$dynamicRef: keyword '$dynamicRef'"),
     ({"type": "string", "format": "iri"}, UnsupportedFeatureError, "format 'iri'"),
     ({"type": "number", "multipleOf": 0.123456789}, CompileLimitError, "multipleOf"),
+    ({"$schema": "http://localhost:1234/no-validation.json", "minimum": 10}, UnsupportedFeatureError,
+     "#/$schema: meta-schema"),
 ]
 
 
@@ -378,6 +380,21 @@ def test_unevaluated_properties_and_items():
            [{"a": 1}, {}])
     _check({"type": "array", "prefixItems": [{"type": "string"}], "unevaluatedItems": {"type": "integer"}},
            [["a"], ["a", 1, 2], ["a", "b"], []])
+    # every matching anyOf branch evaluates its keys: bar and baz together are both evaluated
+    branches = [{"properties": {k: {"const": k}}, "required": [k]} for k in ("bar", "baz", "quux")]
+    _check({"type": "object", "properties": {"foo": {"type": "string"}}, "anyOf": branches,
+            "unevaluatedProperties": False},
+           [{"foo": "f", "bar": "bar"}, {"foo": "f", "bar": "bar", "baz": "baz"}, {"bar": "bar", "baz": "x"},
+            {"bar": "bar", "baz": "baz", "quux": "quux"}, {"foo": "f"}, {"bar": "bar", "zz": 1}])
+    # a nested unevaluatedItems (not false) evaluates every item left
+    _check({"allOf": [{"prefixItems": [{"type": "string"}]}, {"unevaluatedItems": {"type": ["integer", "boolean"]}}],
+            "unevaluatedItems": False, "type": "array"}, [["foo"], ["foo", 42, True], ["foo", None], [1]])
+
+
+def test_nested_unevaluated_items_true(cl100k):
+    schema = {"allOf": [{"prefixItems": [{"type": "string"}]}, {"unevaluatedItems": True}], "unevaluatedItems": False}
+    _differential(compile_json_schema(schema, cl100k, cache=False), cl100k, schema,
+                  [["foo"], ["foo", 42, True], ["foo", None, {"a": [1]}], [1], [], "x"])
 
 
 # -- combinators over values of any type (type split, negation-free rewrites, disjointness) -------

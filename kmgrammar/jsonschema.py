@@ -107,7 +107,6 @@ class Lowerer(LogicMixin, ContainerMixin):
         self.active: list = []
         self.rank = None
         self.rules: dict = {}  # nonterminal -> node (non-regular parts: any value, recursion)
-        self.calls: set = set()  # rules kept as calls however small (`Cfg.calls`)
         self.inprogress: dict = {}
         self.cur_ptr = "#"
         self.empty_rank = _Rank()
@@ -744,7 +743,7 @@ def schema_to_grammar(schema, *, whitespace="compact", separators=None, indent=N
             rules["start"] = _to_cfg_node(style.outer(node), rules, memo, low.lim())
             for name, body in list(low.rules.items()):
                 rules[name] = _to_cfg_node(body, rules, memo, low.lim())
-            cfg = Cfg(rules=rules, start="start", origin="json_schema", calls=frozenset(low.calls))
+            cfg = Cfg(rules=rules, start="start", origin="json_schema")
             dfa = None
         else:
             dfa = low.dfa(style.outer(node))

@@ -514,9 +514,6 @@ def _live(trans: np.ndarray, accept: np.ndarray) -> np.ndarray:
         live = new
 
 
-_MOORE_FIRST = 8  # Moore rounds run on the full table before switching to the quotient
-
-
 def refine_blocks(t: np.ndarray, part: np.ndarray, max_rounds: int, budget: _Budget | None = None) -> np.ndarray:
     """Moore refinement of `part` under transitions `t` (complete, sink included), at most
     `max_rounds` rounds, checking the time budget between batches of rounds."""
@@ -526,30 +523,16 @@ def refine_blocks(t: np.ndarray, part: np.ndarray, max_rounds: int, budget: _Bud
     part = part.astype(np.int64)
     if max_rounds >= len(part):  # to the fixpoint: Hopcroft, not O(rounds) Moore (counters need n rounds)
         return hopcroft_partition(t, part)
-    # A few Moore rounds settle most partitions. Past them, rounds run on the quotient by the
-    # fixpoint partition (Hopcroft, O(k n log n)), which refines every round's partition: a
-    # round on the quotient is the round on the original, lifted (inlined copies of one rule
-    # collapse: 44k positions -> 15k quotient states, 3.5 s -> 0.3 s).
-    part, done = refine_partition(t, part, min(_MOORE_FIRST, max_rounds))
-    if done < min(_MOORE_FIRST, max_rounds) or done == max_rounds:
-        return part
-    if budget is not None:
-        budget.check_time()
-    block = hopcroft_partition(t, part.copy())
-    rep = np.full(int(block.max()) + 1, -1, np.int64)
-    rep[block[::-1]] = np.arange(len(block) - 1, -1, -1)
-    qt = np.ascontiguousarray(block[t[rep]])
-    qpart = part[rep]
+    done = 0
     while done < max_rounds:
         if budget is not None:
             budget.check_time()
         batch = min(64, max_rounds - done)
-        before = len(np.unique(qpart))
-        qpart, rounds = refine_partition(qt, qpart, batch)
+        part, rounds = refine_partition(t, part, batch)
         done += rounds
-        if rounds < batch or len(np.unique(qpart)) == before:
+        if rounds < batch:  # stable
             break
-    return qpart[block]
+    return part
 
 
 def minimize(dfa: ByteDFA, budget: _Budget | None = None, *, refine: bool = True) -> ByteDFA:

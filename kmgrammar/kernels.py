@@ -90,64 +90,170 @@ def walk_masks(trans, classes, states, node_byte, node_depth, node_end, node_lo,
 
 @nb.njit(cache=True, nogil=True)
 def refine_partition(t, part, max_rounds):
-    """Moore refinement: split blocks of `part` (values in 0..n) until every block's members agree on the block of
-    each successor (t[i, c]), or `max_rounds` rounds. Blocks are found by hashing each state's
-    signature and then comparing signatures exactly, so a hash collision never merges states.
-    Returns the dense block id per state and the number of rounds run."""
-    n, n_cls = t.shape
-    seen = np.zeros(n + 1, np.bool_)
-    n_part = 0
+    """Moore refinement: split blocks of `part` (values >= 0) until every block's members agree on the block of
+    each successor (t[i, c]), or `max_rounds` rounds. Returns dense block ids and the number of
+    rounds run (the last one finds nothing to split, unless max_rounds stops first).
+
+    A round looks only at predecessors of states that changed block in the round before: a
+    block's other members kept their successors' blocks, so they still agree (and stay in the
+    block, which keeps its id); the touched ones are grouped by signature (hashed, then compared
+    exactly: a collision never merges states). Rounds that split little cost little (a counted
+    string of N characters splits one block per round for N rounds)."""
+    n, k = t.shape
+    # dense block ids, block runs in `elems` ([bstart, bend); touched members first)
+    dense = np.full(part.max() + 1 if n else 1, -1, np.int64)
+    blk = np.empty(n, np.int64)
+    nb_ = 0
     for i in range(n):
-        if not seen[part[i]]:
-            seen[part[i]] = True
-            n_part += 1
+        if dense[part[i]] < 0:
+            dense[part[i]] = nb_
+            nb_ += 1
+        blk[i] = dense[part[i]]
+    elems = np.argsort(blk, kind="mergesort")
+    pos = np.empty(n, np.int64)
+    bstart = np.zeros(n + 1, np.int64)
+    bend = np.zeros(n + 1, np.int64)
+    for idx in range(n):
+        s = elems[idx]
+        pos[s] = idx
+        if idx == 0 or blk[s] != blk[elems[idx - 1]]:
+            bstart[blk[s]] = idx
+        bend[blk[s]] = idx + 1
+    # predecessors (CSR over targets)
+    off = np.zeros(n + 1, np.int64)
+    for i in range(n):
+        for c in range(k):
+            off[t[i, c] + 1] += 1
+    for j in range(n):
+        off[j + 1] += off[j]
+    pred = np.empty(max(n * k, 1), np.int64)
+    fill = off[:-1].copy()
+    for i in range(n):
+        for c in range(k):
+            pred[fill[t[i, c]]] = i
+            fill[t[i, c]] += 1
+    n_touched = np.zeros(n + 1, np.int64)
+    stamp = np.zeros(n, np.int64)
+    tblocks = np.empty(n, np.int64)
+    moved = np.empty(n, np.int64)
+    n_moved = 0
     h = np.empty(n, np.uint64)
-    new = np.empty(n, np.int64)
+    grp = np.empty(n, np.int64)
     reps = np.empty(n, np.int64)
+    buf = np.empty(n, np.int64)
     rounds = 0
     while rounds < max_rounds:
         rounds += 1
-        for i in range(n):
-            x = np.uint64(part[i]) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(1)
-            for c in range(n_cls):
-                x = (x ^ np.uint64(part[t[i, c]])) * np.uint64(0x100000001B3)
-                x ^= x >> np.uint64(29)
-            h[i] = x
-        order = np.argsort(h)
-        next_id = 0
-        i = 0
-        while i < n:
-            j = i
-            while j < n and h[order[j]] == h[order[i]]:
-                j += 1
-            n_reps = 0
-            for a in range(i, j):
-                s = order[a]
-                found = -1
-                for b in range(n_reps):
-                    r = reps[b]
-                    same = part[s] == part[r]
-                    c = 0
-                    while same and c < n_cls:
-                        same = part[t[s, c]] == part[t[r, c]]
-                        c += 1
-                    if same:
-                        found = new[r]
-                        break
-                if found < 0:
-                    found = next_id
-                    next_id += 1
-                    reps[n_reps] = s
-                    n_reps += 1
-                new[s] = found
-            i = j
-        stable = next_id == n_part
-        for k in range(n):
-            part[k] = new[k]
-        n_part = next_id
-        if stable:
+        n_tb = 0
+        for a in range(n if rounds == 1 else n_moved):
+            m = a if rounds == 1 else moved[a]
+            lo = m if rounds == 1 else off[m]
+            hi = m + 1 if rounds == 1 else off[m + 1]
+            for pi in range(lo, hi):
+                s = m if rounds == 1 else pred[pi]
+                if stamp[s] == rounds:
+                    continue
+                stamp[s] = rounds
+                b = blk[s]
+                q = bstart[b] + n_touched[b]
+                y = elems[q]
+                elems[q] = s
+                elems[pos[s]] = y
+                pos[y] = pos[s]
+                pos[s] = q
+                if n_touched[b] == 0:
+                    tblocks[n_tb] = b
+                    n_tb += 1
+                n_touched[b] += 1
+        # group each touched block's touched members (ids of this round only: no relabelling yet)
+        for tbi in range(n_tb):
+            b = tblocks[tbi]
+            lo = bstart[b]
+            nt = n_touched[b]
+            has_rest = nt < bend[b] - lo
+            for a in range(lo, lo + nt + (1 if has_rest else 0)):
+                s = elems[a]
+                x = np.uint64(1)
+                for c in range(k):
+                    x = (x ^ np.uint64(blk[t[s, c]])) * np.uint64(0x100000001B3)
+                    x ^= x >> np.uint64(29)
+                h[s] = x
+            for a in range(nt):
+                buf[a] = elems[lo + a]
+            order = np.argsort(h[buf[:nt]])
+            n_grp = 0
+            i = 0
+            while i < nt:
+                j = i
+                while j < nt and h[buf[order[j]]] == h[buf[order[i]]]:
+                    j += 1
+                n_reps = 0
+                if has_rest and h[buf[order[i]]] == h[elems[lo + nt]]:
+                    reps[0] = elems[lo + nt]  # an untouched member: group -1, stays in b
+                    grp[reps[0]] = -1
+                    n_reps = 1
+                for a in range(i, j):
+                    s = buf[order[a]]
+                    found = -2
+                    for r_ in range(n_reps):
+                        r = reps[r_]
+                        same = True
+                        c = 0
+                        while same and c < k:
+                            same = blk[t[s, c]] == blk[t[r, c]]
+                            c += 1
+                        if same:
+                            found = grp[r]
+                            break
+                    if found == -2:
+                        found = n_grp
+                        n_grp += 1
+                        reps[n_reps] = s
+                        n_reps += 1
+                    grp[s] = found
+                i = j
+            if not has_rest:  # the largest group stays
+                cnt = np.zeros(n_grp, np.int64)
+                for a in range(nt):
+                    cnt[grp[buf[a]]] += 1
+                keep = np.argmax(cnt)
+                for a in range(nt):
+                    if grp[buf[a]] == keep:
+                        grp[buf[a]] = -1
+        # relabel: each group other than -1 becomes a new block at the front of b's run
+        n_moved = 0
+        for tbi in range(n_tb):
+            b = tblocks[tbi]
+            lo = bstart[b]
+            nt = n_touched[b]
+            n_touched[b] = 0
+            for a in range(nt):
+                buf[a] = elems[lo + a]
+            key = np.empty(nt, np.int64)
+            for a in range(nt):
+                g = grp[buf[a]]
+                key[a] = n if g < 0 else g
+            order = np.argsort(key, kind="mergesort")
+            for a in range(nt):
+                s = buf[order[a]]
+                elems[lo + a] = s
+                pos[s] = lo + a
+            a = 0
+            while a < nt and key[order[a]] < n:
+                g = key[order[a]]
+                bstart[nb_] = lo + a
+                while a < nt and key[order[a]] == g:
+                    s = buf[order[a]]
+                    blk[s] = nb_
+                    moved[n_moved] = s
+                    n_moved += 1
+                    a += 1
+                bend[nb_] = lo + a
+                nb_ += 1
+            bstart[b] = lo + a
+        if n_moved == 0:
             break
-    return part, rounds
+    return blk, rounds
 
 
 @nb.njit(cache=True, nogil=True)

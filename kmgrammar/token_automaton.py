@@ -170,9 +170,12 @@ def horizon_classes(dfa: ByteDFA, horizon: int, budget=None) -> np.ndarray:
     part = np.zeros(n + 1, np.int64)
     part[n] = 1
     part = refine_blocks(t, part, max(horizon, 1), budget)
-    # Renumber classes of real states densely.
-    _, dense = np.unique(part[:n], return_inverse=True)
-    return dense.reshape(-1)
+    # Renumber classes of real states densely, in order of their first state: rows are numbered
+    # by class, and the artifact should not depend on the refinement kernel's block ids.
+    _, first, dense = np.unique(part[:n], return_index=True, return_inverse=True)
+    rank = np.empty(len(first), np.int64)
+    rank[np.argsort(first)] = np.arange(len(first))
+    return rank[dense.reshape(-1)]
 
 
 def _encode_rows(rows: list, n_words: int) -> dict:

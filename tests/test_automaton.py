@@ -10,23 +10,45 @@ from kmgrammar.kernels import refine_partition
 
 def _canon(p) -> list:
     ids: dict = {}
-    return [ids.setdefault(int(x), len(ids)) for x in p]
+    return [ids.setdefault(x if isinstance(x, tuple) else int(x), len(ids)) for x in p]
 
 
-def test_bounded_refinement_on_the_quotient_is_plain_moore():
-    # refine_blocks switches to the Hopcroft quotient after a few rounds; counted chains (a
-    # string of at most N characters) and copies of one chain (inlined rules) need many rounds
+def _moore(t, part, rounds: int) -> list:
+    """Reference: `rounds` plain Moore rounds (a state's block and its successors' blocks)."""
+    p = _canon(part)
+    for _ in range(rounds):
+        p = _canon([(p[i],) + tuple(p[j] for j in t[i]) for i in range(len(p))])
+    return p
+
+
+def _chains(rnd, longest: int = 40):
+    # counted chains (a string of at most N characters) and copies of one chain (inlined rules)
+    # need many rounds; the rest of the table is random
+    n_chain, copies, k = rnd.randint(1, longest), rnd.randint(1, 4), rnd.randint(1, 4)
+    n = n_chain * copies + rnd.randint(0, 10)
+    t = np.array([[rnd.randrange(n + 1) for _ in range(k)] for _ in range(n + 1)], np.int64)
+    for c in range(copies):
+        for i in range(n_chain - 1):
+            t[c * n_chain + i, 0] = c * n_chain + i + 1
+    t[n] = n  # the sink
+    part = np.array([rnd.random() < 0.2 for _ in range(n)] + [2], np.int64)
+    return t, part
+
+
+def test_refine_partition_is_moore_round_by_round():
+    rnd = random.Random(3)
+    for trial in range(150):
+        t, part = _chains(rnd)
+        for rounds in (1, 2, 3, 5, 9, 30, len(part)):
+            got, ran = refine_partition(t, part.copy(), rounds)
+            assert _canon(got) == _moore(t, part, rounds), (trial, rounds)
+            assert ran <= rounds
+
+
+def test_refine_blocks_in_batches_is_plain_moore():
+    # bounded rounds run in batches of 64 kernel rounds; fixpoints use Hopcroft
     rnd = random.Random(7)
-    for trial in range(60):
-        n_chain, copies, k = rnd.randint(5, 40), rnd.randint(1, 4), rnd.randint(1, 4)
-        n = n_chain * copies + rnd.randint(0, 10)
-        t = np.array([[rnd.randrange(n + 1) for _ in range(k)] for _ in range(n + 1)], np.int64)
-        for c in range(copies):  # chain i -> i + 1 on column 0, exits into the random part
-            base = c * n_chain
-            for i in range(n_chain - 1):
-                t[base + i, 0] = base + i + 1
-        t[n] = n  # the sink
-        part = np.array([rnd.random() < 0.2 for _ in range(n)] + [2], np.int64)
-        for rounds in (1, 3, 8, 9, 12, 30, n):
-            want, _ = refine_partition(t, part.copy(), rounds)
-            assert _canon(refine_blocks(t, part.copy(), rounds)) == _canon(want), (trial, rounds)
+    for trial in range(30):
+        t, part = _chains(rnd, 150)
+        for rounds in (1, 3, 9, 30, 64, 65, 100, len(part) - 1, len(part)):
+            assert _canon(refine_blocks(t, part.copy(), rounds)) == _moore(t, part, rounds), (trial, rounds)

@@ -42,6 +42,9 @@ class Cfg:
     start: str
     origin: str = "lark"
     notes: list = field(default_factory=list)
+    # rules the frontend wants kept as calls: small but shared by very many callers (JSON Schema's
+    # property_order="any" members, one per property for 2^n callers)
+    calls: frozenset = frozenset()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -264,7 +264,7 @@ def build_rtn(cfg: Cfg, recursive: set, limits: Limits) -> Rtn:
         More than `limits.max_states` positions, or over `limits.time_limit`.
     """
     budget = _Budget(limits)
-    targets = _large_shared(cfg, call_targets(cfg, recursive))
+    targets = _large_shared(cfg, call_targets(cfg, recursive) | (cfg.calls & cfg.rules.keys()))
     keep_names = [cfg.start] + sorted(n for n in targets if n != cfg.start)
     keep = {n: k for k, n in enumerate(keep_names)}
     parts = []

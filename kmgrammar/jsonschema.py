@@ -26,8 +26,9 @@ unknown keywords are ignored, as the spec says.
 
 Departures (documented, tested):
 - the serialization of `jsonschema_values` (canonical numbers without exponent, json.dumps escapes);
-- key order: declared properties in schema order (after merging allOf/$ref: order of first
-  appearance), then `required`-only names, then any other keys; inside `oneOf`/`not`/`if`
+- key order: declared properties in schema order (order of first appearance, a schema's own
+  properties first, then its $ref target's and allOf members', each expanded in place, depth
+  first), then `required`-only names, then any other keys; inside `oneOf`/`not`/`if`
   differences, per JSON path by first appearance in that subschema. property_order="any" accepts
   declared properties (and object enum/const values) in every order instead, extra keys anywhere
   (2^n automaton nodes for n declared properties: a limit error past 10);
@@ -107,6 +108,7 @@ class Lowerer(LogicMixin, ContainerMixin):
         self.active: list = []
         self.rank = None
         self.rules: dict = {}  # nonterminal -> node (non-regular parts: any value, recursion)
+        self.calls: set = set()  # rules kept as calls however small (`Cfg.calls`)
         self.inprogress: dict = {}
         self.cur_ptr = "#"
         self.empty_rank = _Rank()
@@ -223,18 +225,21 @@ class Lowerer(LogicMixin, ContainerMixin):
                 continue
             seen.add(key)
             self.check_keywords(s, ptr)
+            kids = []  # in place: expanded before the schema's siblings (depth first, document order)
             if "$ref" in s and "$ref" not in skip:
                 target, tptr = self.resolve(s["$ref"], ptr)
                 refs.append(id(target))
-                stack.append((target, tptr, frozenset()))
+                kids.append((target, tptr, frozenset()))
                 if self.draft7:
+                    stack[0:0] = kids
                     continue  # draft 7: siblings of $ref are ignored
             if "allOf" in s and "allOf" not in skip:
                 subs = s["allOf"]
                 if not isinstance(subs, list) or not subs:
                     self.bad(_ptr(ptr, "allOf"), "'allOf' must be a non-empty array")
                 for i, sub in enumerate(subs):
-                    stack.append((sub, _ptr(ptr, "allOf", i), frozenset()))
+                    kids.append((sub, _ptr(ptr, "allOf", i), frozenset()))
+            stack[0:0] = kids
             done = frozenset(k for k in ("allOf", "$ref") if k in s)
             flat.append((s, ptr, skip | done))
             for kw in ("anyOf", "oneOf", "not", "if", "dependentRequired", "dependentSchemas", "dependencies"):
@@ -743,7 +748,7 @@ def schema_to_grammar(schema, *, whitespace="compact", separators=None, indent=N
             rules["start"] = _to_cfg_node(style.outer(node), rules, memo, low.lim())
             for name, body in list(low.rules.items()):
                 rules[name] = _to_cfg_node(body, rules, memo, low.lim())
-            cfg = Cfg(rules=rules, start="start", origin="json_schema")
+            cfg = Cfg(rules=rules, start="start", origin="json_schema", calls=frozenset(low.calls))
             dfa = None
         else:
             dfa = low.dfa(style.outer(node))

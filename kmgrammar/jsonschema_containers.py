@@ -9,10 +9,14 @@ from . import grammar as g
 from . import jsonschema_values as jv
 from .cfg import Ref as _Ref
 from .errors import CompileLimitError
-from .jsonschema_base import LENIENT_ANY_DEPTH, _EMPTY, _ptr
+from .jsonschema_base import LENIENT_ANY_DEPTH, _EMPTY, _has_ref, _ptr
 
-# property_order="any" tracks which declared properties an object has written: 2^n nodes.
+# property_order="any" tracks which declared properties an object has written: 2^n nodes. A
+# context-free object spends a few positions per node (its members are shared rules), a regular
+# one's DFA holds each value once per set of properties written before it: about 2^(n-1) x the
+# states of its members, bounded by ANY_ORDER_MAX_STATES (both CompileLimitError past them).
 ANY_ORDER_MAX_PROPERTIES = 10
+ANY_ORDER_MAX_STATES = 30_000
 
 
 class ContainerMixin:
@@ -387,19 +391,34 @@ class ContainerMixin:
 
     def any_order_graph(self, members, extra, lo, hi, depth):
         """property_order="any": declared properties in any order, each at most once, extra keys
-        anywhere. Nodes are (set of declared properties written, members written so far), so n
-        declared properties cost 2^n nodes: more than ANY_ORDER_MAX_PROPERTIES is a limit error."""
+        anywhere. Nodes are (set of declared properties written, members written so far): 2^n
+        nodes for n declared properties (ANY_ORDER_MAX_PROPERTIES). When the object is context-free
+        anyway (a value is any JSON value or recursive), each member (key, separator, value) is
+        one rule that every node calls, so a node costs a few positions whatever the values; a
+        regular object's DFA holds each value once per set (ANY_ORDER_MAX_STATES)."""
         st = self.style
         decl = [(k, v, req) for k, v, req in members if v is not None]
+        ksep = st.key_sep()
+        labels = [g.seq(g.text(k), ksep, v) for k, v, _r in decl]
+        extra_member = g.alt(*[g.seq(k, ksep, v) for k, v in extra]) if extra else None
+        shared = any(_has_ref(x) for x in labels + [extra_member] if x is not None)
+        why = None
         if len(decl) > ANY_ORDER_MAX_PROPERTIES:
+            why = f"need 2^{len(decl)} automaton nodes (at most {ANY_ORDER_MAX_PROPERTIES} properties)"
+        elif not shared and len(decl) > 1:
+            memo: dict = {}
+            est = (1 << len(decl) - 1) * sum(_states_estimate(x, memo) for x in labels)
+            if est > ANY_ORDER_MAX_STATES:
+                why = f"need ~{est} automaton states (at most {ANY_ORDER_MAX_STATES})"
+        if why is not None:
             raise CompileLimitError(f"property_order='any' at {self.cur_ptr}: {len(decl)} declared properties "
-                                    f"need 2^{len(decl)} automaton nodes (at most {ANY_ORDER_MAX_PROPERTIES}; "
-                                    "use property_order='schema')")
+                                    f"{why}; use property_order='schema'")
+        if shared:
+            labels = [self.member_rule(x) for x in labels]
+            if extra_member is not None:
+                extra_member = self.member_rule(extra_member)
         required = sum(1 << i for i, (_k, _v, req) in enumerate(decl) if req)
         cap = (hi + 1 if hi is not None else lo) if (lo > 0 or hi is not None) else 1
-        ksep = st.key_sep()
-        extra_member = g.alt(*[g.seq(k, ksep, v) for k, v in extra]) if extra else None
-        labels = [g.seq(g.text(k), ksep, v) for k, v, _r in decl]
         nodes: dict = {}
 
         def nid(*key):
@@ -407,22 +426,34 @@ class ContainerMixin:
 
         start, end = nid(0, 0), nid("end")
         edges = []
-        for seen in range(1 << len(decl)):
-            for c in range(cap + 1):
-                if hi is not None and c > hi:
-                    continue
-                u = nid(seen, c)
-                pre = st.open("{", depth) if c == 0 else st.item_sep(depth)
-                c2 = min(c + 1, cap)
-                if hi is None or c + 1 <= hi:
-                    for i, lab in enumerate(labels):
-                        if not seen >> i & 1:
-                            edges.append((u, nid(seen | 1 << i, c2), g.seq(pre, lab)))
-                    if extra_member is not None:
-                        edges.append((u, nid(seen, c2), g.seq(pre, extra_member)))
-                if seen & required == required and c >= lo:
-                    edges.append((u, end, st.empty("{}") if c == 0 else st.close("}", depth)))
+        todo = [(0, 0)]
+        done = set()
+        while todo:  # only the nodes reachable from the start
+            seen, c = todo.pop()
+            if (seen, c) in done:
+                continue
+            done.add((seen, c))
+            u = nid(seen, c)
+            pre = st.open("{", depth) if c == 0 else st.item_sep(depth)
+            c2 = min(c + 1, cap)
+            if hi is None or c + 1 <= hi:
+                for i, lab in enumerate(labels):
+                    if not seen >> i & 1:
+                        edges.append((u, nid(seen | 1 << i, c2), g.seq(pre, lab)))
+                        todo.append((seen | 1 << i, c2))
+                if extra_member is not None:
+                    edges.append((u, nid(seen, c2), g.seq(pre, extra_member)))
+                    todo.append((seen, c2))
+            if seen & required == required and c >= lo:
+                edges.append((u, end, st.empty("{}") if c == 0 else st.close("}", depth)))
         return jv.Graph(len(nodes), start, (end,), tuple(edges))
+
+    def member_rule(self, node):
+        """A nonterminal for `node`, so that every caller shares one automaton of it."""
+        name = f"m{len(self.rules)}"
+        self.rules[name] = node
+        self.calls.add(name)
+        return _Ref(name)
 
     # -- any value -----------------------------------------------------------------------------
     def any_value(self, ptr: str, depth: int, what: str = "values"):
@@ -470,3 +501,25 @@ class ContainerMixin:
         return node
 
 
+
+
+def _states_estimate(node, memo: dict) -> int:
+    """Rough DFA size of an IR node (for limits, before building it)."""
+    got = memo.get(id(node))
+    if got is not None:
+        return got
+    t = type(node)
+    if t is g.Dfa:
+        got = node.dfa.n_states
+    elif t is g.Bytes:
+        got = len(node.data) + 1
+    elif t is g.Seq or t is g.Alt:
+        got = sum(_states_estimate(x, memo) for x in node.items)
+    elif t is g.Repeat:
+        got = _states_estimate(node.item, memo) * max(1, min(node.max or 1, 1000))
+    elif t is jv.Graph:
+        got = node.n + sum(_states_estimate(lab, memo) for _u, _v, lab in node.edges if lab is not None)
+    else:
+        got = 2
+    memo[id(node)] = got
+    return got

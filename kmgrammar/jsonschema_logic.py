@@ -72,9 +72,10 @@ class LogicMixin:
         root = _Rank()
         self.synthetic.append(root)
         seen = set()
-        stack = deque((s, root) for s, _p, _k in items)
+        stack = deque((s, root) for s, _p, _k in items)  # depth first, document order
         while stack:
             s, node = stack.popleft()
+            kids = []
             if not isinstance(s, dict) or (id(s), id(node)) in seen or node.depth > _RANK_DEPTH:
                 continue
             seen.add((id(s), id(node)))
@@ -85,35 +86,36 @@ class LogicMixin:
                                             f"{_RANK_BUDGET} (sub-schema, path) pairs")
             if isinstance(s.get("$ref"), str):
                 try:
-                    stack.append((self.resolve(s["$ref"], "#")[0], node))
+                    kids.append((self.resolve(s["$ref"], "#")[0], node))
                 except (CompileError, _Unsupported):
                     pass
             for k in ("allOf", "anyOf", "oneOf"):
                 if isinstance(s.get(k), list):
-                    stack.extend((x, node) for x in s[k])
+                    kids.extend((x, node) for x in s[k])
             for k in ("not", "if", "then", "else"):
                 if k in s:
-                    stack.append((s[k], node))
+                    kids.append((s[k], node))
             for k in ("dependentSchemas", "dependencies"):
                 if isinstance(s.get(k), dict):
-                    stack.extend((x, node) for x in s[k].values())
+                    kids.extend((x, node) for x in s[k].values())
             props = s.get("properties")
             if isinstance(props, dict):
                 for n, sub in props.items():
                     node.order.setdefault(n, len(node.order))
-                    stack.append((sub, node.kid(n)))
+                    kids.append((sub, node.kid(n)))
             for k in ("enum", "const"):
                 for c in (s[k] if k == "enum" and isinstance(s.get(k), list) else [s.get(k)]):
                     node.add_literal(c)
             if isinstance(s.get("patternProperties"), dict):
-                stack.extend((x, node.kid("*")) for x in s["patternProperties"].values())
+                kids.extend((x, node.kid("*")) for x in s["patternProperties"].values())
             if isinstance(s.get("additionalProperties"), dict):
-                stack.append((s["additionalProperties"], node.kid("*")))
+                kids.append((s["additionalProperties"], node.kid("*")))
             for k in ("items", "prefixItems", "additionalItems", "contains"):
                 v = s.get(k)
                 for x in (v if isinstance(v, list) else [v]):
                     if isinstance(x, dict):
-                        stack.append((x, node.kid("[]")))
+                        kids.append((x, node.kid("[]")))
+            stack.extendleft(reversed(kids))
         return root
 
     def child_rank(self, key: str):

@@ -40,6 +40,8 @@ _REQUIRED: dict = {
 
 # Expanded mask rows kept per grammar (64 MB = 5k rows of a 100k vocabulary).
 _MATERIALIZED_BYTES = 64 << 20
+# Rows stored with at most this many exception words are written from them (`write_row`).
+_DIRECT_WORDS = 256
 
 
 def row_token_ids(row: np.ndarray, vocab_size: int) -> np.ndarray:
@@ -72,6 +74,8 @@ class CompiledGrammar:
         self._accept = arrays["dfa_accept"].tolist()
         self._forced = arrays["forced"].tolist()
         self._rows: list = [None] * len(arrays["row_fill"])
+        self._exc_idx = None  # exc_idx as intp, made on first use
+        self._sparse_rows: dict = {}  # row index -> (fill, exception word indices, words), see _sparse
         self._materialized = 0
         self._eos_only = None
         self._ids: dict = {}  # row index -> allowed token ids (see allowed_ids)
@@ -102,24 +106,98 @@ class CompiledGrammar:
         `_MATERIALIZED_BYTES` per grammar: after that a copy into the caller's buffer is the whole
         cost of a mask (a 100k vocabulary row is 12.5 KB, about 1 microsecond).
         """
+        return self.row_at(self._state_row[state])
+
+    def row_at(self, r: int) -> np.ndarray:
+        """Distinct row `r` as a dense int32 row (see `mask_row`)."""
+        row = self._rows[r]
+        if row is None:
+            d = int(self._arrays["row_dense"][r])
+            if d >= 0:  # a view of the stored table: kept for free
+                row = self._rows[r] = self._arrays["dense"][d]
+            else:
+                fill, idx, val = self._sparse(r)
+                row = np.full(self.n_words, fill, np.int32)
+                row[idx] = val
+                if self._materialized < _MATERIALIZED_BYTES:
+                    self._rows[r] = row
+                    self._materialized += row.nbytes
+        return row
+
+    def _sparse(self, r: int):
+        """(fill word, word indices, words) of a row stored as a fill and the words that differ,
+        or None for a row stored dense."""
+        got = self._sparse_rows.get(r)
+        if got is None:
+            a = self._arrays
+            if int(a["row_dense"][r]) >= 0:
+                return None
+            idx = self._exc_idx
+            if idx is None:  # int32 indices would cost a conversion per scatter
+                idx = self._exc_idx = a["exc_idx"].astype(np.intp)
+            lo, hi = int(a["row_start"][r]), int(a["row_start"][r + 1])
+            got = self._sparse_rows[r] = (int(a["row_fill"][r]), idx[lo:hi], a["exc_val"][lo:hi])
+        return got
+
+    def write_row(self, state: int, out: np.ndarray) -> None:
+        """Write the state's mask into `out` (an int32 array of `n_words`).
+
+        A row stored as a fill and up to `_DIRECT_WORDS` exception words is written from them, not
+        expanded and kept: about as fast as copying a kept row, and a new 12.5 KB array is not
+        free (fresh memory costs a page fault per 4 KB, ~2.5 microseconds each on a virtual
+        machine).
+        """
         r = self._state_row[state]
         row = self._rows[r]
         if row is None:
-            row = self._expand(r)
-            if self._materialized < _MATERIALIZED_BYTES:
-                self._rows[r] = row
-                self._materialized += row.nbytes
-        return row
+            got = self._sparse(r)
+            if got is not None and len(got[1]) <= _DIRECT_WORDS:
+                out.fill(got[0])
+                out[got[1]] = got[2]
+                return
+            row = self.row_at(r)
+        np.copyto(out, row)
 
-    def _expand(self, r: int) -> np.ndarray:
-        a = self._arrays
-        d = int(a["row_dense"][r])
-        if d >= 0:
-            return a["dense"][d]
-        lo, hi = int(a["row_start"][r]), int(a["row_start"][r + 1])
-        row = np.full(self.n_words, int(a["row_fill"][r]), np.int32)
-        row[a["exc_idx"][lo:hi]] = a["exc_val"][lo:hi]
-        return row
+    def rows_or(self, rows, extra=None) -> np.ndarray:
+        """The OR of distinct rows `rows` (a collection of row indices) and `extra` (a uint32 row,
+        or None) as a uint32 row (read only: it may be a kept row when there is nothing to OR).
+
+        One new array at most: rows stored as a fill and up to `_DIRECT_WORDS` exception words
+        are ORed in from those words, not expanded (see `write_row` on why fresh arrays cost);
+        many such rows in one scatter (JSON Schema charts have up to ~60 distinct rows)."""
+        if extra is None and len(rows) == 1:
+            for r in rows:
+                return self.row_at(r).view(np.uint32)
+        out, ones, sparse = None, [], []
+        for r in rows:
+            got = self._sparse(r)
+            if got is not None and len(got[1]) <= _DIRECT_WORDS:
+                (ones if got[0] else sparse).append(got)
+                continue
+            row = self.row_at(r).view(np.uint32)
+            if out is None:
+                out = row.copy()
+            else:
+                out |= row
+        if out is None:
+            if extra is not None:
+                out, extra = extra.copy(), None
+            else:
+                out = np.zeros(self.n_words, np.uint32)
+        if extra is not None:
+            out |= extra
+        # fill 0: only the exception words change (unique within a row, not across rows)
+        if len(sparse) > 3:
+            np.bitwise_or.at(out, np.concatenate([g[1] for g in sparse]),
+                             np.concatenate([g[2] for g in sparse]).view(np.uint32))
+        else:
+            for _, idx, val in sparse:
+                out[idx] |= val.view(np.uint32)
+        for _, idx, val in ones:  # fill all-ones: every word but the exceptions becomes all-ones
+            kept = out[idx] | val.view(np.uint32)
+            out.fill(0xFFFFFFFF)
+            out[idx] = kept
+        return out
 
     def allowed_ids(self, state: int) -> np.ndarray:
         """The token ids allowed in `state`, ascending (read-only; do not modify).

@@ -88,8 +88,7 @@ class _PositionSet:
     __slots__ = ("rows", "gids", "tokens", "rows_at")
 
     def __init__(self, rt: "_Runtime", positions, accepting: bool):
-        rows = rt.rows_or(positions)
-        self.rows = rows | rt.eos if accepting else rows  # read only: masks start from a copy
+        self.rows = rt.rows_or(positions, accepting)  # read only: masks start from a copy
         with_groups = sorted(pos for pos in positions if rt.pos_tokens[pos] is not None)
         self.gids = [gid for pos in with_groups for gid in rt.pos_groups[pos]]
         self.tokens = tk = (None if not with_groups else rt.pos_tokens[with_groups[0]] if len(with_groups) == 1
@@ -100,13 +99,14 @@ class _PositionSet:
     def mask(self, parts: dict) -> np.ndarray:
         """The mask given the verdicts of every group (parts: gid -> (key, vector over the
         remainders of its exit state))."""
-        words = self.rows.copy()
         tk = self.tokens
-        if tk is not None:
-            gids = self.gids
-            viable = parts[gids[0]][1] if len(gids) == 1 else np.concatenate([parts[g][1] for g in gids])
-            # an OR per word, not a sum: a token may appear twice (two exits, two remainders)
-            words[tk.words] = self.rows_at | np.bitwise_or.reduceat(tk.bit * viable[tk.slot], tk.starts)
+        if tk is None:  # the rows are the mask: shared, not copied (masks are read only)
+            return self.rows.view(np.int32)
+        words = self.rows.copy()
+        gids = self.gids
+        viable = parts[gids[0]][1] if len(gids) == 1 else np.concatenate([parts[g][1] for g in gids])
+        # an OR per word, not a sum: a token may appear twice (two exits, two remainders)
+        words[tk.words] = self.rows_at | np.bitwise_or.reduceat(tk.bit * viable[tk.slot], tk.starts)
         return words.view(np.int32)
 
 
@@ -213,7 +213,7 @@ class _Runtime:
         self.masks = OrderedDict()  # by (item positions and W ids, accepting)
         self.masks_v = OrderedDict()  # by (positions, accepting, verdicts per group)
         self.position_sets = OrderedDict()  # (positions, accepting) -> _PositionSet
-        self.row_sets = OrderedDict()  # distinct row ids -> OR of those rows
+        self.row_sets = OrderedDict()  # (distinct row ids, accepting) -> OR of those rows (and EOS)
         self.state_row = compiled._state_row
         self.w_cache = OrderedDict()  # (rule, caller position, id of its W) per waiter -> W
         self.v_cache = OrderedDict()  # (exit state, W id) -> verdicts
@@ -235,21 +235,17 @@ class _Runtime:
             t = self._tables = _Tables(a, self.rem_ptr)
         return t
 
-    def row(self, pos: int) -> np.ndarray:
-        return self.compiled.mask_row(pos).view(np.uint32)
-
-    def rows_or(self, positions) -> np.ndarray:
-        """The OR of the positions' rows (read only). Charts in big JSON schemas hold ~40
-        positions sharing ~12 distinct rows, and position sets differ more often than their
-        rows: ORed once per distinct row, cached by the set of rows."""
+    def rows_or(self, positions, accepting: bool) -> np.ndarray:
+        """The OR of the positions' rows, and EOS if `accepting` (read only). Charts in big JSON
+        schemas hold ~40 positions sharing ~12 distinct rows, and position sets differ more often
+        than their rows: ORed once per distinct row (`CompiledGrammar.rows_or`: one new array at
+        most, none for a single row), cached by the set of rows."""
         state_row = self.state_row
-        by_row = {state_row[pos]: pos for pos in positions}
-        key = frozenset(by_row)
+        rows = frozenset([state_row[pos] for pos in positions])
+        key = (rows, accepting)
         got = self.row_sets.get(key)
         if got is None:
-            got = np.zeros(self.n_words, np.uint32)
-            for pos in by_row.values():
-                got |= self.row(pos)
+            got = self.compiled.rows_or(rows, self.eos if accepting else None)
             _put(self.row_sets, key, got, _POSITION_SETS)
         return got
 

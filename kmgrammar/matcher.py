@@ -105,7 +105,11 @@ class Matcher:
             row = g.eos_row()
         else:  # the hot path: two list lookups and one copy (see CompiledGrammar.mask_row)
             row = g._rows[g._state_row[self._state]]
-            if row is None:
+            if row is None:  # not kept (yet): written from its stored form when the buffer allows
+                out = _plain_row(bitmask, index, g.n_words)
+                if out is not None:
+                    g.write_row(self._state, out)
+                    return
                 row = g.mask_row(self._state)
         try:
             out = bitmask[index]
@@ -172,6 +176,15 @@ class Matcher:
     def num_steps(self) -> int:
         """Accepted steps that `rollback` can undo."""
         return len(self._history)
+
+
+def _plain_row(bitmask, index: int, n_words: int):
+    """Row `index` of a [batch, n_words] int32 numpy bitmask, or None for anything else."""
+    if type(bitmask) is np.ndarray and bitmask.ndim == 2 and bitmask.dtype == np.int32:
+        out = bitmask[index]
+        if out.shape[0] == n_words:
+            return out
+    return None
 
 
 def _fill_other(bitmask, index: int, row: np.ndarray) -> None:

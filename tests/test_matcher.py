@@ -230,3 +230,44 @@ def test_threads_share_one_compiled_grammar(cl100k):
 
     with ThreadPoolExecutor(4) as ex:
         assert all(ex.map(run, range(16)))
+
+
+def test_stored_rows_written_and_ored_exactly():
+    """Rows stored dense, as zeros plus exceptions and as ones plus exceptions give the same words
+    whether expanded (mask_row), written into a buffer (write_row) or ORed (rows_or), alone, in
+    any combination, with and without an extra row (EOS)."""
+    from kmgrammar.artifact import CompiledGrammar
+    from kmgrammar.token_automaton import _encode_rows
+
+    rng = np.random.default_rng(7)
+    n_words = 40
+    rows = [np.zeros(n_words, np.uint32), np.full(n_words, 0xFFFFFFFF, np.uint32)]
+    for k in (1, 3, 9, 19, 25, 40):  # exceptions over zeros and over ones; past 20 stored dense
+        for base in (0, 0xFFFFFFFF):
+            row = np.full(n_words, base, np.uint32)
+            at = rng.choice(n_words, k, replace=False)
+            row[at] = rng.integers(1, 0xFFFFFFFF, k, dtype=np.uint32)
+            rows.append(row)
+    arrays = _encode_rows(rows, n_words)
+    assert {(f, d >= 0) for f, d in zip(arrays["row_fill"].tolist(), arrays["row_dense"].tolist())} == {
+        (0, False), (-1, False), (0, True)}
+    vocab = Vocabulary.from_bytes([b"%d" % i for i in range(32 * n_words - 1)] + [b"<eos>"],
+                                  eos_token_ids=[32 * n_words - 1])
+    template = kmgrammar.compile_regex("1", vocab, cache=False)
+    arrays.update({k: v for k, v in template._arrays.items() if k not in arrays})
+    arrays["state_row"] = np.arange(len(rows), dtype=np.int32)
+    for _ in range(2):  # fresh (stored form) and after mask_row kept the expanded rows
+        g = CompiledGrammar(kind="regex", spec="a", options={}, vocab=template.vocab, arrays=arrays, stats={})
+        for r, want in enumerate(rows):
+            out = np.full(n_words, 12345, np.int32)
+            g.write_row(r, out)
+            assert np.array_equal(out.view(np.uint32), want)
+            assert np.array_equal(g.mask_row(r).view(np.uint32), want)
+            assert np.array_equal(g.rows_or([r]), want)
+        extra = rng.integers(0, 0xFFFFFFFF, n_words, dtype=np.uint32)
+        for n in (1, 2, 3, 5, 9, len(rows)):
+            for _ in range(30):
+                pick = rng.choice(len(rows), n, replace=False).tolist()
+                want = np.bitwise_or.reduce([rows[r] for r in pick])
+                assert np.array_equal(g.rows_or(pick), want)
+                assert np.array_equal(g.rows_or(pick, extra), want | extra)

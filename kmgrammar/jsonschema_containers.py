@@ -276,6 +276,9 @@ class ContainerMixin:
                     conj.append((add, _ptr(ptr, "additionalProperties"), frozenset()))
             return conj
 
+        if self.property_order == "any":  # over the limit: say so before lowering any value
+            self.any_order_check(sum(value_conj(n) is not None and (pn_dfa is None or pn_dfa.matches(
+                json.dumps(n, ensure_ascii=False).encode("utf-8"))) for n in names_order))
         members = []  # (name, value node or None, required)
         for n in names_order:
             conj = value_conj(n)
@@ -394,25 +397,20 @@ class ContainerMixin:
         anywhere. Nodes are (set of declared properties written, members written so far): 2^n
         nodes for n declared properties (ANY_ORDER_MAX_PROPERTIES). When the object is context-free
         anyway (a value is any JSON value or recursive), each member (key, separator, value) is
-        one rule that every node calls, so a node costs a few positions whatever the values; a
-        regular object's DFA holds each value once per set (ANY_ORDER_MAX_STATES)."""
+        one rule and so is each node, calling the members and the next node: a node costs a few
+        positions whatever the values; a regular object's DFA holds each value once per set
+        (ANY_ORDER_MAX_STATES)."""
         st = self.style
         decl = [(k, v, req) for k, v, req in members if v is not None]
         ksep = st.key_sep()
         labels = [g.seq(g.text(k), ksep, v) for k, v, _r in decl]
         extra_member = g.alt(*[g.seq(k, ksep, v) for k, v in extra]) if extra else None
         shared = any(_has_ref(x) for x in labels + [extra_member] if x is not None)
-        why = None
-        if len(decl) > ANY_ORDER_MAX_PROPERTIES:
-            why = f"need 2^{len(decl)} automaton nodes (at most {ANY_ORDER_MAX_PROPERTIES} properties)"
-        elif not shared and len(decl) > 1:
+        est = None
+        if not shared and len(decl) > 1:
             memo: dict = {}
             est = (1 << len(decl) - 1) * sum(_states_estimate(x, memo) for x in labels)
-            if est > ANY_ORDER_MAX_STATES:
-                why = f"need ~{est} automaton states (at most {ANY_ORDER_MAX_STATES})"
-        if why is not None:
-            raise CompileLimitError(f"property_order='any' at {self.cur_ptr}: {len(decl)} declared properties "
-                                    f"{why}; use property_order='schema'")
+        self.any_order_check(len(decl), est)
         if shared:
             labels = [self.member_rule(x) for x in labels]
             if extra_member is not None:
@@ -446,7 +444,39 @@ class ContainerMixin:
                     todo.append((seen, c2))
             if seen & required == required and c >= lo:
                 edges.append((u, end, st.empty("{}") if c == 0 else st.close("}", depth)))
-        return jv.Graph(len(nodes), start, (end,), tuple(edges))
+        graph = jv.Graph(len(nodes), start, (end,), tuple(edges))
+        return self.graph_rules(graph) if shared else graph
+
+    def graph_rules(self, graph):
+        """A graph as one rule per node, each kept as a call: a node's rule holds only its own
+        edges (calls to the members and to the next node), never a copy of the nodes after it."""
+        base = f"n{len(self.rules)}_"
+        out: dict = {u: [] for u in range(graph.n)}
+        loops: dict = {u: [] for u in range(graph.n)}
+        for u, v, lab in graph.edges:
+            (loops[u] if u == v else out[u]).append((v, lab))
+        for u in range(graph.n):
+            if u in graph.finals:
+                continue  # the end node: no edges out
+            alts = [lab if v in graph.finals else g.seq(lab, _Ref(f"{base}{v}")) for v, lab in out[u]]
+            body = g.alt(*alts) if alts else _EMPTY
+            if loops[u]:  # self-loops (extra keys once counting stops) as a repeat
+                body = g.seq(g.Repeat(g.alt(*[lab for _v, lab in loops[u]]), 0, None), body)
+            self.rules[f"{base}{u}"] = body
+            self.calls.add(f"{base}{u}")
+        return _Ref(f"{base}{graph.start}")
+
+    def any_order_check(self, n: int, states: int | None = None):
+        """CompileLimitError if an object of n declared properties (whose regular automaton would
+        have about `states` states) is over property_order="any"'s limits."""
+        why = None
+        if n > ANY_ORDER_MAX_PROPERTIES:
+            why = f"need 2^{n} automaton nodes (at most {ANY_ORDER_MAX_PROPERTIES} properties)"
+        elif states is not None and states > ANY_ORDER_MAX_STATES:
+            why = f"need ~{states} automaton states (at most {ANY_ORDER_MAX_STATES})"
+        if why is not None:
+            raise CompileLimitError(f"property_order='any' at {self.cur_ptr}: {n} declared properties {why}; "
+                                    "use property_order='schema'")
 
     def member_rule(self, node):
         """A nonterminal for `node`, so that every caller shares one automaton of it."""

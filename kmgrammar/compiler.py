@@ -151,7 +151,8 @@ def compile_json_schema(schema, vocab, *, whitespace: str = "compact", separator
         Unsupported keywords become warnings (the keyword is not enforced) instead of errors.
     property_order : {"schema", "any"}, default "schema"
         Declared properties in schema order, or in any order (each at most once; 2^n automaton
-        nodes for n declared properties of one object, a CompileLimitError past 10).
+        nodes for n declared properties of one object, a CompileLimitError past 10, or past ~30k
+        estimated states for an object whose values are all regular).
     max_states, time_limit : optional
         Compile limits (defaults in `automaton.Limits`).
     cache : bool, default True

@@ -31,7 +31,8 @@ Departures (documented, tested):
   first), then `required`-only names, then any other keys; inside `oneOf`/`not`/`if`
   differences, per JSON path by first appearance in that subschema. property_order="any" accepts
   declared properties (and object enum/const values) in every order instead, extra keys anywhere
-  (2^n automaton nodes for n declared properties: a limit error past 10);
+  (2^n automaton nodes for n declared properties: a limit error past 10, or for a regular
+  object past ~30k estimated states, `jsonschema_containers.ANY_ORDER_MAX_*`);
 - extra keys (additionalProperties/patternProperties) are not checked for duplicates;
 - `format` is asserted for the formats in `jsonschema_values.FORMATS` (2020-12 makes it an
   annotation by default); standard formats not listed there are UnsupportedFeatureError, others
@@ -724,7 +725,8 @@ def schema_to_grammar(schema, *, whitespace="compact", separators=None, indent=N
 
     property_order: "schema" (declared properties in schema order) or "any" (declared properties
     in any order, each at most once; 2^n automaton nodes for n declared properties of one object,
-    a CompileLimitError past `jsonschema_containers.ANY_ORDER_MAX_PROPERTIES`).
+    a CompileLimitError past `jsonschema_containers.ANY_ORDER_MAX_PROPERTIES`, or for a regular
+    object, whose values are copied per node, past `ANY_ORDER_MAX_STATES` estimated states).
 
     Raises UnsupportedFeatureError (all unsupported keywords, sorted by JSON pointer),
     CompileError (invalid schema, empty language), CompileLimitError."""

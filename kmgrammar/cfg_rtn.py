@@ -345,60 +345,87 @@ def byte_sets(rtn: Rtn) -> dict:
     own[p]  bytes of p's own byte edges;  first_nt[M]  bytes M can start with;
     first[p]  bytes that can come next at p through byte edges or calls (not completion);
     follow[M]  bytes that can come right after a completed M;  eps_final[p]  p can complete its
-    rule through nullable calls only;  nullable_calls[p]  p has a call to a nullable M."""
+    rule through nullable calls only;  nullable_calls[p]  p has a call to a nullable M.
+    Sets are Python ints (bit b = byte b) while they are computed; positions without calls (most
+    of them) need no loop: their first set is their own bytes."""
     n, n_nt = rtn.n_pos, len(rtn.names)
-    calls = rtn.call_lists()
     own_b = (rtn.trans >= 0)[:, rtn.classes]
-    own = [int.from_bytes(x.tobytes(), "little") for x in np.packbits(own_b, axis=1, bitorder="little")]
     nullable = rtn.nullable
-    eps = []
-    for p in range(n):
+    fin = rtn.final_nt >= 0
+    callers = np.flatnonzero(np.diff(rtn.call_ptr) > 0).tolist()
+    calls = {p: rtn.calls_of(p) for p in callers}
+    packed = np.packbits(own_b, axis=1, bitorder="little")
+    own = {}  # bits of the positions the loops below read (callers and what nullable calls reach)
+
+    def own_of(x: int) -> int:
+        got = own.get(x)
+        if got is None:
+            got = own[x] = int.from_bytes(packed[x].tobytes(), "little")
+        return got
+
+    # eps[p]: p and the returns reached from it through nullable calls (only callers have more)
+    eps = {}
+    for p in callers:
         seen, stack = {p}, [p]
         while stack:
             x = stack.pop()
-            for c, nxt in calls[x]:
+            for c, nxt in calls.get(x, ()):
                 if nullable[c] and nxt not in seen:
                     seen.add(nxt)
                     stack.append(nxt)
-        eps.append(seen)
-    eps_final = np.array([any(rtn.final_nt[x] >= 0 for x in eps[p]) for p in range(n)], bool)
+        eps[p] = seen
+    eps_final = fin.copy()
+    for p, seen in eps.items():
+        eps_final[p] = any(fin[x] for x in seen)
     first_nt = [0] * n_nt
     changed = True
     while changed:
         changed = False
         for m in range(n_nt):
             bits = first_nt[m]
-            for x in eps[int(rtn.nt_start[m])]:
-                bits |= own[x]
-                for c, _ in calls[x]:
+            st = int(rtn.nt_start[m])
+            for x in eps.get(st, (st,)):
+                bits |= own_of(x)
+                for c, _ in calls.get(x, ()):
                     bits |= first_nt[c]
             if bits != first_nt[m]:
                 first_nt[m] = bits
                 changed = True
-    first_p = []
-    for p in range(n):
+    first_b = own_b.copy()
+    first_p = {}
+    for p in callers:
         bits = 0
         for x in eps[p]:
-            bits |= own[x]
-            for c, _ in calls[x]:
+            bits |= own_of(x)
+            for c, _ in calls.get(x, ()):
                 bits |= first_nt[c]
-        first_p.append(bits)
+        first_p[p] = bits
+    if first_p:
+        first_b[list(first_p)] = _bool_rows(list(first_p.values()))
+
+    def first_of(x: int) -> int:
+        got = first_p.get(x)
+        return own_of(x) if got is None else got
+
+    edges = [(p, c, nxt) for p in callers for c, nxt in calls[p]]
+    owner = rtn.owner.tolist()
     follow = [0] * n_nt
     changed = True
     while changed:
         changed = False
-        for p in range(n):
-            for c, nxt in calls[p]:
-                bits = follow[c] | first_p[nxt]
-                if eps_final[nxt]:
-                    bits |= follow[int(rtn.owner[p])]
-                if bits != follow[c]:
-                    follow[c] = bits
-                    changed = True
+        for p, c, nxt in edges:
+            bits = follow[c] | first_of(nxt)
+            if eps_final[nxt]:
+                bits |= follow[owner[p]]
+            if bits != follow[c]:
+                follow[c] = bits
+                changed = True
+    nullable_calls = np.zeros(n, bool)
+    for p in callers:
+        nullable_calls[p] = any(nullable[c] for c, _ in calls[p])
     return {
-        "own": own_b, "first_nt": _bool_rows(first_nt), "first": _bool_rows(first_p),
-        "follow": _bool_rows(follow), "eps_final": eps_final,
-        "nullable_calls": np.array([any(nullable[c] for c, _ in calls[p]) for p in range(n)], bool),
+        "own": own_b, "first_nt": _bool_rows(first_nt), "first": first_b,
+        "follow": _bool_rows(follow), "eps_final": eps_final, "nullable_calls": nullable_calls,
     }
 
 

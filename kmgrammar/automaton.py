@@ -539,6 +539,8 @@ def minimize(dfa: ByteDFA, budget: _Budget | None = None, *, refine: bool = True
     """The minimal trimmed DFA of the same language, states in BFS order, classes merged.
 
     refine=False skips the partition refinement for DFAs already minimal (acyclic, hash-consed)."""
+    from .kernels import bfs_order
+
     trans, accept = dfa.trans, dfa.accept
     n = trans.shape[0]
     if n == 0:
@@ -562,16 +564,7 @@ def minimize(dfa: ByteDFA, budget: _Budget | None = None, *, refine: bool = True
     rep[part[::-1]] = np.arange(n, -1, -1)
     qt = part[t[rep]]  # [n_part, n_cls] in block ids
     qa = accept[np.minimum(rep, n - 1)] & (rep < n)
-    reach = np.zeros(n_part, bool)
-    frontier = np.array([part[0]])
-    reach[frontier] = True
-    while len(frontier):
-        nxt = np.unique(qt[frontier])
-        nxt = nxt[~reach[nxt]]
-        reach[nxt] = True
-        frontier = nxt
-    reach[sink] = False
-    keep = np.flatnonzero(reach)
+    keep = bfs_order(qt, int(part[0]), int(sink))  # the blocks reachable from the start
     keep = keep[np.argsort(rep[keep], kind="stable")]
     new_id = np.full(n_part, DEAD, np.int64)
     new_id[keep] = np.arange(len(keep))
@@ -654,29 +647,35 @@ def _joint_classes(a: ByteDFA, b: ByteDFA):
 
 
 def _product(a: ByteDFA, b: ByteDFA, accept_fn, budget: _Budget) -> ByteDFA:
-    """Product automaton of two *complete* DFAs (no dead entries)."""
+    """Product automaton of two *complete* DFAs (no dead entries).
+
+    Pairs are numbered in the order a breadth-first queue would meet them (row by row, class by
+    class), one BFS layer per numpy step: only a layer's distinct pairs go through the dict."""
     classes, ca, cb = _joint_classes(a, b)
-    ta, tb = a.trans[:, ca], b.trans[:, cb]
-    index = {(0, 0): 0}
-    order = [(0, 0)]
-    rows = []
-    k = 0
-    while k < len(order):
-        if k % 1024 == 0:
-            budget.check_time()
-        x, y = order[k]
-        k += 1
-        row = []
-        for p in zip(ta[x].tolist(), tb[y].tolist()):
-            j = index.get(p)
-            if j is None:
-                j = index[p] = len(order)
-                order.append(p)
-                budget.check_states(len(order))
-            row.append(j)
-        rows.append(row)
-    trans = np.array(rows, np.int32)
-    accept = np.array([accept_fn(a.accept[x], b.accept[y]) for x, y in order], bool)
+    ta, tb = a.trans[:, ca].astype(np.int64), b.trans[:, cb].astype(np.int64)
+    nb = max(tb.shape[0], 1)
+    index = {0: 0}  # pair code x * nb + y -> product state
+    layer = np.zeros(1, np.int64)  # codes of the states found in the last layer
+    codes, rows = [layer], []
+    count = 1
+    while len(layer):
+        budget.check_time()
+        nxt = (ta[layer // nb] * nb + tb[layer % nb]).ravel()
+        u, first, inv = np.unique(nxt, return_index=True, return_inverse=True)
+        ids = np.array([index.get(c, -1) for c in u.tolist()], np.int64)
+        new = np.flatnonzero(ids < 0)
+        new = new[np.argsort(first[new], kind="stable")]
+        ids[new] = count + np.arange(len(new))
+        index.update(zip(u[new].tolist(), ids[new].tolist()))
+        count += len(new)
+        budget.check_states(count)
+        rows.append(ids[inv.reshape(-1)].reshape(len(layer), -1))
+        layer = u[new]
+        codes.append(layer)
+    trans = np.concatenate(rows).astype(np.int32)
+    code = np.concatenate(codes)
+    table = np.array([[bool(accept_fn(x, y)) for y in (False, True)] for x in (False, True)])
+    accept = table[a.accept[code // nb].astype(np.int64), b.accept[code % nb].astype(np.int64)]
     return minimize(ByteDFA(trans, classes, accept), budget)
 
 

@@ -52,3 +52,24 @@ def test_refine_blocks_in_batches_is_plain_moore():
         t, part = _chains(rnd, 150)
         for rounds in (1, 3, 9, 30, 64, 65, 100, len(part) - 1, len(part)):
             assert _canon(refine_blocks(t, part.copy(), rounds)) == _moore(t, part, rounds), (trial, rounds)
+
+
+def test_products_accept_exactly_the_combined_languages():
+    from kmgrammar.automaton import ByteDFA, intersect, minimize, union
+
+    rnd = random.Random(11)
+
+    def rand_dfa():
+        n = rnd.randint(1, 12)
+        classes = np.array([rnd.randrange(3) for _ in range(256)], np.uint8)
+        classes[ord("a")], classes[ord("b")], classes[ord("c")] = 0, 1, 2
+        t = np.array([[rnd.randrange(-1, n) for _ in range(3)] for _ in range(n)], np.int32)
+        return minimize(ByteDFA(t, classes, np.array([rnd.random() < 0.4 for _ in range(n)])))
+
+    for _ in range(100):
+        a, b = rand_dfa(), rand_dfa()
+        both, either = intersect(a, b), union(a, b)
+        for _ in range(50):
+            s = "".join(rnd.choice("abc") for _ in range(rnd.randint(0, 8))).encode()
+            assert both.matches(s) == (a.matches(s) and b.matches(s))
+            assert either.matches(s) == (a.matches(s) or b.matches(s))

@@ -527,7 +527,7 @@ def refine_blocks(t: np.ndarray, part: np.ndarray, max_rounds: int, budget: _Bud
     while done < max_rounds:
         if budget is not None:
             budget.check_time()
-        batch = min(64, max_rounds - done)
+        batch = min(256, max_rounds - done)  # rounds are cheap past the first: few calls
         part, rounds = refine_partition(t, part, batch)
         done += rounds
         if rounds < batch:  # stable

@@ -332,7 +332,7 @@ class ContainerMixin:
                     conj.append((add, _ptr(ptr, "additionalProperties"), frozenset()))
             if forbidden:
                 continue
-            key = jv.build(g.seq(g.text('"'), g.Dfa(jv.escape_dfa(content)), g.text('"')), lim())
+            key = jv.quoted_key(content, lim())
             if pn_dfa is not None:
                 key = jv.intersection(key, pn_dfa, lim())
             if declared is not None:

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import json
 import math
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
@@ -500,6 +502,33 @@ def _split_classes(classes: np.ndarray, key: np.ndarray):
 
 _ESCAPE_BYTES = np.zeros(256, np.int64)  # bytes an escaped string treats apart: specials and escape letters
 _ESCAPE_BYTES[_SPECIAL + [ord(c) for c in "bfnrtu0123456789abcdef"]] = 1 + np.arange(len(_SPECIAL) + 22)
+
+
+# Key DFAs of extra properties by their content DFA's arrays, per process: most objects that
+# allow extra keys allow any key, and that DFA (escaping, then its subset construction) is the
+# same every time. Kept read-only; least recently used first out.
+_KEYS: "OrderedDict[tuple, ByteDFA]" = OrderedDict()
+_KEYS_LOCK = threading.Lock()
+_KEYS_SIZE = 64
+
+
+def quoted_key(content: ByteDFA, limits: Limits) -> ByteDFA:
+    """The property names (quotes included) whose decoded text is in `content`, built as
+    `"` escape_dfa(content) `"`."""
+    tag = (content.trans.shape, content.trans.tobytes(), content.classes.tobytes(), content.accept.tobytes())
+    with _KEYS_LOCK:
+        got = _KEYS.get(tag)
+        if got is not None:
+            _KEYS.move_to_end(tag)
+            return got
+    got = build(g.seq(g.text('"'), g.Dfa(escape_dfa(content)), g.text('"')), limits)
+    for a in (got.trans, got.classes, got.accept):
+        a.flags.writeable = False
+    with _KEYS_LOCK:
+        _KEYS[tag] = got
+        while len(_KEYS) > _KEYS_SIZE:
+            _KEYS.popitem(last=False)
+    return got
 
 
 def escape_dfa(content: ByteDFA, budget: _Budget | None = None) -> ByteDFA:

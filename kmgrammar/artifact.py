@@ -74,7 +74,6 @@ class CompiledGrammar:
         self._accept = arrays["dfa_accept"].tolist()
         self._forced = arrays["forced"].tolist()
         self._rows: list = [None] * len(arrays["row_fill"])
-        self._exc_idx = None  # exc_idx as intp, made on first use
         self._sparse_rows: dict = {}  # row index -> (fill, exception word indices, words), see _sparse
         self._materialized = 0
         self._eos_only = None
@@ -132,12 +131,22 @@ class CompiledGrammar:
             a = self._arrays
             if int(a["row_dense"][r]) >= 0:
                 return None
-            idx = self._exc_idx
-            if idx is None:  # int32 indices would cost a conversion per scatter
-                idx = self._exc_idx = a["exc_idx"].astype(np.intp)
             lo, hi = int(a["row_start"][r]), int(a["row_start"][r + 1])
-            got = self._sparse_rows[r] = (int(a["row_fill"][r]), idx[lo:hi], a["exc_val"][lo:hi])
+            # int32 indices would cost a conversion per scatter
+            got = self._sparse_rows[r] = (int(a["row_fill"][r]), a["exc_idx"][lo:hi].astype(np.intp),
+                                          a["exc_val"][lo:hi])
         return got
+
+    def stored_row(self, r: int):
+        """Distinct row `r` as a kept int32 row if there is one, else as `write_row` would write
+        it: (fill, word indices, words) when stored sparse with few exceptions."""
+        row = self._rows[r]
+        if row is None:
+            got = self._sparse(r)
+            if got is not None and len(got[1]) <= _DIRECT_WORDS:
+                return got
+            row = self.row_at(r)
+        return row
 
     def write_row(self, state: int, out: np.ndarray) -> None:
         """Write the state's mask into `out` (an int32 array of `n_words`).
@@ -147,16 +156,12 @@ class CompiledGrammar:
         free (fresh memory costs a page fault per 4 KB, ~2.5 microseconds each on a virtual
         machine).
         """
-        r = self._state_row[state]
-        row = self._rows[r]
-        if row is None:
-            got = self._sparse(r)
-            if got is not None and len(got[1]) <= _DIRECT_WORDS:
-                out.fill(got[0])
-                out[got[1]] = got[2]
-                return
-            row = self.row_at(r)
-        np.copyto(out, row)
+        row = self.stored_row(self._state_row[state])
+        if type(row) is tuple:
+            out.fill(row[0])
+            out[row[1]] = row[2]
+        else:
+            np.copyto(out, row)
 
     def rows_or(self, rows, extra=None) -> np.ndarray:
         """The OR of distinct rows `rows` (a collection of row indices) and `extra` (a uint32 row,

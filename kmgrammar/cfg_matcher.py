@@ -235,13 +235,18 @@ class _Runtime:
             t = self._tables = _Tables(a, self.rem_ptr)
         return t
 
-    def rows_or(self, positions, accepting: bool) -> np.ndarray:
-        """The OR of the positions' rows, and EOS if `accepting` (read only). Charts in big JSON
-        schemas hold ~40 positions sharing ~12 distinct rows, and position sets differ more often
-        than their rows: ORed once per distinct row (`CompiledGrammar.rows_or`: one new array at
-        most, none for a single row), cached by the set of rows."""
+    def rows_or(self, positions, accepting: bool, stored: bool = False):
+        """The OR of the positions' rows, and EOS if `accepting`, as a uint32 row (read only), or
+        with `stored` and a single row, that row as the artifact keeps it (see `stored_mask`).
+        Charts in big JSON schemas hold ~40 positions sharing ~12 distinct rows, and position
+        sets differ more often than their rows: ORed once per distinct row
+        (`CompiledGrammar.rows_or`: one new array at most, none for a single row), cached by the
+        set of rows."""
         state_row = self.state_row
         rows = frozenset([state_row[pos] for pos in positions])
+        if stored and not accepting and len(rows) == 1:
+            for r in rows:
+                return self.compiled.stored_row(r)
         key = (rows, accepting)
         got = self.row_sets.get(key)
         if got is None:
@@ -412,6 +417,15 @@ class _Runtime:
     # -- masks ------------------------------------------------------------------------------
 
     def mask(self, charts: list) -> np.ndarray:
+        """The mask after `charts` as an int32 row (read only)."""
+        got = self.stored_mask(charts)
+        if type(got) is tuple:
+            got = _write(got, np.empty(self.n_words, np.int32))
+        return got
+
+    def stored_mask(self, charts: list):
+        """The mask as kept: an int32 row (read only), or a row stored sparse as it is in the
+        artifact, (fill, word indices, words) (see `_write`)."""
         ch = charts[-1]
         got = ch.mask
         if got is not None:
@@ -437,7 +451,12 @@ class _Runtime:
                 items.append(pos)
         key = (items[0] if len(items) == 1 else frozenset(items), ch.accepting)
         got = self.masks.get(key)
-        if got is None:
+        if got is None and not stacks:  # no context-dependent tokens: the rows are the mask
+            got = self.rows_or(key[0] if len(items) > 1 else frozenset(items), ch.accepting, stored=True)
+            if type(got) is not tuple:
+                got = got.view(np.int32)
+            _put(self.masks, key, got)
+        elif got is None:
             parts: dict = {}  # group id -> verdicts of its remainders (OR over the items' origins)
             for pos, e in stacks:
                 for gid in pos_groups[pos]:
@@ -486,6 +505,13 @@ class _Runtime:
             return np.array(check_sorted(self.net, charts, self.rems[u]), bool)
         finally:
             del charts[i:]
+
+
+def _write(sparse: tuple, out: np.ndarray) -> np.ndarray:
+    """Write a row stored sparse, (fill, word indices, words), into `out`; return `out`."""
+    out.fill(sparse[0])
+    out[sparse[1]] = sparse[2]
+    return out
 
 
 def _put(cache: OrderedDict, key, value, cap: int = _MASK_CACHE) -> None:
@@ -595,7 +621,14 @@ class GrammarMatcher(Matcher):
         if out.shape[0] != n:
             out[n:] = 0
             out = out[:n]
-        out[...] = self._rt.eos.view(np.int32) if self._terminated else self._rt.mask(self._charts)
+        if self._terminated:
+            out[...] = self._rt.eos.view(np.int32)
+        else:
+            got = self._rt.stored_mask(self._charts)
+            if type(got) is tuple:
+                _write(got, out)
+            else:
+                out[...] = got
 
     def allowed_token_ids(self) -> np.ndarray:
         """The allowed token ids (EOS included when the output is complete), ascending int32."""

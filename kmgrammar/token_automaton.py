@@ -181,10 +181,11 @@ def horizon_classes(dfa: ByteDFA, horizon: int, budget=None) -> np.ndarray:
 def _encode_rows(rows: list, n_words: int) -> dict:
     fills, dense_ix, starts, idx_parts, val_parts, dense = [], [], [0], [], [], []
     for row in rows:
-        ones = int(np.count_nonzero(row == 0xFFFFFFFF))
-        zeros = int(np.count_nonzero(row == 0))
+        zeros = n_words - int(np.count_nonzero(row))
+        # all-ones words can outnumber zero words only if zeros are at most half the row
+        ones = int(np.count_nonzero(row == 0xFFFFFFFF)) if 2 * zeros <= n_words else 0
         fill = np.uint32(0xFFFFFFFF) if ones > zeros else np.uint32(0)
-        exc = np.flatnonzero(row != fill)
+        exc = np.flatnonzero(row != fill) if fill else np.flatnonzero(row)
         # A (word index, word) pair costs two words: dense wins past half the row.
         if 2 * len(exc) >= n_words:
             fills.append(0)

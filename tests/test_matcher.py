@@ -232,13 +232,16 @@ def test_threads_share_one_compiled_grammar(cl100k):
         assert all(ex.map(run, range(16)))
 
 
-def test_stored_rows_written_and_ored_exactly():
+@pytest.mark.parametrize("direct", [256, 4])
+def test_stored_rows_written_and_ored_exactly(direct, monkeypatch):
     """Rows stored dense, as zeros plus exceptions and as ones plus exceptions give the same words
     whether expanded (mask_row), written into a buffer (write_row) or ORed (rows_or), alone, in
-    any combination, with and without an extra row (EOS)."""
-    from kmgrammar.artifact import CompiledGrammar
+    any combination, with and without an extra row (EOS); before and after rows are kept, and
+    with rows past `_DIRECT_WORDS` exceptions (direct=4)."""
+    from kmgrammar import artifact
     from kmgrammar.token_automaton import _encode_rows
 
+    monkeypatch.setattr(artifact, "_DIRECT_WORDS", direct)
     rng = np.random.default_rng(7)
     n_words = 40
     rows = [np.zeros(n_words, np.uint32), np.full(n_words, 0xFFFFFFFF, np.uint32)]
@@ -256,18 +259,18 @@ def test_stored_rows_written_and_ored_exactly():
     template = kmgrammar.compile_regex("1", vocab, cache=False)
     arrays.update({k: v for k, v in template._arrays.items() if k not in arrays})
     arrays["state_row"] = np.arange(len(rows), dtype=np.int32)
-    for _ in range(2):  # fresh (stored form) and after mask_row kept the expanded rows
-        g = CompiledGrammar(kind="regex", spec="a", options={}, vocab=template.vocab, arrays=arrays, stats={})
+    g = artifact.CompiledGrammar(kind="regex", spec="1", options={}, vocab=vocab, arrays=arrays, stats={})
+    for _ in range(2):  # stored forms only, then with the rows mask_row kept
+        extra = rng.integers(0, 0xFFFFFFFF, n_words, dtype=np.uint32)
+        for n in (1, 2, 3, 5, 9, len(rows)):  # up to 3 sparse rows one by one, more in one scatter
+            for _ in range(30):
+                pick = rng.choice(len(rows), n, replace=False).tolist()
+                want = np.bitwise_or.reduce([rows[r] for r in pick])
+                assert np.array_equal(g.rows_or(pick), want)
+                assert np.array_equal(g.rows_or(pick, extra), want | extra)
         for r, want in enumerate(rows):
             out = np.full(n_words, 12345, np.int32)
             g.write_row(r, out)
             assert np.array_equal(out.view(np.uint32), want)
             assert np.array_equal(g.mask_row(r).view(np.uint32), want)
             assert np.array_equal(g.rows_or([r]), want)
-        extra = rng.integers(0, 0xFFFFFFFF, n_words, dtype=np.uint32)
-        for n in (1, 2, 3, 5, 9, len(rows)):
-            for _ in range(30):
-                pick = rng.choice(len(rows), n, replace=False).tolist()
-                want = np.bitwise_or.reduce([rows[r] for r in pick])
-                assert np.array_equal(g.rows_or(pick), want)
-                assert np.array_equal(g.rows_or(pick, extra), want | extra)

@@ -70,9 +70,10 @@ class CompiledGrammar:
         self._arrays = arrays
         self.dfa = ByteDFA(arrays["dfa_trans"], arrays["dfa_classes"], arrays["dfa_accept"])
         self.n_words = int(arrays["dense"].shape[1]) if arrays["dense"].ndim == 2 else 0
-        self._state_row = arrays["state_row"].tolist()
-        self._accept = arrays["dfa_accept"].tolist()
-        self._forced = arrays["forced"].tolist()
+        # tuples: untracked by the garbage collector (see earley.Network)
+        self._state_row = tuple(arrays["state_row"].tolist())
+        self._accept = tuple(arrays["dfa_accept"].tolist())
+        self._forced = tuple(arrays["forced"].tolist())
         self._rows: list = [None] * len(arrays["row_fill"])
         self._sparse_rows: dict = {}  # row index -> (fill, exception word indices, words), see _sparse
         self._materialized = 0

@@ -143,8 +143,8 @@ class _Tables:
         index[ret] = np.arange(len(ret))
         can_pop = np.zeros(n_pos, bool)
         can_pop[ret] = np.diff(ptr) > 0
-        self.can_pop = can_pop.tolist()  # by return position: does r ever complete its rule
-        self._index, self._ptr = index.tolist(), ptr.tolist()
+        self.can_pop = tuple(can_pop.tolist())  # by return position: does r ever complete its rule
+        self._index, self._ptr = tuple(index.tolist()), tuple(ptr.tolist())
         self._ok, self._src, self._dst = _bools(a["cfg_loc_ok"]), a["cfg_loc_pop_src"], a["cfg_loc_pop_dst"]
         self._rem_ptr = rem_ptr
         self._uok, self._uptr, self._udst = _bools(a["cfg_loc_uok"]), a["cfg_loc_upop_ptr"], a["cfg_loc_upop_dst"]
@@ -190,17 +190,18 @@ class _Runtime:
         n = len(self.net.rows)
         gp, gs, gtp = a["cfg_grp_ptr"].tolist(), a["cfg_grp_state"].tolist(), a["cfg_grp_tok_ptr"].tolist()
         tok, rem = a["cfg_grp_tok"], a["cfg_grp_rem"]
-        self.group_u = gs
-        self.pos_groups = [tuple(range(gp[p], gp[p + 1])) for p in range(n)]
+        # tuples throughout (untracked by the garbage collector, see earley.Network)
+        self.group_u = tuple(gs)
+        self.pos_groups = tuple(tuple(range(gp[p], gp[p + 1])) for p in range(n))
         # positions are numbered rule by rule, so a position's rule is the last start <= it
-        self.owner = (np.searchsorted(a["cfg_nt_start"], np.arange(n), side="right") - 1).tolist()
+        self.owner = tuple((np.searchsorted(a["cfg_nt_start"], np.arange(n), side="right") - 1).tolist())
         for p in range(n):  # an exit is reached inside the token without leaving p's rule
             if any(self.owner[gs[k]] != self.owner[p] for k in self.pos_groups[p]):
                 raise ArtifactError(f"corrupt cfg artifact: exit state outside the rule of position {p}")
-        self.rem_ptr = rp = a["cfg_rem_ptr"].tolist()
+        self.rem_ptr = rp = tuple(a["cfg_rem_ptr"].tolist())
         ro = a["cfg_rem_off"].tolist()
         data = a["cfg_rem_data"].tobytes()
-        self.rems = [[data[ro[k]: ro[k + 1]] for k in range(rp[u], rp[u + 1])] for u in range(n)]
+        self.rems = tuple(tuple(data[ro[k]: ro[k + 1]] for k in range(rp[u], rp[u + 1])) for u in range(n))
         self.pos_tokens: list = []  # per position the tokens of its groups (_Tokens), or None
         for p in range(n):
             slots, off = [], 0

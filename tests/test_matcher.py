@@ -260,7 +260,12 @@ def test_stored_rows_written_and_ored_exactly(direct, monkeypatch):
     arrays.update({k: v for k, v in template._arrays.items() if k not in arrays})
     arrays["state_row"] = np.arange(len(rows), dtype=np.int32)
     g = artifact.CompiledGrammar(kind="regex", spec="1", options={}, vocab=vocab, arrays=arrays, stats={})
-    for _ in range(2):  # stored forms only, then with the rows mask_row kept
+    for first in (True, False):  # stored forms only, then with the rows mask_row kept
+        for r, want in enumerate(rows):
+            assert (g._rows[r] is None) == first  # nothing kept yet on the first pass
+            out = np.full(n_words, 12345, np.int32)
+            g.write_row(r, out)
+            assert np.array_equal(out.view(np.uint32), want)
         extra = rng.integers(0, 0xFFFFFFFF, n_words, dtype=np.uint32)
         for n in (1, 2, 3, 5, 9, len(rows)):  # up to 3 sparse rows one by one, more in one scatter
             for _ in range(30):
@@ -269,8 +274,5 @@ def test_stored_rows_written_and_ored_exactly(direct, monkeypatch):
                 assert np.array_equal(g.rows_or(pick), want)
                 assert np.array_equal(g.rows_or(pick, extra), want | extra)
         for r, want in enumerate(rows):
-            out = np.full(n_words, 12345, np.int32)
-            g.write_row(r, out)
-            assert np.array_equal(out.view(np.uint32), want)
             assert np.array_equal(g.mask_row(r).view(np.uint32), want)
             assert np.array_equal(g.rows_or([r]), want)

@@ -51,6 +51,16 @@ def row_token_ids(row: np.ndarray, vocab_size: int) -> np.ndarray:
     return np.flatnonzero(bits[:vocab_size].view(bool)).astype(np.int32)
 
 
+
+def write_stored(row, out: np.ndarray) -> np.ndarray:
+    """Write a row as kept, an int32 row or (fill word, word indices, words), into `out`."""
+    if type(row) is tuple:
+        out.fill(row[0])
+        out[row[1]] = row[2]
+    else:
+        np.copyto(out, row)
+    return out
+
 class CompiledGrammar:
     """An immutable compiled constraint for one vocabulary; share it between matchers and threads.
 
@@ -133,9 +143,11 @@ class CompiledGrammar:
             if int(a["row_dense"][r]) >= 0:
                 return None
             lo, hi = int(a["row_start"][r]), int(a["row_start"][r + 1])
-            # int32 indices would cost a conversion per scatter
-            got = self._sparse_rows[r] = (int(a["row_fill"][r]), a["exc_idx"][lo:hi].astype(np.intp),
-                                          a["exc_val"][lo:hi])
+            fill, idx, val = int(a["row_fill"][r]), a["exc_idx"][lo:hi], a["exc_val"][lo:hi]
+            if hi - lo > _DIRECT_WORDS:  # expanded and kept by row_at instead: no second copy
+                return fill, idx, val
+            # int32 indices would cost a conversion per scatter (a few KB at most per row)
+            got = self._sparse_rows[r] = (fill, idx.astype(np.intp), val)
         return got
 
     def stored_row(self, r: int):
@@ -157,12 +169,7 @@ class CompiledGrammar:
         free (fresh memory costs a page fault per 4 KB, ~2.5 microseconds each on a virtual
         machine).
         """
-        row = self.stored_row(self._state_row[state])
-        if type(row) is tuple:
-            out.fill(row[0])
-            out[row[1]] = row[2]
-        else:
-            np.copyto(out, row)
+        write_stored(self.stored_row(self._state_row[state]), out)
 
     def rows_or(self, rows, extra=None) -> np.ndarray:
         """The OR of distinct rows `rows` (a collection of row indices) and `extra` (a uint32 row,

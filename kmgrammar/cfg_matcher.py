@@ -35,7 +35,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from .artifact import row_token_ids
+from .artifact import row_token_ids, write_stored
 from .earley import DEFAULT_MAX_CHART_ITEMS, DEFAULT_MAX_DEPTH, Network, check_sorted, stack_tables
 from .errors import ArtifactError, MatcherError
 from .matcher import Matcher, _numpy_view
@@ -88,7 +88,7 @@ class _PositionSet:
     __slots__ = ("rows", "gids", "tokens", "rows_at")
 
     def __init__(self, rt: "_Runtime", positions, accepting: bool):
-        self.rows = rt.rows_or(positions, accepting)  # read only: masks start from a copy
+        self.rows = rt.rows_or(positions, accepting)  # read only: masks without groups share it
         with_groups = sorted(pos for pos in positions if rt.pos_tokens[pos] is not None)
         self.gids = [gid for pos in with_groups for gid in rt.pos_groups[pos]]
         self.tokens = tk = (None if not with_groups else rt.pos_tokens[with_groups[0]] if len(with_groups) == 1
@@ -418,15 +418,16 @@ class _Runtime:
     # -- masks ------------------------------------------------------------------------------
 
     def mask(self, charts: list) -> np.ndarray:
-        """The mask after `charts` as an int32 row (read only)."""
+        """The mask after `charts` as an int32 row (read only): `stored_mask` written out, for
+        tests and inspection (the matcher writes the stored form into the caller's buffer)."""
         got = self.stored_mask(charts)
         if type(got) is tuple:
-            got = _write(got, np.empty(self.n_words, np.int32))
+            got = write_stored(got, np.empty(self.n_words, np.int32))
         return got
 
     def stored_mask(self, charts: list):
         """The mask as kept: an int32 row (read only), or a row stored sparse as it is in the
-        artifact, (fill, word indices, words) (see `_write`)."""
+        artifact, (fill, word indices, words) (see `artifact.write_stored`)."""
         ch = charts[-1]
         got = ch.mask
         if got is not None:
@@ -506,13 +507,6 @@ class _Runtime:
             return np.array(check_sorted(self.net, charts, self.rems[u]), bool)
         finally:
             del charts[i:]
-
-
-def _write(sparse: tuple, out: np.ndarray) -> np.ndarray:
-    """Write a row stored sparse, (fill, word indices, words), into `out`; return `out`."""
-    out.fill(sparse[0])
-    out[sparse[1]] = sparse[2]
-    return out
 
 
 def _put(cache: OrderedDict, key, value, cap: int = _MASK_CACHE) -> None:
@@ -625,11 +619,7 @@ class GrammarMatcher(Matcher):
         if self._terminated:
             out[...] = self._rt.eos.view(np.int32)
         else:
-            got = self._rt.stored_mask(self._charts)
-            if type(got) is tuple:
-                _write(got, out)
-            else:
-                out[...] = got
+            write_stored(self._rt.stored_mask(self._charts), out)
 
     def allowed_token_ids(self) -> np.ndarray:
         """The allowed token ids (EOS included when the output is complete), ascending int32."""

@@ -520,7 +520,10 @@ def quoted_key(content: ByteDFA, limits: Limits) -> ByteDFA:
         got = _KEYS.get(tag)
         if got is not None:
             _KEYS.move_to_end(tag)
-            return got
+    if got is not None:
+        if got.n_states > limits.max_states:  # what building it again would have raised
+            raise CompileLimitError.states(limits.max_states)
+        return got
     got = build(g.seq(g.text('"'), g.Dfa(escape_dfa(content)), g.text('"')), limits)
     for a in (got.trans, got.classes, got.accept):
         a.flags.writeable = False

@@ -276,14 +276,15 @@ class ContainerMixin:
                     conj.append((add, _ptr(ptr, "additionalProperties"), frozenset()))
             return conj
 
-        if self.property_order == "any":  # over the limit: say so before lowering any value
-            self.any_order_check(sum(value_conj(n) is not None and (pn_dfa is None or pn_dfa.matches(
-                json.dumps(n, ensure_ascii=False).encode("utf-8"))) for n in names_order))
-        members = []  # (name, value node or None, required)
+        cands = []  # (name, value schemas or None, key text, allowed by propertyNames too)
         for n in names_order:
             conj = value_conj(n)
             keytext = json.dumps(n, ensure_ascii=False)
-            ok = conj is not None and (pn_dfa is None or pn_dfa.matches(keytext.encode("utf-8")))
+            cands.append((n, conj, keytext, conj is not None and (pn_dfa is None or pn_dfa.matches(keytext.encode("utf-8")))))
+        if self.property_order == "any":  # over the limit: say so before lowering any value
+            self.any_order_check(sum(c[3] for c in cands))
+        members = []  # (name, value node or None, required)
+        for n, conj, keytext, ok in cands:
             val = None
             if ok:
                 if not any(x[0] is not True and x[0] != {} for x in conj):

@@ -19,7 +19,7 @@ class UnsupportedFeatureError(CompileError):
 
 class CompileLimitError(CompileError):
     """Compilation exceeded a limit (states, time, depth); the message names the limit and
-    `limit` the option ("time_limit", "max_states") when there is one."""
+    `limit` the option ("time_limit", "max_states", "property_order") when there is one."""
 
     def __init__(self, message: str, limit: str | None = None):
         super().__init__(message)

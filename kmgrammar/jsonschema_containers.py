@@ -477,7 +477,7 @@ class ContainerMixin:
             why = f"need ~{states} automaton states (at most {ANY_ORDER_MAX_STATES})"
         if why is not None:
             raise CompileLimitError(f"property_order='any' at {self.cur_ptr}: {n} declared properties {why}; "
-                                    "use property_order='schema'")
+                                    "use property_order='schema'", "property_order")
 
     def member_rule(self, node):
         """A nonterminal for `node`, so that every caller shares one automaton of it."""

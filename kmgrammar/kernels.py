@@ -89,6 +89,19 @@ def walk_masks(trans, classes, states, node_byte, node_depth, node_end, node_lo,
 
 
 @nb.njit(cache=True, nogil=True)
+def _move(elems, pos, x, q):
+    """Put element x in slot q of `elems` (blocks are runs of slots); the element there takes x's
+    old slot. `pos` is the inverse of `elems`. Partition refinement marks a block's members by
+    moving them to its front."""
+    px = pos[x]
+    y = elems[q]
+    elems[q] = x
+    pos[x] = q
+    elems[px] = y
+    pos[y] = px
+
+
+@nb.njit(cache=True, nogil=True)
 def refine_partition(t, part, max_rounds):
     """Moore refinement: split blocks of `part` (values >= 0) until every block's members agree on the block of
     each successor (t[i, c]), or `max_rounds` rounds. Returns dense block ids and the number of
@@ -155,12 +168,7 @@ def refine_partition(t, part, max_rounds):
                     continue
                 stamp[s] = rounds
                 b = blk[s]
-                q = bstart[b] + n_touched[b]
-                y = elems[q]
-                elems[q] = s
-                elems[pos[s]] = y
-                pos[y] = pos[s]
-                pos[s] = q
+                _move(elems, pos, s, bstart[b] + n_touched[b])
                 if n_touched[b] == 0:
                     tblocks[n_tb] = b
                     n_tb += 1
@@ -322,14 +330,9 @@ def hopcroft_partition(t, part):
                     x = pred[pi]
                     b = blk[x]
                     q = bstart[b] + marked[b]
-                    px = pos[x]
-                    if px < q:
+                    if pos[x] < q:
                         continue  # already marked
-                    y = elems[q]
-                    elems[q] = x
-                    pos[x] = q
-                    elems[px] = y
-                    pos[y] = px
+                    _move(elems, pos, x, q)
                     if marked[b] == 0:
                         touched[n_touched] = b
                         n_touched += 1

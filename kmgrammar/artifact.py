@@ -51,7 +51,6 @@ def row_token_ids(row: np.ndarray, vocab_size: int) -> np.ndarray:
     return np.flatnonzero(bits[:vocab_size].view(bool)).astype(np.int32)
 
 
-
 def write_stored(row, out: np.ndarray) -> np.ndarray:
     """Write a row as kept, an int32 row or (fill word, word indices, words), into `out`."""
     if type(row) is tuple:
@@ -60,6 +59,7 @@ def write_stored(row, out: np.ndarray) -> np.ndarray:
     else:
         np.copyto(out, row)
     return out
+
 
 class CompiledGrammar:
     """An immutable compiled constraint for one vocabulary; share it between matchers and threads.
@@ -183,11 +183,11 @@ class CompiledGrammar:
                 return self.row_at(r).view(np.uint32)
         out, ones, sparse = None, [], []
         for r in rows:
-            got = self._sparse(r)
-            if got is not None and len(got[1]) <= _DIRECT_WORDS:
+            got = self.stored_row(r)
+            if type(got) is tuple:
                 (ones if got[0] else sparse).append(got)
                 continue
-            row = self.row_at(r).view(np.uint32)
+            row = got.view(np.uint32)
             if out is None:
                 out = row.copy()
             else:

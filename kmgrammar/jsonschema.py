@@ -80,6 +80,7 @@ from .jsonschema_logic import LogicMixin, _Rank
 # $schema values naming the json-schema.org drafts (the only vocabularies known here)
 _KNOWN_META = re.compile(r"https?://json-schema\.org/(?:draft-0[3-7]/schema|draft/20(?:19-09|20-12)/schema|schema)#?")
 
+
 class Lowerer(LogicMixin, ContainerMixin):
     """One compile: the root schema, options, memo tables, collected errors."""
 

@@ -532,8 +532,6 @@ class ContainerMixin:
         return node
 
 
-
-
 def _states_estimate(node, memo: dict) -> int:
     """Rough DFA size of an IR node (for limits, before building it)."""
     got = memo.get(id(node))

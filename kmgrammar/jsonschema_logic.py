@@ -72,13 +72,13 @@ class LogicMixin:
         root = _Rank()
         self.synthetic.append(root)
         seen = set()
-        stack = deque((s, root) for s, _p, _k in items)  # depth first, document order
+        stack = deque((s, root) for s, _p, _k in items)
         while stack:
             s, node = stack.popleft()
-            kids = []
             if not isinstance(s, dict) or (id(s), id(node)) in seen or node.depth > _RANK_DEPTH:
                 continue
             seen.add((id(s), id(node)))
+            kids = []  # visited next, before the schemas queued already: depth first
             if len(seen) % 1024 == 0:
                 self.lim()
                 if len(seen) > _RANK_BUDGET:

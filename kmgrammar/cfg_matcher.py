@@ -52,8 +52,9 @@ _SAME = -3  # the caller started at the same chart: its W is part of the same co
 class _Tokens:
     """Context-dependent tokens (of one position's groups, or of a position set's), sorted by id:
     token k is allowed iff verdict slot[k] is set, the slots numbering the remainders of each
-    group's exit state, group after group; bit[k] its bit in its mask word, `words` the distinct
-    words and `starts` where each word's tokens begin."""
+    group's exit state, group after group; bit[k] its bit in its mask word (int32, as masks are),
+    `words` the distinct words and `starts` where each word's tokens begin, or None when no two
+    tokens share a word (then each token's bit is its word's whole change: no OR per word)."""
 
     __slots__ = ("slot", "n_slots", "toks", "bit", "words", "starts")
 
@@ -62,12 +63,13 @@ class _Tokens:
         self.toks = toks = toks[order]
         self.slot = slot[order]
         self.n_slots = n_slots
-        self.bit = np.left_shift(np.uint32(1), (toks & 31).astype(np.uint32))
+        self.bit = np.left_shift(np.uint32(1), (toks & 31).astype(np.uint32)).view(np.int32)
         word = toks >> 5
         first = np.ones(len(word), bool)
         first[1:] = word[1:] != word[:-1]
-        self.starts = np.flatnonzero(first)
-        self.words = word[self.starts]
+        starts = np.flatnonzero(first)
+        self.words = word[starts]
+        self.starts = None if len(starts) == len(word) else starts
 
     @staticmethod
     def join(parts: list) -> "_Tokens":
@@ -88,7 +90,7 @@ class _PositionSet:
     __slots__ = ("rows", "gids", "tokens", "rows_at")
 
     def __init__(self, rt: "_Runtime", positions, accepting: bool):
-        self.rows = rt.rows_or(positions, accepting)  # read only: masks without groups share it
+        self.rows = rt.rows_or(positions, accepting).view(np.int32)  # read only: shared by masks without groups
         with_groups = sorted(pos for pos in positions if rt.pos_tokens[pos] is not None)
         self.gids = [gid for pos in with_groups for gid in rt.pos_groups[pos]]
         self.tokens = tk = (None if not with_groups else rt.pos_tokens[with_groups[0]] if len(with_groups) == 1
@@ -97,17 +99,19 @@ class _PositionSet:
             self.rows_at = self.rows[tk.words]
 
     def mask(self, parts: dict) -> np.ndarray:
-        """The mask given the verdicts of every group (parts: gid -> (key, vector over the
-        remainders of its exit state))."""
+        """The mask (int32) given the verdicts of every group (parts: gid -> (bytes, bool vector
+        over the remainders of its exit state); the bytes are the vector's)."""
         tk = self.tokens
         if tk is None:  # the rows are the mask: shared, not copied (masks are read only)
-            return self.rows.view(np.int32)
-        words = self.rows.copy()
+            return self.rows
         gids = self.gids
-        viable = parts[gids[0]][1] if len(gids) == 1 else np.concatenate([parts[g][1] for g in gids])
-        # an OR per word, not a sum: a token may appear twice (two exits, two remainders)
-        words[tk.words] = self.rows_at | np.bitwise_or.reduceat(tk.bit * viable[tk.slot], tk.starts)
-        return words.view(np.int32)
+        viable = parts[gids[0]][1] if len(gids) == 1 else np.frombuffer(b"".join([parts[g][0] for g in gids]), bool)
+        add = tk.bit * viable[tk.slot]
+        if tk.starts is not None:  # an OR per word, not a sum: a token may appear twice (two exits)
+            add = np.bitwise_or.reduceat(add, tk.starts)
+        words = self.rows.copy()
+        words[tk.words] = self.rows_at | add
+        return words
 
 
 class _Lazy(dict):
@@ -198,6 +202,8 @@ class _Runtime:
         for p in range(n):  # an exit is reached inside the token without leaving p's rule
             if any(self.owner[gs[k]] != self.owner[p] for k in self.pos_groups[p]):
                 raise ArtifactError(f"corrupt cfg artifact: exit state outside the rule of position {p}")
+        # per position the rule whose W its context-dependent tokens read, or -1 (none)
+        self.group_rule = tuple(self.owner[p] if self.pos_groups[p] else -1 for p in range(n))
         self.rem_ptr = rp = tuple(a["cfg_rem_ptr"].tolist())
         ro = a["cfg_rem_off"].tolist()
         data = a["cfg_rem_data"].tobytes()
@@ -439,18 +445,19 @@ class _Runtime:
             return got
         # The mask is a function of the items' positions and, where a position has
         # context-dependent tokens, of what the stack below reads after its rule (W ids).
-        pos_groups, owner = self.pos_groups, self.owner
+        group_rule = self.group_rule
         items, stacks = [], []
         for pos, o in ch.scan:
-            if pos_groups[pos]:
-                w = charts[o].w
-                e = w.get(owner[pos]) if w is not None else None
-                if e is None:
-                    e = self.w(charts, o, owner[pos])
-                items.append((pos, e[0]))
-                stacks.append((pos, e))
-            else:
+            m = group_rule[pos]
+            if m < 0:
                 items.append(pos)
+                continue
+            w = charts[o].w
+            e = w.get(m) if w is not None else None
+            if e is None:
+                e = self.w(charts, o, m)
+            items.append((pos, e[0]))
+            stacks.append((pos, e))
         key = (items[0] if len(items) == 1 else frozenset(items), ch.accepting)
         got = self.masks.get(key)
         if got is None and not stacks:  # no context-dependent tokens: the rows are the mask
@@ -459,6 +466,7 @@ class _Runtime:
                 got = got.view(np.int32)
             _put(self.masks, key, got)
         elif got is None:
+            pos_groups = self.pos_groups
             parts: dict = {}  # group id -> verdicts of its remainders (OR over the items' origins)
             for pos, e in stacks:
                 for gid in pos_groups[pos]:
@@ -497,7 +505,9 @@ class _Runtime:
             for gid in self.pos_groups[pos]:
                 v = self._walk(charts, self.group_u[gid], o)
                 prev = parts.get(gid)
-                parts[gid] = (None, v if prev is None else prev[1] | v)
+                if prev is not None:
+                    v |= prev[1]
+                parts[gid] = (v.tobytes(), v)
         return self._compute(frozenset(pos for pos, _ in ch.scan), ch.accepting, parts)
 
     def _walk(self, charts: list, u: int, o: int) -> np.ndarray:
@@ -618,8 +628,14 @@ class GrammarMatcher(Matcher):
             out = out[:n]
         if self._terminated:
             out[...] = self._rt.eos.view(np.int32)
+            return
+        row = self._charts[-1].mask
+        if row is None:
+            row = self._rt.stored_mask(self._charts)
+        if type(row) is tuple:
+            write_stored(row, out)
         else:
-            write_stored(self._rt.stored_mask(self._charts), out)
+            out[...] = row
 
     def allowed_token_ids(self) -> np.ndarray:
         """The allowed token ids (EOS included when the output is complete), ascending int32."""

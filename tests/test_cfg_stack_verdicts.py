@@ -227,7 +227,8 @@ def test_position_set_masks_from_any_verdicts(cl100k):
         for accepting in (False, True):
             ps = _PositionSet(rt, positions, accepting)
             n_rem = {g: rt.rem_ptr[rt.group_u[g] + 1] - rt.rem_ptr[rt.group_u[g]] for g in ps.gids}
-            parts = {g: (None, np.array([rng.random() < 0.5 for _ in range(n_rem[g])], bool)) for g in ps.gids}
+            vs = {g: np.array([rng.random() < 0.5 for _ in range(n_rem[g])], bool) for g in ps.gids}
+            parts = {g: (v.tobytes(), v) for g, v in vs.items()}
             want = np.zeros(c.n_words, np.uint32)
             for p in positions:
                 want |= c.mask_row(p).view(np.uint32)

@@ -198,12 +198,21 @@ class _CallNFA(_NFA):
         return super().build(node)
 
 
-def _automaton(nfa: _CallNFA, start: int, end: int, n_sym: int, budget: _Budget) -> tuple:
+def _automaton(nfa: _CallNFA, start: int, end: int, budget: _Budget) -> tuple:
     """The minimal DFA over byte classes + call symbols of one rule's NFA, states in BFS order:
-    (classes, trans [n, n_cls], calls [n, n_sym] (next state or -1), accept)."""
+    (classes, trans [n, n_cls], callees (ascending ids), calls [n, len(callees)] (next state or
+    -1), accept).
+
+    Only the rule's own callees are symbols (a grammar of 600 kept rules would otherwise give every
+    rule's subset construction and minimisation 600 call columns). They keep their global order,
+    so the result is the same as over all symbols."""
     from .kernels import bfs_order
 
-    classes, trans, accept, (ck, cs, cd) = subsets(nfa, nfa.calls, start, end, n_sym, budget)
+    callees = sorted({c for xs in nfa.calls.values() for c, _ in xs})
+    local = {c: k for k, c in enumerate(callees)}
+    calls = {s: [(local[c], e) for c, e in xs] for s, xs in nfa.calls.items()}
+    n_sym = len(callees)
+    classes, trans, accept, (ck, cs, cd) = subsets(nfa, calls, start, end, n_sym, budget)
     n, n_cls = trans.shape
     # Minimisation over byte classes + call columns, one sink (index n) for missing edges.
     full = np.full((n + 1, n_cls + n_sym), n, np.int64)
@@ -222,7 +231,7 @@ def _automaton(nfa: _CallNFA, start: int, end: int, n_sym: int, budget: _Budget)
     q = new_id[qt[order]]
     r = rep[order]
     m_accept = (r < n) & accept[np.minimum(r, n - 1)]
-    return classes, q[:, :n_cls].astype(np.int32), q[:, n_cls:], m_accept
+    return classes, q[:, :n_cls].astype(np.int32), np.array(callees, np.int64), q[:, n_cls:], m_accept
 
 
 @dataclass
@@ -271,7 +280,7 @@ def build_rtn(cfg: Cfg, recursive: set, limits: Limits) -> Rtn:
     for name in keep_names:
         nfa = _CallNFA(budget, cfg.rules, keep)
         s, e = nfa.build(cfg.rules[name])
-        parts.append(_automaton(nfa, s, e, len(keep_names), budget))
+        parts.append(_automaton(nfa, s, e, budget))
         budget.check_time()
     n_pos = sum(p[1].shape[0] for p in parts)
     budget.check_states(n_pos)
@@ -288,7 +297,7 @@ def build_rtn(cfg: Cfg, recursive: set, limits: Limits) -> Rtn:
     nt_start = np.zeros(len(parts), np.int32)
     call_nt, call_next, call_cnt = [], [], []
     base = 0
-    for k, (classes, t, calls, acc) in enumerate(parts):
+    for k, (classes, t, callees, calls, acc) in enumerate(parts):
         n = t.shape[0]
         local = t[:, classes[rep]]
         trans[base: base + n] = np.where(local >= 0, local + base, -1)
@@ -296,7 +305,7 @@ def build_rtn(cfg: Cfg, recursive: set, limits: Limits) -> Rtn:
         owner[base: base + n] = k
         nt_start[k] = base
         rows, syms = np.nonzero(calls >= 0)  # by position, then callee id
-        call_nt.append(syms)
+        call_nt.append(callees[syms])
         call_next.append(calls[rows, syms] + base)
         call_cnt.append(np.bincount(rows, minlength=n))
         base += n

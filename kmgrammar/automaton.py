@@ -646,34 +646,30 @@ def _joint_classes(a: ByteDFA, b: ByteDFA):
     return classes, a.classes[rep].astype(np.int64), b.classes[rep].astype(np.int64)
 
 
+# Table cells per second assumed for `kernels.product_bfs` (its work bound, as `_SUBSET_RATE`).
+_PRODUCT_RATE = 1e8
+
+
 def _product(a: ByteDFA, b: ByteDFA, accept_fn, budget: _Budget) -> ByteDFA:
     """Product automaton of two *complete* DFAs (no dead entries).
 
-    Pairs are numbered in the order a breadth-first queue would meet them (row by row, class by
-    class), one BFS layer per numpy step: only a layer's distinct pairs go through the dict."""
+    Pairs are numbered in the order a breadth-first queue meets them (row by row, class by
+    class), in one kernel."""
+    from .kernels import product_bfs
+
     classes, ca, cb = _joint_classes(a, b)
-    ta, tb = a.trans[:, ca].astype(np.int64), b.trans[:, cb].astype(np.int64)
+    ta = np.ascontiguousarray(a.trans[:, ca], dtype=np.int64)
+    tb = np.ascontiguousarray(b.trans[:, cb], dtype=np.int64)
     nb = max(tb.shape[0], 1)
-    index = {0: 0}  # pair code x * nb + y -> product state
-    layer = np.zeros(1, np.int64)  # codes of the states found in the last layer
-    codes, rows = [layer], []
-    count = 1
-    while len(layer):
+    rate = _PRODUCT_RATE
+    while True:
+        trans, code, count, status = product_bfs(ta, tb, budget.limits.max_states, budget.work_bound(rate))
+        if status == 1:
+            budget.check_states(count)
         budget.check_time()
-        nxt = (ta[layer // nb] * nb + tb[layer % nb]).ravel()
-        u, first, inv = np.unique(nxt, return_index=True, return_inverse=True)
-        ids = np.array([index.get(c, -1) for c in u.tolist()], np.int64)
-        new = np.flatnonzero(ids < 0)
-        new = new[np.argsort(first[new], kind="stable")]
-        ids[new] = count + np.arange(len(new))
-        index.update(zip(u[new].tolist(), ids[new].tolist()))
-        count += len(new)
-        budget.check_states(count)
-        rows.append(ids[inv.reshape(-1)].reshape(len(layer), -1))
-        layer = u[new]
-        codes.append(layer)
-    trans = np.concatenate(rows).astype(np.int32)
-    code = np.concatenate(codes)
+        if status == 0:
+            break
+        rate *= 4
     table = np.array([[bool(accept_fn(x, y)) for y in (False, True)] for x in (False, True)])
     accept = table[a.accept[code // nb].astype(np.int64), b.accept[code % nb].astype(np.int64)]
     return minimize(ByteDFA(trans, classes, accept), budget)

@@ -803,3 +803,40 @@ def bfs_order(qt, start, sink):
                 m += 1
         k += 1
     return order[:m]
+
+
+@nb.njit(cache=True, nogil=True)
+def product_bfs(ta, tb, max_states, max_work):
+    """Reachable pairs of two complete DFAs over the same classes (ta [na, n_cls], tb [nb, n_cls],
+    int64, no dead entries), numbered in the order a breadth-first queue meets them (state by
+    state, class by class) from pair (0, 0). Returns (trans [n, n_cls] int32, pair codes
+    x * nb + y [n], n, status): status 1 means more than `max_states` pairs, 2 more than
+    `max_work` table cells (both: returned early)."""
+    n_cls = ta.shape[1]
+    nb_ = max(tb.shape[0], 1)
+    index = nb.typed.Dict.empty(nb.types.int64, nb.types.int64)
+    codes = np.empty(64, np.int64)
+    trans = np.empty(64 * n_cls, np.int32)
+    codes[0] = 0
+    index[0] = 0
+    count = 1
+    k = 0
+    while k < count:
+        if k * n_cls > max_work:
+            return trans[: k * n_cls].reshape(k, n_cls), codes, count, 2
+        x, y = codes[k] // nb_, codes[k] % nb_
+        trans = _grow(trans, (k + 1) * n_cls)
+        for c in range(n_cls):
+            code = ta[x, c] * nb_ + tb[y, c]
+            got = index.get(code, -1)
+            if got < 0:
+                if count >= max_states:
+                    return trans[: k * n_cls].reshape(k, n_cls), codes, count + 1, 1
+                got = count
+                index[code] = got
+                codes = _grow(codes, count + 1)
+                codes[count] = code
+                count += 1
+            trans[k * n_cls + c] = got
+        k += 1
+    return trans[: count * n_cls].reshape(count, n_cls), codes[:count], count, 0

@@ -19,6 +19,13 @@ ANY_ORDER_MAX_PROPERTIES = 10
 ANY_ORDER_MAX_STATES = 30_000
 
 
+# The `json_value` rule's body per output style, built once per process (the same every compile:
+# its scalar DFA alone costs ~1 ms). Building it peaks at ~40 DFA states: under this max_states
+# it is built afresh, so the limit applies as before.
+_JSON_VALUE: dict = {}
+_SHARED_MIN_STATES = 1000
+
+
 class ContainerMixin:
     """Arrays, objects and "any JSON value" (methods of `Lowerer`)."""
 
@@ -500,16 +507,26 @@ class ContainerMixin:
     def json_value_rule(self):
         """Nonterminal `json_value`: any JSON value in the output style (canonical scalars)."""
         if "json_value" not in self.rules:
-            st = self.style
-            v = _Ref("json_value")
-            sep = st.item_sep(0)
-            arr = g.alt(st.empty("[]"), g.seq(st.open("[", 0), v, g.Repeat(g.seq(sep, v), 0, None), st.close("]", 0)))
-            mem = g.seq(jv.string_node(), st.key_sep(), v)
-            obj = g.alt(st.empty("{}"), g.seq(st.open("{", 0), mem, g.Repeat(g.seq(sep, mem), 0, None),
-                                                st.close("}", 0)))
-            scalars = g.Dfa(jv.build(g.alt(g.text("null"), g.text("true"), g.text("false"), jv.any_number(),
-                                           jv.string_node()), self.lim()))
-            self.rules["json_value"] = g.alt(scalars, arr, obj)
+            lim = self.lim()
+            shared = lim.max_states >= _SHARED_MIN_STATES
+            body = _JSON_VALUE.get(self.style) if shared else None
+            if body is None:
+                st = self.style
+                v = _Ref("json_value")
+                sep = st.item_sep(0)
+                arr = g.alt(st.empty("[]"), g.seq(st.open("[", 0), v, g.Repeat(g.seq(sep, v), 0, None),
+                                                  st.close("]", 0)))
+                mem = g.seq(jv.string_node(), st.key_sep(), v)
+                obj = g.alt(st.empty("{}"), g.seq(st.open("{", 0), mem, g.Repeat(g.seq(sep, mem), 0, None),
+                                                    st.close("}", 0)))
+                scalars = jv.build(g.alt(g.text("null"), g.text("true"), g.text("false"), jv.any_number(),
+                                         jv.string_node()), lim)
+                for a in (scalars.trans, scalars.classes, scalars.accept):
+                    a.flags.writeable = False
+                body = g.alt(g.Dfa(scalars), arr, obj)
+                if shared:
+                    body = _JSON_VALUE.setdefault(self.style, body)
+            self.rules["json_value"] = body
         return _Ref("json_value")
 
     def bounded_any(self, depth: int, levels: int):

@@ -471,11 +471,11 @@ def follow2(rtn: Rtn, sets: dict) -> np.ndarray:
             a ^= low
         return got
 
-    first_b, follow_b = bits(first), bits(follow)
     # Only rule starts and call returns are ever read: sets for those positions only.
     callers = np.flatnonzero(np.diff(rtn.call_ptr) > 0).tolist()
     calls = {p: rtn.calls_of(p) for p in callers}
     need = sorted(set(rtn.nt_start.tolist()) | set(rtn.call_next.tolist()))
+    first_b, follow_b = dict(zip(need, bits(first[need]))), bits(follow)
     trans = rtn.trans[need]
     live = trans >= 0
     tgt = np.where(live, trans, 0)
@@ -524,7 +524,8 @@ def follow2(rtn: Rtn, sets: dict) -> np.ndarray:
     pairs = np.unpackbits(np.frombuffer(raw, np.uint8), bitorder="little").reshape(n_nt, -1)
     pairs = pairs[:, : n_g * n_g].reshape(n_nt, n_g, n_g)
     cls = rtn.classes.astype(np.int64)
-    return pairs[:, cls][:, :, cls].astype(np.uint8)
+    # second class first: the intermediate is [n_nt, n_g, 256], not [n_nt, 256, n_g] (unpackbits: uint8)
+    return np.take(np.take(pairs, cls, axis=2), cls, axis=1)
 
 
 def actions(rtn: Rtn, sets: dict) -> tuple:

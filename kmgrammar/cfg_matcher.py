@@ -218,12 +218,13 @@ class _Runtime:
             self.pos_tokens.append(_Tokens(tok[gtp[gp[p]]: gtp[gp[p + 1]]].astype(np.int64), np.concatenate(slots), off)
                                    if slots else None)
         self._tables = None
-        self.masks = OrderedDict()  # by (item positions and W ids, accepting)
+        self.n_pos, self.n_rules = n, len(a["cfg_nt_start"])
+        self.masks = OrderedDict()  # by the chart's item codes (see stored_mask)
         self.masks_v = OrderedDict()  # by (positions, accepting, verdicts per group)
         self.position_sets = OrderedDict()  # (positions, accepting) -> _PositionSet
         self.row_sets = OrderedDict()  # (distinct row ids, accepting) -> OR of those rows (and EOS)
         self.state_row = compiled._state_row
-        self.w_cache = OrderedDict()  # (rule, caller position, id of its W) per waiter -> W
+        self.w_cache = OrderedDict()  # (rule, caller position, id of its W) per waiter, as ints -> W
         self.v_cache = OrderedDict()  # (exit state, W id) -> verdicts
         self.w_ids = OrderedDict()  # W vector bytes -> (id, vector)
         self._ids = itertools.count()
@@ -321,22 +322,27 @@ class _Runtime:
         group and the cache key (what each waiter reads: its rule, return position and the id of
         its caller's W), so a stack shape seen before costs this pass and one lookup."""
         owner, can_pop = self.owner, self.tables.can_pop
+        n_pos = self.n_pos
+        # one int per waiter: r + n_pos * (m + n_rules * (what its caller adds + 3))
+        nn = n_pos * self.n_rules
+        local, same, none = (_LOCAL + 3) * nn, (_SAME + 3) * nn, (_NONE[0] + 3) * nn
         wait = charts[j].wait
         group, key, missing = [rule], [], None
         for m in group:  # grows while it is walked
+            base = m * n_pos
             for r, o2 in wait[m]:
                 if not can_pop[r]:
-                    key.append((m, r, _LOCAL))
+                    key.append(r + base + local)
                     continue
                 n = owner[r]
                 if o2 == j:
-                    key.append((m, r, _SAME))
+                    key.append(r + base + same)
                     if n in wait and n not in group:
                         group.append(n)
                     continue
                 below = charts[o2]
                 if n not in below.wait:
-                    key.append((m, r, _NONE[0]))
+                    key.append(r + base + none)
                     continue
                 e = below.w.get(n) if below.w is not None else None
                 if e is None:
@@ -344,7 +350,7 @@ class _Runtime:
                         missing = []
                     missing.append((o2, n))
                 else:
-                    key.append((m, r, e[0]))
+                    key.append(r + base + (e[0] + 3) * nn)
         if missing is not None:
             return missing
         key = key[0] if len(key) == 1 else frozenset(key)
@@ -444,9 +450,11 @@ class _Runtime:
             got = ch.mask = self._compute_walked(charts)
             return got
         # The mask is a function of the items' positions and, where a position has
-        # context-dependent tokens, of what the stack below reads after its rule (W ids).
-        group_rule = self.group_rule
-        items, stacks = [], []
+        # context-dependent tokens, of what the stack below reads after its rule (W ids): keyed
+        # by one int per item, its position plus (W id + 3) * n_pos where it has groups (ids are
+        # >= -2), and -1 if accepting (no tuples to build, hash and compare).
+        group_rule, n_pos = self.group_rule, self.n_pos
+        items = []
         for pos, o in ch.scan:
             m = group_rule[pos]
             if m < 0:
@@ -456,36 +464,44 @@ class _Runtime:
             e = w.get(m) if w is not None else None
             if e is None:
                 e = self.w(charts, o, m)
-            items.append((pos, e[0]))
-            stacks.append((pos, e))
-        key = (items[0] if len(items) == 1 else frozenset(items), ch.accepting)
+            items.append(pos + (e[0] + 3) * n_pos)
+        if ch.accepting:
+            items.append(-1)
+        key = items[0] if len(items) == 1 else frozenset(items)
         got = self.masks.get(key)
-        if got is None and not stacks:  # no context-dependent tokens: the rows are the mask
-            got = self.rows_or(key[0] if len(items) > 1 else frozenset(items), ch.accepting, stored=True)
-            if type(got) is not tuple:
-                got = got.view(np.int32)
-            _put(self.masks, key, got)
-        elif got is None:
-            pos_groups = self.pos_groups
-            parts: dict = {}  # group id -> verdicts of its remainders (OR over the items' origins)
-            for pos, e in stacks:
+        if got is None:
+            got = self._new_mask(charts, key)
+        ch.mask = got
+        return got
+
+    def _new_mask(self, charts: list, key):
+        ch = charts[-1]
+        positions = frozenset(pos for pos, _ in ch.scan)
+        parts: dict = {}  # group id -> verdicts of its remainders (OR over the items' origins)
+        group_rule, pos_groups, group_u = self.group_rule, self.pos_groups, self.group_u
+        for pos, o in ch.scan:
+            if group_rule[pos] >= 0:
+                e = self.w(charts, o, group_rule[pos])
                 for gid in pos_groups[pos]:
-                    vb = self.verdicts(self.group_u[gid], e)
+                    vb = self.verdicts(group_u[gid], e)
                     prev = parts.get(gid)
                     if prev is None:
                         parts[gid] = vb
                     elif prev[0] != vb[0]:
                         v = prev[1] | vb[1]
                         parts[gid] = (v.tobytes(), v)
-            positions = frozenset(pos for pos, _ in ch.scan)
+        if not parts:  # no context-dependent tokens: the rows are the mask
+            got = self.rows_or(positions, ch.accepting, stored=True)
+            if type(got) is not tuple:
+                got = got.view(np.int32)
+        else:
             # different stacks often agree on every verdict: the same mask
             key2 = (positions, ch.accepting, frozenset((gid, vb[0]) for gid, vb in parts.items()))
             got = self.masks_v.get(key2)
             if got is None:
                 got = self._compute(positions, ch.accepting, parts)
                 _put(self.masks_v, key2, got)
-            _put(self.masks, key, got)
-        ch.mask = got
+        _put(self.masks, key, got)
         return got
 
     def _compute(self, positions, accepting: bool, parts: dict) -> np.ndarray:

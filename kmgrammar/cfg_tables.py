@@ -60,7 +60,7 @@ def build_cfg_tables(rtn: Rtn, vocab, budget) -> tuple:
     pure = _pure(rtn, flags, int(clean[1].max()) if clean[1].size else 0)[reps]
     plain = np.flatnonzero(pure)
     _plain_rows(clean, reps[plain], net_args, vocab, n_words, budget,
-                lambda ids, out: rows_c.add_at(plain[ids], out))
+                lambda ids, out, keys=None: rows_c.add_at(plain[ids], out, keys))
     mixed = np.flatnonzero(~pure)
     _, ex_c = _walk(clean, reps[mixed], net_args, n_words, budget,
                     keep=lambda lo, out: rows_c.add_at(mixed[lo: lo + len(out)], out))
@@ -82,10 +82,13 @@ def build_cfg_tables(rtn: Rtn, vocab, budget) -> tuple:
     for p, pair in enumerate(zip(rows_c.row_of[cls].tolist(), d_of.tolist())):
         r = pairs.get(pair)
         if r is None:
-            row = rows_c.uniq[pair[0]].copy()
             w, v = d_bits[pair[1]]
-            row[w] |= v
-            r = pairs[pair] = rows.id_of(row, owned=True)
+            if len(w):
+                row = rows_c.uniq[pair[0]].copy()
+                row[w] |= v
+                r = pairs[pair] = rows.id_of(row, owned=True)
+            else:  # no quoted token: the class row itself (never written in place), and its key
+                r = pairs[pair] = rows.id_of(rows_c.uniq[pair[0]], owned=True, key=rows_c.keys[pair[0]])
         rows.row_of[p] = r
     # A class's exits belong to each of its members.
     kind_c, k_c, node_c, u_c, off_c = ex_c
@@ -264,23 +267,28 @@ class _Rows:
     def __init__(self, n: int, n_words: int):
         self.row_of = np.zeros(n, np.int64)
         self.uniq: list = []
+        self.keys: list = []  # uniq[r].tobytes() (bytes keep their hash: a second lookup is cheap)
         self.index: dict = {}
         self.n_words = n_words
         self._matrix = None
 
-    def id_of(self, row, owned: bool = False) -> int:
-        """The id of `row`'s content (added if new; kept as is if `owned`, else copied)."""
-        key = row.tobytes()
+    def id_of(self, row, owned: bool = False, key: bytes | None = None) -> int:
+        """The id of `row`'s content (added if new; kept as is if `owned`, else copied); `key`:
+        row.tobytes() if the caller has it."""
+        if key is None:
+            key = row.tobytes()
         r = self.index.get(key)
         if r is None:
             r = self.index[key] = len(self.uniq)
             self.uniq.append(row if owned else row.copy())
+            self.keys.append(key)
             self._matrix = None
         return r
 
-    def add_at(self, ids, rows) -> None:
+    def add_at(self, ids, rows, keys: list | None = None) -> None:
+        """Rows for positions `ids`; rows with `keys` are the row cache's (read-only: kept as they are)."""
         for k, p in enumerate(ids.tolist()):
-            self.row_of[p] = self.id_of(rows[k])
+            self.row_of[p] = self.id_of(rows[k]) if keys is None else self.id_of(rows[k], True, keys[k])
 
     def row(self, p: int) -> np.ndarray:
         return self.uniq[self.row_of[p]]
@@ -353,7 +361,7 @@ def _walk(trie: tuple, states: np.ndarray, net_args: tuple, n_words: int, budget
 # Rows of regular class walks, per vocabulary, by the code of the class's byte structure
 # (`kernels.closure_codes` over the quote-free bytes): the same sub-networks (a string's content,
 # a number) recur in every grammar a process compiles. Only rows keeping many tokens are kept
-# (their walks are the costly ones); least recently used first out.
+# (their walks are the costly ones), as bytes; least recently used first out.
 _ROW_CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 _ROW_CACHE_LOCK = threading.Lock()
 _ROW_CACHE_SIZE = 512
@@ -363,7 +371,8 @@ _CODE_MAX_NODES = 48  # larger closures are walked, not looked up (codes fit int
 
 def _plain_rows(clean: tuple, states: np.ndarray, net_args: tuple, vocab, n_words: int, budget, keep) -> None:
     """Regular walks (`_walk(..., regular=True)`) of the clean trie from `states`, or their rows
-    from the cache: keep(indices into states, rows) receives every row once."""
+    from the cache: keep(indices into states, rows, keys) receives every row once (cached rows
+    as read-only views of their bytes, which are their keys in `_Rows`; walked ones without keys)."""
     from . import kernels
 
     trans, classes = net_args[0], net_args[1]
@@ -378,12 +387,12 @@ def _plain_rows(clean: tuple, states: np.ndarray, net_args: tuple, vocab, n_word
             cache = _ROW_CACHE[vocab] = OrderedDict()
         got = []
         for k, key in enumerate(keys):
-            row = cache.get(key) if key is not None else None
-            if row is not None:
+            hit = cache.get(key) if key is not None else None
+            if hit is not None:
                 cache.move_to_end(key)
-                got.append((k, row))
+                got.append((k, hit))
     if got:
-        keep(np.array([k for k, _ in got]), np.stack([row for _, row in got]))
+        keep(np.array([k for k, _ in got]), [np.frombuffer(b, np.uint32) for _, b in got], [b for _, b in got])
     miss = np.ones(len(states), bool)
     miss[[k for k, _ in got]] = False
     miss = np.flatnonzero(miss)
@@ -396,9 +405,7 @@ def _plain_rows(clean: tuple, states: np.ndarray, net_args: tuple, vocab, n_word
             for j in big.tolist():
                 key = keys[ids[j]]
                 if key is not None:
-                    row = out[j].copy()
-                    row.flags.writeable = False
-                    cache[key] = row
+                    cache[key] = out[j].tobytes()  # the row's bytes: its key in `_Rows` too
                     while len(cache) > _ROW_CACHE_SIZE:
                         cache.popitem(last=False)
 
@@ -409,9 +416,7 @@ def _expand(trie: tuple, kind: np.ndarray, node: np.ndarray) -> tuple:
     """Tokens under each exit: (exit index, token id) pairs. Kind 3 covers only the tokens ending
     at its node, the others the node's whole subtree."""
     node_byte, node_depth, node_end, node_lo, node_hi, order = trie
-    counts = (node_hi - node_lo).astype(np.int64)
-    first_tok = np.zeros(len(counts) + 1, np.int64)
-    np.cumsum(counts, out=first_tok[1:])
+    first_tok = _first_tok(node_lo, node_hi)
     only = kind == 3
     a = np.where(only, node_lo[node], first_tok[node]).astype(np.int64)
     b = np.where(only, node_hi[node], first_tok[node_end[node]]).astype(np.int64)
@@ -420,6 +425,27 @@ def _expand(trie: tuple, kind: np.ndarray, node: np.ndarray) -> tuple:
     starts = np.cumsum(lens) - lens
     tokpos = a[ex_idx] + (np.arange(int(lens.sum())) - starts[ex_idx])
     return ex_idx, order[tokpos].astype(np.int64)
+
+
+# Per trie (a vocabulary's, kept as long as it is): index in `order` of the first token of each
+# node's subtree. Computing it costs a pass over the whole trie (~0.5 ms at 100k tokens), once.
+_FIRST_TOK: "OrderedDict[int, tuple]" = OrderedDict()
+_FIRST_TOK_SIZE = 8
+
+
+def _first_tok(node_lo: np.ndarray, node_hi: np.ndarray) -> np.ndarray:
+    with _ROW_CACHE_LOCK:
+        got = _FIRST_TOK.get(id(node_lo))
+    if got is not None and got[0] is node_lo and got[1] is node_hi:
+        return got[2]
+    first_tok = np.zeros(len(node_lo) + 1, np.int64)
+    np.cumsum((node_hi - node_lo).astype(np.int64), out=first_tok[1:])
+    first_tok.flags.writeable = False
+    with _ROW_CACHE_LOCK:
+        _FIRST_TOK[id(node_lo)] = (node_lo, node_hi, first_tok)
+        while len(_FIRST_TOK) > _FIRST_TOK_SIZE:
+            _FIRST_TOK.popitem(last=False)
+    return first_tok
 
 
 # Bytes after which positions that otherwise behave alike usually part ways (a string's closing

@@ -840,3 +840,54 @@ def product_bfs(ta, tb, max_states, max_work):
             trans[k * n_cls + c] = got
         k += 1
     return trans[: count * n_cls].reshape(count, n_cls), codes[:count], count, 0
+
+
+@nb.njit(cache=True, nogil=True)
+def encode_rows(m):
+    """Compressed form of mask rows m [n, n_words] (uint32): each row dense, or a fill word (0,
+    or all-ones when those outnumber zero words) plus the (index, word) pairs that differ from it,
+    whichever is smaller (a pair costs two words: dense past half the row). Returns (fill
+    (0 or -1), dense index or -1, start of each row's pairs [n + 1], pair word indices, pair words,
+    dense rows)."""
+    n, w = m.shape
+    fill = np.zeros(n, np.int32)
+    dense_ix = np.full(n, -1, np.int32)
+    starts = np.zeros(n + 1, np.int64)
+    ones_fill = np.zeros(n, np.bool_)
+    full = np.uint32(0xFFFFFFFF)
+    n_dense = 0
+    total = 0
+    for i in range(n):
+        zeros = 0
+        ones = 0
+        for j in range(w):
+            x = m[i, j]
+            if x == 0:
+                zeros += 1
+            elif x == full:
+                ones += 1
+        use_ones = ones > zeros
+        exc = w - ones if use_ones else w - zeros
+        if 2 * exc >= w:
+            dense_ix[i] = n_dense
+            n_dense += 1
+        else:
+            ones_fill[i] = use_ones
+            fill[i] = -1 if use_ones else 0
+            total += exc
+        starts[i + 1] = total
+    exc_idx = np.empty(total, np.int32)
+    exc_val = np.empty(total, np.uint32)
+    dense = np.empty((n_dense, w), np.uint32)
+    for i in range(n):
+        if dense_ix[i] >= 0:
+            dense[dense_ix[i]] = m[i]
+            continue
+        f = full if ones_fill[i] else np.uint32(0)
+        k = starts[i]
+        for j in range(w):
+            if m[i, j] != f:
+                exc_idx[k] = j
+                exc_val[k] = m[i, j]
+                k += 1
+    return fill, dense_ix, starts, exc_idx, exc_val, dense

@@ -178,34 +178,29 @@ def horizon_classes(dfa: ByteDFA, horizon: int, budget=None) -> np.ndarray:
     return rank[dense.reshape(-1)]
 
 
+_ENCODE_BATCH = 256  # rows per `kernels.encode_rows` call (bounds the stacked copy)
+
+
 def _encode_rows(rows: list, n_words: int) -> dict:
-    fills, dense_ix, starts, idx_parts, val_parts, dense = [], [], [0], [], [], []
-    for row in rows:
-        zeros = n_words - int(np.count_nonzero(row))
-        # all-ones words can outnumber zero words only if zeros are at most half the row
-        ones = int(np.count_nonzero(row == 0xFFFFFFFF)) if 2 * zeros <= n_words else 0
-        fill = np.uint32(0xFFFFFFFF) if ones > zeros else np.uint32(0)
-        exc = np.flatnonzero(row != fill) if fill else np.flatnonzero(row)
-        # A (word index, word) pair costs two words: dense wins past half the row.
-        if 2 * len(exc) >= n_words:
-            fills.append(0)
-            dense_ix.append(len(dense))
-            dense.append(row)
-            starts.append(starts[-1])
-        else:
-            fills.append(-1 if fill else 0)
-            dense_ix.append(-1)
-            idx_parts.append(exc.astype(np.int32))
-            val_parts.append(row[exc])
-            starts.append(starts[-1] + len(exc))
+    """The artifact's row arrays: each distinct row dense or as fill + exceptions (`kernels.encode_rows`)."""
+    from . import kernels
+
+    parts = []
+    for lo in range(0, len(rows), _ENCODE_BATCH):
+        parts.append(kernels.encode_rows(np.stack(rows[lo: lo + _ENCODE_BATCH])))
+    if not parts:
+        parts.append(kernels.encode_rows(np.zeros((0, n_words), np.uint32)))
+    # batches numbered their dense rows and pairs from 0: shift them past the batches before
+    n_dense = np.cumsum([0] + [len(p[5]) for p in parts])
+    n_pairs = np.cumsum([0] + [int(p[2][-1]) for p in parts])
     cat = np.concatenate
     return {
-        "row_fill": np.array(fills, np.int32),
-        "row_dense": np.array(dense_ix, np.int32),
-        "row_start": np.array(starts, np.int64),
-        "exc_idx": cat(idx_parts) if idx_parts else np.zeros(0, np.int32),
-        "exc_val": (cat(val_parts) if val_parts else np.zeros(0, np.uint32)).view(np.int32),
-        "dense": (np.stack(dense) if dense else np.zeros((0, n_words), np.uint32)).view(np.int32),
+        "row_fill": cat([p[0] for p in parts]),
+        "row_dense": cat([np.where(p[1] >= 0, p[1] + n_dense[k], -1).astype(np.int32) for k, p in enumerate(parts)]),
+        "row_start": cat([parts[0][2][:1]] + [p[2][1:] + n_pairs[k] for k, p in enumerate(parts)]),
+        "exc_idx": cat([p[3] for p in parts]),
+        "exc_val": cat([p[4] for p in parts]).view(np.int32),
+        "dense": cat([p[5] for p in parts]).view(np.int32),
     }
 
 

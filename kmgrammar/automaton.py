@@ -446,7 +446,7 @@ def subsets(nfa: _NFA, calls: dict, start: int, end: int, n_sym: int, budget: _B
 
     eps = nfa.eps
     n = len(eps)
-    flat = np.array(list(chain.from_iterable(nfa.edges)), np.int64).reshape(-1, 3)
+    flat = np.fromiter(chain.from_iterable(chain.from_iterable(nfa.edges)), np.int64).reshape(-1, 3)
     src = [np.repeat(np.arange(n), np.fromiter(map(len, nfa.edges), np.int64, n))]
     lo, hi, dst = [flat[:, 0]], [flat[:, 1]], [flat[:, 2]]
     for base, b_src, b_lo, b_hi, b_dst in nfa.blocks:
@@ -459,7 +459,11 @@ def subsets(nfa: _NFA, calls: dict, start: int, end: int, n_sym: int, budget: _B
     lo, hi, dst = np.concatenate(lo)[by_src], np.concatenate(hi)[by_src], np.concatenate(dst)[by_src]
     e_cnt = np.bincount(src, minlength=n)
     # Byte classes: bytes no edge tells apart (class k = cuts[k] .. cuts[k + 1] - 1).
-    cuts = np.unique(np.concatenate([lo, hi + 1, [0, 256]]))
+    cut = np.zeros(257, bool)
+    cut[[0, 256]] = True
+    cut[lo] = True
+    cut[hi + 1] = True
+    cuts = np.flatnonzero(cut)
     classes = (np.searchsorted(cuts, np.arange(256), side="right") - 1).astype(np.uint8)
     n_cls = len(cuts) - 1
     c_cnt = np.zeros(n, np.int64)

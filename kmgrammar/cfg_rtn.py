@@ -76,12 +76,9 @@ def _cyclic(edges: dict, nodes: set) -> set:
     return out
 
 
-def call_targets(cfg: Cfg, recursive: set) -> set:
+def call_targets(edges: dict, recursive: set) -> set:
     """A small set of nonterminals to keep as calls so that inlining every other one terminates
-    (a greedy feedback vertex set: JSON keeps only `value`)."""
-    from .cfg import refs
-
-    edges = {n: refs(rhs) for n, rhs in cfg.rules.items()}
+    (a greedy feedback vertex set: JSON keeps only `value`). edges: rule -> rules it references."""
     keep: set = set()
     rest = set(recursive)
     while True:
@@ -119,10 +116,8 @@ def _size(node, sizes: dict, keep: set) -> int:
     return 2
 
 
-def _large_shared(cfg: Cfg, keep: set) -> set:
+def _large_shared(cfg: Cfg, edges: dict, keep: set) -> set:
     """Non-kept rules referenced more than once whose inlined size exceeds _INLINE_LIMIT."""
-    from .cfg import refs
-
     uses: dict = {}
     stack = list(cfg.rules.values())
     while stack:
@@ -144,7 +139,7 @@ def _large_shared(cfg: Cfg, keep: set) -> set:
                 continue
             if not expanded:
                 work.append((n, True))
-                work.extend((m, False) for m in refs(cfg.rules[n]) if m not in keep and m not in done)
+                work.extend((m, False) for m in edges[n] if m not in keep and m not in done)
                 continue
             done.add(n)
             sizes[n] = _size(cfg.rules[n], sizes, keep)
@@ -272,8 +267,11 @@ def build_rtn(cfg: Cfg, recursive: set, limits: Limits) -> Rtn:
     CompileLimitError
         More than `limits.max_states` positions, or over `limits.time_limit`.
     """
+    from .cfg import refs
+
     budget = _Budget(limits)
-    targets = _large_shared(cfg, call_targets(cfg, recursive) | (cfg.calls & cfg.rules.keys()))
+    edges = {n: refs(rhs) for n, rhs in cfg.rules.items()}
+    targets = _large_shared(cfg, edges, call_targets(edges, recursive) | (cfg.calls & cfg.rules.keys()))
     keep_names = [cfg.start] + sorted(n for n in targets if n != cfg.start)
     keep = {n: k for k, n in enumerate(keep_names)}
     parts = []

@@ -15,6 +15,8 @@ and it compiles through the regular token-automaton path (O(1) masks).
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
@@ -195,8 +197,8 @@ class _CallNFA(_NFA):
 
 def _automaton(nfa: _CallNFA, start: int, end: int, budget: _Budget) -> tuple:
     """The minimal DFA over byte classes + call symbols of one rule's NFA, states in BFS order:
-    (classes, trans [n, n_cls], callees (ascending ids), calls [n, len(callees)] (next state or
-    -1), accept).
+    ((classes, trans [n, n_cls], callees (ascending ids), calls [n, len(callees)] (next state or
+    -1), accept), states of the subset construction).
 
     Only the rule's own callees are symbols (a grammar of 600 kept rules would otherwise give every
     rule's subset construction and minimisation 600 call columns). They keep their global order,
@@ -226,7 +228,7 @@ def _automaton(nfa: _CallNFA, start: int, end: int, budget: _Budget) -> tuple:
     q = new_id[qt[order]]
     r = rep[order]
     m_accept = (r < n) & accept[np.minimum(r, n - 1)]
-    return classes, q[:, :n_cls].astype(np.int32), np.array(callees, np.int64), q[:, n_cls:], m_accept
+    return (classes, q[:, :n_cls].astype(np.int32), np.array(callees, np.int64), q[:, n_cls:], m_accept), n
 
 
 @dataclass
@@ -259,6 +261,48 @@ class Rtn:
         return [list(zip(nt[ptr[p]: ptr[p + 1]], nxt[ptr[p]: ptr[p + 1]])) for p in range(len(ptr) - 1)]
 
 
+# Automata of rules that reference kept rules only, per process, by the identity of the rule's body
+# (kept alive here): such an automaton depends on the body and on its callees' order alone, and a
+# frontend may hand every compile the same body (JSON Schema's `json_value`). Only small automata
+# are kept (a big rule is one grammar's own); least recently used first out.
+_RULES: "OrderedDict[int, tuple]" = OrderedDict()
+_RULES_LOCK = threading.Lock()
+_RULES_SIZE = 64
+_RULES_MAX_POSITIONS = 1000
+
+
+def _rule_automaton(rules: dict, name: str, refs: set, keep: dict, keep_names: list, budget: _Budget) -> tuple:
+    """`_automaton` of kept rule `name`, or the one built before for the same body."""
+    body = rules[name]
+    order = tuple(sorted(refs, key=keep.__getitem__)) if refs <= keep.keys() else None
+    lim = budget.limits
+    if order is not None:
+        with _RULES_LOCK:
+            hit = _RULES.get(id(body))
+            if hit is not None:
+                _RULES.move_to_end(id(body))
+        # (a build that went past this compile's max_states is built again, to raise as it did)
+        if (hit is not None and hit[0] is body and hit[1] == order and hit[3] <= lim.max_states
+                and hit[4] <= 8 * lim.max_states + 100_000):
+            classes, trans, callee_names, calls, accept = hit[2]
+            budget.check_time()
+            return classes, trans, np.array([keep[c] for c in callee_names], np.int64), calls, accept
+    nfa = _CallNFA(budget, rules, keep)
+    s, e = nfa.build(body)
+    part, n_sub = _automaton(nfa, s, e, budget)
+    budget.check_time()
+    if order is not None and part[1].shape[0] <= _RULES_MAX_POSITIONS:
+        classes, trans, callees, calls, accept = part
+        for a in (classes, trans, calls, accept):
+            a.flags.writeable = False
+        entry = (classes, trans, tuple(keep_names[c] for c in callees.tolist()), calls, accept)
+        with _RULES_LOCK:
+            _RULES[id(body)] = (body, order, entry, n_sub, len(nfa.eps))
+            while len(_RULES) > _RULES_SIZE:
+                _RULES.popitem(last=False)
+    return part
+
+
 def build_rtn(cfg: Cfg, recursive: set, limits: Limits) -> Rtn:
     """Lower a grammar with recursion to an `Rtn`.
 
@@ -274,12 +318,7 @@ def build_rtn(cfg: Cfg, recursive: set, limits: Limits) -> Rtn:
     targets = _large_shared(cfg, edges, call_targets(edges, recursive) | (cfg.calls & cfg.rules.keys()))
     keep_names = [cfg.start] + sorted(n for n in targets if n != cfg.start)
     keep = {n: k for k, n in enumerate(keep_names)}
-    parts = []
-    for name in keep_names:
-        nfa = _CallNFA(budget, cfg.rules, keep)
-        s, e = nfa.build(cfg.rules[name])
-        parts.append(_automaton(nfa, s, e, budget))
-        budget.check_time()
+    parts = [_rule_automaton(cfg.rules, name, edges[name], keep, keep_names, budget) for name in keep_names]
     n_pos = sum(p[1].shape[0] for p in parts)
     budget.check_states(n_pos)
     # One byte-class table for all nonterminals: bytes no automaton distinguishes share a class.

@@ -131,9 +131,13 @@ def _to_cfg_node(node, rules: dict, memo: dict, limits: Limits):
     """Replace `Graph`s: regular ones by their DFA, the others by one nonterminal per graph node."""
     t = type(node)
     if t in (g.Seq, g.Alt):
-        return t(tuple(_to_cfg_node(x, rules, memo, limits) for x in node.items))
+        items = tuple(_to_cfg_node(x, rules, memo, limits) for x in node.items)
+        # unchanged subtrees stay the same objects (a rule shared by every compile, `json_value`,
+        # keeps its identity: `cfg_rtn` reuses its automaton)
+        return node if all(a is b for a, b in zip(items, node.items)) else t(items)
     if t is g.Repeat:
-        return g.Repeat(_to_cfg_node(node.item, rules, memo, limits), node.min, node.max)
+        item = _to_cfg_node(node.item, rules, memo, limits)
+        return node if item is node.item else g.Repeat(item, node.min, node.max)
     if t is not jv.Graph:
         return node
     got = memo.get(id(node))

@@ -97,3 +97,29 @@ def test_row_cache_changes_nothing(cl100k, monkeypatch):
     for a, b in zip(cold, warm):
         assert a.kind == b.kind == "cfg"
         _same_arrays(a, b)
+
+
+def test_rule_automata_reused_across_compiles_change_nothing(cl100k, monkeypatch):
+    """JSON Schema hands every compile the same `json_value` body: its automaton is built once
+    per process (`cfg_rtn._RULES`), and the artifacts are those of cold compiles."""
+    from kmgrammar import cfg_rtn, compile_json_schema
+
+    schemas = [{}, {"type": "object", "properties": {"a": {}, "b": {"type": "array"}}, "required": ["a"]}]
+    built = []
+    automaton = cfg_rtn._automaton
+
+    def counting(*args):
+        built.append(1)
+        return automaton(*args)
+
+    monkeypatch.setattr(cfg_rtn, "_automaton", counting)
+    cold = []
+    for s in schemas:  # each alone, from an empty cache
+        cfg_rtn._RULES.clear()
+        cold.append(compile_json_schema(s, cl100k, cache=False))
+    n_cold = len(built)
+    warm = [compile_json_schema(s, cl100k, cache=False) for s in schemas]
+    assert len(built) - n_cold <= n_cold - len(schemas)  # json_value is not built again
+    for a, b in zip(cold, warm):
+        assert a.kind == b.kind == "cfg"
+        _same_arrays(a, b)

@@ -43,6 +43,7 @@ from .matcher import Matcher, _numpy_view
 _MASK_CACHE = 2048  # whole masks kept per grammar (12.5 KB each at 100k tokens)
 _POSITION_SETS = 256  # row ORs and merged groups kept, by position set (few distinct sets occur)
 _W_CACHE = 8192  # stack vectors and verdicts kept per grammar
+_SMALL = 4096  # positions up to which a grammar's stack tables index every position up front
 _NONE = (-2, None)  # W of a rule nobody waits for (the start rule at offset 0): reads nothing
 # What a waiter's caller contributes to a W cache key instead of the id of its own W:
 _LOCAL = -1  # the caller's return position never completes its rule: its W is not read
@@ -141,25 +142,35 @@ class _Tables:
 
     def __init__(self, a: dict, rem_ptr: list):
         self.n = int(a["cfg_loc_n"][0])
-        n_pos = len(rem_ptr) - 1
-        ret, ptr = a["cfg_loc_ret"], a["cfg_loc_pop_ptr"]
-        index = np.full(n_pos, -1, np.int64)
-        index[ret] = np.arange(len(ret))
-        can_pop = np.zeros(n_pos, bool)
-        can_pop[ret] = np.diff(ptr) > 0
-        self.can_pop = tuple(can_pop.tolist())  # by return position: does r ever complete its rule
-        self._index, self._ptr = tuple(index.tolist()), tuple(ptr.tolist())
+        self._ret, self._ptr = a["cfg_loc_ret"], a["cfg_loc_pop_ptr"]  # ret: ascending
+        if len(self._ret) > 1 and not (np.diff(self._ret) > 0).all():
+            raise ArtifactError("corrupt cfg artifact: stack table return positions out of order")
         self._ok, self._src, self._dst = _bools(a["cfg_loc_ok"]), a["cfg_loc_pop_src"], a["cfg_loc_pop_dst"]
         self._rem_ptr = rem_ptr
         self._uok, self._uptr, self._udst = _bools(a["cfg_loc_uok"]), a["cfg_loc_upop_ptr"], a["cfg_loc_upop_dst"]
+        # by return position r: does r ever complete its rule. A tuple over all positions for
+        # small grammars (the fastest lookup); looked up on first use for big ones (indexing the
+        # 87k positions of a JSON schema took ~2 ms of its first mask).
+        n_pos = len(rem_ptr) - 1
+        if n_pos <= _SMALL:
+            can_pop = np.zeros(n_pos, bool)
+            can_pop[self._ret] = np.diff(self._ptr) > 0
+            self.can_pop = tuple(can_pop.tolist())
+        else:
+            self.can_pop = _Lazy(self._can_pop_of)
         self.ok, self.pop = _Lazy(self._ok_of), _Lazy(self._pop_of)
         self.ok_u, self.pop_u = _Lazy(self._ok_u_of), _Lazy(self._pop_u_of)
 
     def _k(self, r: int) -> int:
-        k = self._index[r]
-        if k < 0:
+        ret = self._ret
+        k = int(np.searchsorted(ret, r))
+        if k == len(ret) or ret[k] != r:
             raise ArtifactError(f"corrupt cfg artifact: no stack table for return position {r}")
         return k
+
+    def _can_pop_of(self, r: int) -> bool:
+        k = self._k(r)
+        return bool(self._ptr[k + 1] > self._ptr[k])
 
     def _ok_of(self, r: int) -> np.ndarray:
         k, n = self._k(r), self.n
@@ -168,7 +179,7 @@ class _Tables:
     def _pop_of(self, r: int) -> tuple:
         # as intp: int32 indices cost numpy a conversion per gather (~4 us of a W on small tables)
         k = self._k(r)
-        lo, hi = self._ptr[k], self._ptr[k + 1]
+        lo, hi = int(self._ptr[k]), int(self._ptr[k + 1])
         return self._src[lo:hi].astype(np.intp), self._dst[lo:hi].astype(np.intp)
 
     def _ok_u_of(self, u: int) -> np.ndarray:

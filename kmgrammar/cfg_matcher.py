@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import itertools
 from collections import OrderedDict
+from operator import itemgetter
 
 import numpy as np
 
@@ -44,6 +45,9 @@ _MASK_CACHE = 2048  # whole masks kept per grammar (12.5 KB each at 100k tokens)
 _POSITION_SETS = 256  # row ORs and merged groups kept, by position set (few distinct sets occur)
 _W_CACHE = 8192  # stack vectors and verdicts kept per grammar
 _SMALL = 4096  # positions up to which a grammar's stack tables index every position up front
+_FEW_ITEMS = 8  # charts with more scanned items look for items with groups by a set operation
+_ACCEPTING = frozenset([-1])  # what accepting adds to a mask key
+_first = itemgetter(0)
 _NONE = (-2, None)  # W of a rule nobody waits for (the start rule at offset 0): reads nothing
 # What a waiter's caller contributes to a W cache key instead of the id of its own W:
 _LOCAL = -1  # the caller's return position never completes its rule: its W is not read
@@ -216,6 +220,7 @@ class _Runtime:
                 raise ArtifactError(f"corrupt cfg artifact: exit state outside the rule of position {p}")
         # per position the rule whose W its context-dependent tokens read, or -1 (none)
         self.group_rule = tuple(self.owner[p] if self.pos_groups[p] else -1 for p in range(n))
+        self.group_positions = frozenset(p for p in range(n) if self.pos_groups[p])
         self.rem_ptr = rp = tuple(a["cfg_rem_ptr"].tolist())
         ro = a["cfg_rem_off"].tolist()
         data = a["cfg_rem_data"].tobytes()
@@ -263,7 +268,7 @@ class _Runtime:
         (`CompiledGrammar.rows_or`: one new array at most, none for a single row), cached by the
         set of rows."""
         state_row = self.state_row
-        rows = frozenset([state_row[pos] for pos in positions])
+        rows = frozenset(map(state_row.__getitem__, positions))
         if stored and not accepting and len(rows) == 1:
             for r in rows:
                 return self.compiled.stored_row(r)
@@ -464,9 +469,18 @@ class _Runtime:
         # context-dependent tokens, of what the stack below reads after its rule (W ids): keyed
         # by one int per item, its position plus (W id + 3) * n_pos where it has groups (ids are
         # >= -2), and -1 if accepting (no tuples to build, hash and compare).
-        group_rule, n_pos = self.group_rule, self.n_pos
+        group_rule, n_pos, scan = self.group_rule, self.n_pos, ch.scan
+        if len(scan) > _FEW_ITEMS:  # big charts (JSON Schema: 100-200 items, seldom with groups)
+            positions = frozenset(map(_first, scan))
+            if positions.isdisjoint(self.group_positions):  # the key the loop below would build
+                key = positions | _ACCEPTING if ch.accepting else positions
+                got = self.masks.get(key)
+                if got is None:
+                    got = self._new_mask(charts, key, positions)
+                ch.mask = got
+                return got
         items = []
-        for pos, o in ch.scan:
+        for pos, o in scan:
             m = group_rule[pos]
             if m < 0:
                 items.append(pos)
@@ -485,12 +499,13 @@ class _Runtime:
         ch.mask = got
         return got
 
-    def _new_mask(self, charts: list, key):
+    def _new_mask(self, charts: list, key, positions=None):
         ch = charts[-1]
-        positions = frozenset(pos for pos, _ in ch.scan)
+        if positions is None:
+            positions = frozenset(map(_first, ch.scan))
         parts: dict = {}  # group id -> verdicts of its remainders (OR over the items' origins)
         group_rule, pos_groups, group_u = self.group_rule, self.pos_groups, self.group_u
-        for pos, o in ch.scan:
+        for pos, o in (() if positions.isdisjoint(self.group_positions) else ch.scan):
             if group_rule[pos] >= 0:
                 e = self.w(charts, o, group_rule[pos])
                 for gid in pos_groups[pos]:

@@ -235,7 +235,9 @@ class _Runtime:
             self.pos_tokens.append(_Tokens(tok[gtp[gp[p]]: gtp[gp[p + 1]]].astype(np.int64), np.concatenate(slots), off)
                                    if slots else None)
         self._tables = None
-        self.n_pos, self.n_rules = n, len(a["cfg_nt_start"])
+        self.n_pos = n
+        nn = n * len(a["cfg_nt_start"])  # see _w_at
+        self.waiter_codes = (n, nn, (_LOCAL + 3) * nn, (_SAME + 3) * nn, (_NONE[0] + 3) * nn)
         self.masks = OrderedDict()  # by the chart's item codes (see stored_mask)
         self.masks_v = OrderedDict()  # by (positions, accepting, verdicts per group)
         self.position_sets = OrderedDict()  # (positions, accepting) -> _PositionSet
@@ -339,10 +341,8 @@ class _Runtime:
         group and the cache key (what each waiter reads: its rule, return position and the id of
         its caller's W), so a stack shape seen before costs this pass and one lookup."""
         owner, can_pop = self.owner, self.tables.can_pop
-        n_pos = self.n_pos
         # one int per waiter: r + n_pos * (m + n_rules * (what its caller adds + 3))
-        nn = n_pos * self.n_rules
-        local, same, none = (_LOCAL + 3) * nn, (_SAME + 3) * nn, (_NONE[0] + 3) * nn
+        n_pos, nn, local, same, none = self.waiter_codes
         wait = charts[j].wait
         group, key, missing = [rule], [], None
         for m in group:  # grows while it is walked

@@ -505,12 +505,18 @@ class _Runtime:
         if positions is None:
             positions = frozenset(map(_first, ch.scan))
         parts: dict = {}  # group id -> verdicts of its remainders (OR over the items' origins)
-        group_rule, pos_groups, group_u = self.group_rule, self.pos_groups, self.group_u
+        group_rule, pos_groups, group_u, v_cache = self.group_rule, self.pos_groups, self.group_u, self.v_cache
         for pos, o in (() if positions.isdisjoint(self.group_positions) else ch.scan):
-            if group_rule[pos] >= 0:
-                e = self.w(charts, o, group_rule[pos])
+            m = group_rule[pos]
+            if m >= 0:
+                w = charts[o].w  # known for every such item (stored_mask), unless the rule is not waited for
+                e = w.get(m) if w is not None else None
+                if e is None:
+                    e = self.w(charts, o, m)
                 for gid in pos_groups[pos]:
-                    vb = self.verdicts(group_u[gid], e)
+                    vb = v_cache.get((group_u[gid], e[0]))
+                    if vb is None:
+                        vb = self.verdicts(group_u[gid], e)
                     prev = parts.get(gid)
                     if prev is None:
                         parts[gid] = vb

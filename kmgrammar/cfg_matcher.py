@@ -30,22 +30,22 @@ charts instead: exact there too.
 
 from __future__ import annotations
 
-import itertools
 import gc
+import itertools
 from collections import OrderedDict
 from operator import itemgetter
 
 import numpy as np
 
 from .artifact import row_token_ids, write_stored
-from .earley import DEFAULT_MAX_CHART_ITEMS, DEFAULT_MAX_DEPTH, Network, check_sorted, stack_tables
+from .earley import DEFAULT_MAX_CHART_ITEMS, DEFAULT_MAX_DEPTH, Lazy, Network, check_sorted, stack_tables
 from .errors import ArtifactError, MatcherError
 from .matcher import Matcher, _numpy_view
 
 _MASK_CACHE = 2048  # whole masks kept per grammar (12.5 KB each at 100k tokens)
 _POSITION_SETS = 256  # row ORs and merged groups kept, by position set (few distinct sets occur)
 _W_CACHE = 8192  # stack vectors and verdicts kept per grammar
-_SMALL = 4096  # positions up to which a grammar's stack tables index every position up front
+_SMALL = 4096  # positions up to which a grammar's per-position tables are built up front (else on first use)
 _FEW_ITEMS = 8  # charts with more scanned items look for items with groups by a set operation
 _ACCEPTING = frozenset([-1])  # what accepting adds to a mask key
 _first = itemgetter(0)
@@ -120,20 +120,6 @@ class _PositionSet:
         return words
 
 
-class _Lazy(dict):
-    """A dict that fills a missing key from `make(key)`."""
-
-    __slots__ = ("make",)
-
-    def __init__(self, make):
-        super().__init__()
-        self.make = make
-
-    def __missing__(self, key):
-        v = self[key] = self.make(key)
-        return v
-
-
 def _bools(a: np.ndarray) -> np.ndarray:
     return a.view(bool) if a.dtype == np.uint8 else a.astype(bool)
 
@@ -162,9 +148,9 @@ class _Tables:
             can_pop[self._ret] = np.diff(self._ptr) > 0
             self.can_pop = tuple(can_pop.tolist())
         else:
-            self.can_pop = _Lazy(self._can_pop_of)
-        self.ok, self.pop = _Lazy(self._ok_of), _Lazy(self._pop_of)
-        self.ok_u, self.pop_u = _Lazy(self._ok_u_of), _Lazy(self._pop_u_of)
+            self.can_pop = Lazy(self._can_pop_of)
+        self.ok, self.pop = Lazy(self._ok_of), Lazy(self._pop_of)
+        self.ok_u, self.pop_u = Lazy(self._ok_u_of), Lazy(self._pop_u_of)
 
     def _k(self, r: int) -> int:
         ret = self._ret
@@ -203,37 +189,55 @@ class _Runtime:
     def __init__(self, compiled):
         a = compiled._arrays
         max_depth = int(compiled.options.get("max_depth") or DEFAULT_MAX_DEPTH)
+        n = a["dfa_trans"].shape[0]
+        # per-position tables of big grammars are made on first use (building all of them was
+        # most of the first matcher's cost: ~0.4 s at 44k positions)
+        lazy = n > _SMALL
         self.net = Network(a["dfa_trans"], a["dfa_classes"], a["cfg_final_nt"], a["cfg_call_ptr"],
                            a["cfg_call_nt"], a["cfg_call_next"], a["cfg_nt_start"], a["cfg_nullable"],
-                           0, max_depth)
+                           0, max_depth, lazy)
         self.compiled = compiled
         self.n_words = compiled.n_words
-        n = len(self.net.rows)
-        gp, gs, gtp = a["cfg_grp_ptr"].tolist(), a["cfg_grp_state"].tolist(), a["cfg_grp_tok_ptr"].tolist()
+        gp_a, gs_a = a["cfg_grp_ptr"], a["cfg_grp_state"]
+        gp, gs, gtp = gp_a.tolist(), gs_a.tolist(), a["cfg_grp_tok_ptr"].tolist()
         tok, rem = a["cfg_grp_tok"], a["cfg_grp_rem"]
-        # tuples throughout (untracked by the garbage collector, see earley.Network)
-        self.group_u = tuple(gs)
-        self.pos_groups = tuple(tuple(range(gp[p], gp[p + 1])) for p in range(n))
         # positions are numbered rule by rule, so a position's rule is the last start <= it
-        self.owner = tuple((np.searchsorted(a["cfg_nt_start"], np.arange(n), side="right") - 1).tolist())
-        for p in range(n):  # an exit is reached inside the token without leaving p's rule
-            if any(self.owner[gs[k]] != self.owner[p] for k in self.pos_groups[p]):
-                raise ArtifactError(f"corrupt cfg artifact: exit state outside the rule of position {p}")
+        owner = np.searchsorted(a["cfg_nt_start"], np.arange(n), side="right") - 1
+        # an exit is reached inside the token without leaving its position's rule
+        bad = np.nonzero(owner[gs_a] != np.repeat(owner, np.diff(gp_a)))[0]
+        if len(bad):
+            p = int(np.searchsorted(gp_a, bad[0], side="right") - 1)
+            raise ArtifactError(f"corrupt cfg artifact: exit state outside the rule of position {p}")
+        has_groups = np.diff(gp_a) > 0
+        # tuples throughout (untracked by the garbage collector, see earley.Network)
+        self.owner = tuple(owner.tolist())
+        self.group_u = tuple(gs)
         # per position the rule whose W its context-dependent tokens read, or -1 (none)
-        self.group_rule = tuple(self.owner[p] if self.pos_groups[p] else -1 for p in range(n))
-        self.group_positions = frozenset(p for p in range(n) if self.pos_groups[p])
+        self.group_rule = tuple(np.where(has_groups, owner, -1).tolist())
+        self.group_positions = frozenset(np.nonzero(has_groups)[0].tolist())
         self.rem_ptr = rp = tuple(a["cfg_rem_ptr"].tolist())
         ro = a["cfg_rem_off"].tolist()
         data = a["cfg_rem_data"].tobytes()
-        self.rems = tuple(tuple(data[ro[k]: ro[k + 1]] for k in range(rp[u], rp[u + 1])) for u in range(n))
-        self.pos_tokens: list = []  # per position the tokens of its groups (_Tokens), or None
-        for p in range(n):
+
+        def groups_of(p: int) -> tuple:
+            return tuple(range(gp[p], gp[p + 1]))
+
+        def rems_of(u: int) -> tuple:
+            return tuple(data[ro[k]: ro[k + 1]] for k in range(rp[u], rp[u + 1]))
+
+        def tokens_of(p: int):  # the tokens of p's groups (_Tokens), or None
             slots, off = [], 0
-            for k in self.pos_groups[p]:
+            for k in range(gp[p], gp[p + 1]):
                 slots.append(rem[gtp[k]: gtp[k + 1]].astype(np.intp) + off)
                 off += rp[gs[k] + 1] - rp[gs[k]]
-            self.pos_tokens.append(_Tokens(tok[gtp[gp[p]]: gtp[gp[p + 1]]].astype(np.int64), np.concatenate(slots), off)
-                                   if slots else None)
+            return _Tokens(tok[gtp[gp[p]]: gtp[gp[p + 1]]].astype(np.int64), np.concatenate(slots), off) if slots else None
+
+        if lazy:
+            self.pos_groups, self.rems, self.pos_tokens = Lazy(groups_of), Lazy(rems_of), Lazy(tokens_of)
+        else:
+            self.pos_groups = tuple(map(groups_of, range(n)))
+            self.rems = tuple(map(rems_of, range(n)))
+            self.pos_tokens = tuple(map(tokens_of, range(n)))
         self._tables = None
         self.n_pos = n
         nn = n * len(a["cfg_nt_start"])  # see _w_at
@@ -259,7 +263,7 @@ class _Runtime:
         if t is None:  # another thread may build them too: the same tables, one kept
             a = self.compiled._arrays
             if "cfg_loc_n" not in a:  # an artifact compiled before the tables were stored
-                a = stack_tables(self.net, self.rems)
+                a = stack_tables(self.net, [self.rems[u] for u in range(self.n_pos)])
             t = self._tables = _Tables(a, self.rem_ptr)
         return t
 

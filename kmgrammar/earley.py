@@ -35,6 +35,21 @@ class ChartLimitError(MatcherError):
         self.limit = limit
 
 
+class Lazy(dict):
+    """A dict that fills a missing key from `make(key)` (per-position tables of big grammars: a
+    run touches few of their positions)."""
+
+    __slots__ = ("make",)
+
+    def __init__(self, make):
+        super().__init__()
+        self.make = make
+
+    def __missing__(self, key):
+        v = self[key] = self.make(key)
+        return v
+
+
 class Chart:
     """One closed item set. `size` counts its items; `w` and `mask` are memos filled
     by the run-time mask code (cfg_matcher.py): charts are immutable, so they never go stale."""
@@ -58,19 +73,26 @@ class Chart:
 class Network:
     """The RTN as Python tuples for fast scalar stepping (built once per compiled grammar)."""
 
-    __slots__ = ("rows", "cls", "calls", "final_nt", "has_bytes", "start", "nullable", "top", "max_depth")
+    __slots__ = ("n", "rows", "cls", "calls", "final_nt", "has_bytes", "start", "nullable", "top", "max_depth")
 
     def __init__(self, trans, classes, final_nt, call_ptr, call_nt, call_next, nt_start, nullable,
-                 top: int = 0, max_depth: int = DEFAULT_MAX_DEPTH):
+                 top: int = 0, max_depth: int = DEFAULT_MAX_DEPTH, lazy: bool = False):
         # Tuples, not lists: the garbage collector stops tracking tuples of ints, so a big grammar's
         # tables (millions of entries) do not lengthen every full collection (as lists of lists,
-        # 80 ms per gen-2 pass at 43k positions, paid inside some mask or step).
-        self.rows = tuple(map(tuple, trans.tolist()))
+        # 80 ms per gen-2 pass at 43k positions, paid inside some mask or step). `lazy`: rows and
+        # calls made per position on first use (converting all of a 44k-position JSON schema's
+        # took ~0.25 s before its first matcher could start).
+        self.n = n = trans.shape[0]
+        cp, cn, cx = call_ptr.tolist(), call_nt.tolist(), call_next.tolist()
+        if lazy:
+            self.rows = Lazy(lambda p: tuple(trans[p].tolist()))
+            self.calls = Lazy(lambda p: tuple(zip(cn[cp[p]: cp[p + 1]], cx[cp[p]: cp[p + 1]])))
+        else:
+            self.rows = tuple(map(tuple, trans.tolist()))
+            self.calls = tuple(tuple(zip(cn[cp[p]: cp[p + 1]], cx[cp[p]: cp[p + 1]])) for p in range(n))
         self.cls = tuple(classes.tolist())
         self.final_nt = tuple(final_nt.tolist())
         self.has_bytes = tuple((trans >= 0).any(axis=1).tolist())
-        cp, cn, cx = call_ptr.tolist(), call_nt.tolist(), call_next.tolist()
-        self.calls = tuple(tuple(zip(cn[cp[p]: cp[p + 1]], cx[cp[p]: cp[p + 1]])) for p in range(len(self.rows)))
         self.start = tuple(nt_start.tolist())
         self.nullable = tuple(bool(x) for x in nullable)
         self.top = top
@@ -313,10 +335,10 @@ def stack_tables(net: Network, rems: list, check=None) -> dict:
     # Only what pops out of M can reach the return position of a call of M: walk each r over
     # popped[M] of the rules it returns from, not over every suffix (exact: W vectors are only
     # ever read at those suffixes).
-    owner = (np.searchsorted(net.start, np.arange(len(net.rows)), side="right") - 1).tolist()
+    owner = (np.searchsorted(net.start, np.arange(net.n), side="right") - 1).tolist()
     returns_of: dict = {}
-    for cl in net.calls:
-        for m, nxt in cl:
+    for p in range(net.n):
+        for m, nxt in net.calls[p]:
             returns_of.setdefault(m, set()).add(nxt)
     returns = sorted({r for rs in returns_of.values() for r in rs})
     popped: dict = {}  # rule -> suffixes that can be left after an instance of it completes

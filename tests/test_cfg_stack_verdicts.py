@@ -212,7 +212,7 @@ def test_table_masks_equal_walked_masks(name, indexed, cl100k, monkeypatch):
             assert np.array_equal(rt.mask(charts), rt._compute_walked(list(charts))), (text, len(charts))
             assert m.accept_token(t)
     joined = [ps for ps in rt.position_sets.values()
-              if ps.tokens is not None and all(ps.tokens is not tk for tk in rt.pos_tokens)]
+              if ps.tokens is not None and all(ps.tokens is not rt.pos_tokens[p] for p in range(rt.n_pos))]
     assert joined or name == "json"  # sets joining several positions' tokens were exercised
 
 
@@ -226,7 +226,7 @@ def test_position_set_masks_from_any_verdicts(cl100k):
     rt = runtime(c)
     a = c._arrays
     gtp, tok, rem = a["cfg_grp_tok_ptr"], a["cfg_grp_tok"], a["cfg_grp_rem"]
-    with_groups = [p for p in range(len(rt.pos_groups)) if rt.pos_groups[p]]
+    with_groups = [p for p in range(rt.n_pos) if rt.pos_groups[p]]
     rng = random.Random(3)
     sets = [frozenset(rng.sample(with_groups, k)) for k in (1, 2, 2, 3, 3) for _ in range(3)]
     for positions in sets:
@@ -245,3 +245,25 @@ def test_position_set_masks_from_any_verdicts(cl100k):
                     if parts[g][1][r]:
                         want[t >> 5] |= np.uint32(1 << (t & 31))
             assert np.array_equal(ps.mask(parts).view(np.uint32), want), (sorted(positions), accepting)
+
+
+@pytest.mark.parametrize("small", [4096, 0])
+def test_exit_state_outside_its_rule_is_a_corrupt_artifact(small, cl100k, monkeypatch):
+    """The run time trusts that an exit state lies in its position's rule: an artifact saying
+    otherwise is refused when its runtime is built (tables up front or on first use alike)."""
+    from kmgrammar import ArtifactError, cfg_matcher
+    from kmgrammar.artifact import CompiledGrammar
+
+    monkeypatch.setattr(cfg_matcher, "_SMALL", small)
+    c = compile_lark(grammars.load("json"), cl100k, cache=False)
+    a = dict(c._arrays)
+    starts = a["cfg_nt_start"]
+    assert len(starts) > 1 and len(a["cfg_grp_state"])
+    state = a["cfg_grp_state"].copy()
+    owner0 = int(np.searchsorted(starts, state[0], side="right") - 1)
+    # move the first group's exit state into another rule
+    state[0] = starts[1] if owner0 == 0 else starts[0]
+    a["cfg_grp_state"] = state
+    bad = CompiledGrammar(kind=c.kind, spec=c.spec, options=c.options, vocab=c.vocab, arrays=a, stats=c.stats)
+    with pytest.raises(ArtifactError, match="exit state outside the rule of position"):
+        Matcher(bad)

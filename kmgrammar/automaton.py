@@ -45,6 +45,11 @@ class _Budget:
         if time.monotonic() > self.deadline:
             raise CompileLimitError.time(self.limits.time_limit)
 
+    def nfa_cap(self) -> int:
+        """NFA states past which building stops with the `max_states` error (an NFA has several
+        states per DFA state it leads to; a bigger one would not determinise within the limit)."""
+        return 8 * self.limits.max_states + 100_000
+
     def work_bound(self, rate: float) -> int:
         """Units of kernel work allowed in the time left, at `rate` units per second."""
         return int(max(0.0, self.deadline - time.monotonic()) * rate) + 1
@@ -190,7 +195,7 @@ class _NFA:
         n = len(self.eps)
         if n & 0x1FFF == 0:  # every 8k states: NFA building is the first place a huge repeat hurts
             self.budget.check_time()
-            if n > 8 * self.budget.limits.max_states + 100_000:
+            if n > self.budget.nfa_cap():
                 self.budget.check_states(n // 8)
         return n - 1
 
@@ -202,7 +207,7 @@ class _NFA:
         n = base + k
         if n >> 13 != base >> 13:  # passed a multiple of 8k states: as in `state`
             self.budget.check_time()
-            if n > 8 * self.budget.limits.max_states + 100_000:
+            if n > self.budget.nfa_cap():
                 self.budget.check_states(n // 8)
         return base
 

@@ -275,15 +275,14 @@ def _rule_automaton(rules: dict, name: str, refs: set, keep: dict, keep_names: l
     """`_automaton` of kept rule `name`, or the one built before for the same body."""
     body = rules[name]
     order = tuple(sorted(refs, key=keep.__getitem__)) if refs <= keep.keys() else None
-    lim = budget.limits
     if order is not None:
         with _RULES_LOCK:
             hit = _RULES.get(id(body))
             if hit is not None:
                 _RULES.move_to_end(id(body))
         # (a build that went past this compile's max_states is built again, to raise as it did)
-        if (hit is not None and hit[0] is body and hit[1] == order and hit[3] <= lim.max_states
-                and hit[4] <= 8 * lim.max_states + 100_000):
+        if (hit is not None and hit[0] is body and hit[1] == order and hit[3] <= budget.limits.max_states
+                and hit[4] <= budget.nfa_cap()):
             classes, trans, callee_names, calls, accept = hit[2]
             budget.check_time()
             return classes, trans, np.array([keep[c] for c in callee_names], np.int64), calls, accept

@@ -853,7 +853,6 @@ def encode_rows(m):
     fill = np.zeros(n, np.int32)
     dense_ix = np.full(n, -1, np.int32)
     starts = np.zeros(n + 1, np.int64)
-    ones_fill = np.zeros(n, np.bool_)
     full = np.uint32(0xFFFFFFFF)
     n_dense = 0
     total = 0
@@ -872,7 +871,6 @@ def encode_rows(m):
             dense_ix[i] = n_dense
             n_dense += 1
         else:
-            ones_fill[i] = use_ones
             fill[i] = -1 if use_ones else 0
             total += exc
         starts[i + 1] = total
@@ -883,7 +881,7 @@ def encode_rows(m):
         if dense_ix[i] >= 0:
             dense[dense_ix[i]] = m[i]
             continue
-        f = full if ones_fill[i] else np.uint32(0)
+        f = full if fill[i] == -1 else np.uint32(0)
         k = starts[i]
         for j in range(w):
             if m[i, j] != f:

@@ -160,10 +160,12 @@ def _label(schema, test: dict, data, text: str) -> bool:
     value. The canonical form writes an integral number (`12345.0`) as an integer, which drafts 3
     and 4 tell apart (`12345.0` is not of type integer there): such an instance is judged again,
     as the text it became, by the schema's own draft validator."""
+    if not _integral_float(data):
+        return test["valid"]
     import jsonschema
 
     cls = jsonschema.validators.validator_for(schema)
-    if cls not in (jsonschema.Draft3Validator, jsonschema.Draft4Validator) or not _integral_float(data):
+    if cls not in (jsonschema.Draft3Validator, jsonschema.Draft4Validator):
         return test["valid"]
     return cls(schema, format_checker=cls.FORMAT_CHECKER).is_valid(json.loads(text))
 

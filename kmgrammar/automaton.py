@@ -8,12 +8,12 @@ masks exact: a byte string is a viable prefix iff walking it never falls off the
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
 
+from . import clock
 from . import grammar as g
 from .errors import CompileError, CompileLimitError
 
@@ -39,10 +39,10 @@ class Limits:
 class _Budget:
     def __init__(self, limits: Limits):
         self.limits = limits
-        self.deadline = time.monotonic() + limits.time_limit
+        self.deadline = clock.now() + limits.time_limit
 
     def check_time(self) -> None:
-        if time.monotonic() > self.deadline:
+        if clock.now() > self.deadline:
             raise CompileLimitError.time(self.limits.time_limit)
 
     def nfa_cap(self) -> int:
@@ -50,9 +50,13 @@ class _Budget:
         states per DFA state it leads to; a bigger one would not determinise within the limit)."""
         return 8 * self.limits.max_states + 100_000
 
+    def left(self) -> Limits:
+        """The limits for a next phase: the same state cap, what remains of the time."""
+        return Limits(self.limits.max_states, max(0.0, self.deadline - clock.now()))
+
     def work_bound(self, rate: float) -> int:
         """Units of kernel work allowed in the time left, at `rate` units per second."""
-        return int(max(0.0, self.deadline - time.monotonic()) * rate) + 1
+        return int(max(0.0, self.deadline - clock.now()) * rate) + 1
 
     def check_states(self, n: int) -> None:
         if n > self.limits.max_states:

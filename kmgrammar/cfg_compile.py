@@ -11,7 +11,7 @@ import time
 
 from . import cache as _cache
 from .artifact import CompiledGrammar
-from .automaton import Limits, _Budget, build_dfa
+from .automaton import _Budget, build_dfa
 from .earley import DEFAULT_MAX_DEPTH
 from .errors import CompileError
 
@@ -49,17 +49,13 @@ def _compile(fmt, text, vocab, to_cfg, options, key, cache, limits, t0) -> Compi
     budget.check_time()
     rec = recursive_rules(cfg)
 
-    def left() -> Limits:  # what remains of the time budget, for the next phase
-        return Limits(limits.max_states, max(0.0, limits.time_limit - (time.perf_counter() - t0)))
-
     if not rec:
-        dfa = build_dfa(to_regular(cfg, rec, budget), left())
+        dfa = build_dfa(to_regular(cfg, rec, budget), budget.left())
         if dfa.is_empty():
             raise CompileError("the grammar's language is empty")
-        left = max(0.0, limits.time_limit - (time.perf_counter() - t0))
         return compile_with_cache(fmt, text, options, vocab, lambda lim: dfa, cache=cache,
-                                  limits=Limits(limits.max_states, left))
-    rtn = build_rtn(cfg, rec, left())
+                                  limits=budget.left())
+    rtn = build_rtn(cfg, rec, budget.left())
     t1 = time.perf_counter()
     arrays, stats = build_cfg_tables(rtn, vocab, budget)
     stats["rtn_seconds"] = round(t1 - t0, 6)

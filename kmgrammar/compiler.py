@@ -60,10 +60,10 @@ def compile_with_cache(kind: str, spec, options: dict, vocab, build: Callable[[L
     if hit is not None:
         return hit
     t0 = time.perf_counter()
+    budget = _Budget(limits)
     with _naming_time_limit(limits):
         dfa = build(limits)
         t1 = time.perf_counter()
-        budget = _Budget(Limits(limits.max_states, max(0.0, limits.time_limit - (t1 - t0))))
         arrays, stats = build_token_automaton(dfa, vocab, budget)
     arrays.update(dfa_trans=dfa.trans, dfa_classes=dfa.classes, dfa_accept=dfa.accept)
     stats["dfa_seconds"] = round(t1 - t0, 6)
@@ -194,12 +194,12 @@ def compile_json_schema(schema, vocab, *, whitespace: str = "compact", separator
         raise _NeedsGrammar(got)
 
     limits = _limits(max_states, time_limit)
-    t0 = time.perf_counter()
+    budget = _Budget(limits)
     try:
         return compile_with_cache("json_schema", text, options, vocab, build, cache=cache, limits=limits)
     except _NeedsGrammar as e:  # any JSON value or recursion: the context-free engine
         grammar = e.args[0]
-        left = max(0.0, limits.time_limit - (time.perf_counter() - t0))
+        left = budget.left().time_limit
         grammar_options = {k: v for k, v in options.items() if k != "max_depth"}
         with _naming_time_limit(limits):
             return compile_grammar("json_schema", text, vocab, lambda lim: grammar, options=grammar_options,

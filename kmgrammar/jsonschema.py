@@ -58,7 +58,6 @@ import json
 import math
 import re
 import sys
-import time
 import warnings
 from decimal import Decimal
 from functools import lru_cache
@@ -66,6 +65,7 @@ from urllib.parse import unquote
 
 import numpy as np
 
+from . import clock
 from . import grammar as g
 from . import jsonschema_values as jv
 from .automaton import ByteDFA, Limits
@@ -92,7 +92,7 @@ class Lowerer(LogicMixin, ContainerMixin):
         self.strict = strict
         self.lenient = lenient
         self.limits = limits
-        self.deadline = time.monotonic() + limits.time_limit
+        self.deadline = clock.now() + limits.time_limit
         self.draft7 = isinstance(root, dict) and "draft-0" in str(root.get("$schema", ""))
         # draft 4 (and 3) spell $id as "id"; "id": "#name" there is what $anchor is in 2020-12
         self.draft4 = isinstance(root, dict) and any(f"draft-0{d}/" in str(root.get("$schema", "")) for d in "34")
@@ -121,7 +121,7 @@ class Lowerer(LogicMixin, ContainerMixin):
 
     # -- plumbing ------------------------------------------------------------------------------
     def lim(self) -> Limits:
-        left = self.deadline - time.monotonic()
+        left = self.deadline - clock.now()
         if left <= 0:
             raise CompileLimitError.time(self.limits.time_limit)
         return Limits(self.limits.max_states, left)

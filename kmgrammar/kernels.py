@@ -6,8 +6,13 @@ artifact and serving masks never pays numba's import or JIT time.
 
 from __future__ import annotations
 
-import numba as nb
 import numpy as np
+
+from . import clock
+
+with clock.one_off():
+    import numba as nb
+clock.watch_numba()
 
 
 @nb.njit(cache=True, nogil=True)

@@ -69,6 +69,8 @@ class CompiledGrammar:
     kind, spec, options : what was compiled (e.g. "regex", the pattern, {}).
     vocab : the `Vocabulary` it was compiled for.
     stats : states, distinct mask rows, token transitions, compile time.
+    cache_key : the disk cache entry it was stored in or loaded from (None when not cached).
+    from_cache : whether the compile call that returned it loaded it from the disk cache.
     """
 
     def __init__(self, *, kind: str, spec, options: dict, vocab, arrays: dict, stats: dict):
@@ -78,6 +80,8 @@ class CompiledGrammar:
         self.vocab = vocab
         self.stats = dict(stats)
         self._arrays = arrays
+        self.cache_key: str | None = None
+        self.from_cache = False
         self.dfa = ByteDFA(arrays["dfa_trans"], arrays["dfa_classes"], arrays["dfa_accept"])
         self.n_words = int(arrays["dense"].shape[1]) if arrays["dense"].ndim == 2 else 0
         # tuples: untracked by the garbage collector (see earley.Network)

@@ -40,7 +40,7 @@ def compile_grammar(fmt: str, text: str, vocab, to_cfg, *, options: dict, cache:
 
 
 def _compile(fmt, text, vocab, to_cfg, options, key, cache, limits, t0) -> CompiledGrammar:
-    from .compiler import compile_with_cache
+    from .compiler import compile_with_cache, store_artifact
     from .cfg_rtn import build_rtn, recursive_rules, to_regular
     from .cfg_tables import build_cfg_tables
 
@@ -65,6 +65,5 @@ def _compile(fmt, text, vocab, to_cfg, options, key, cache, limits, t0) -> Compi
         stats["warnings"] = list(cfg.notes)
     compiled = CompiledGrammar(kind="cfg", spec=text, options=dict(options, format=fmt), vocab=vocab,
                                arrays=arrays, stats=stats)
-    if key is not None:
-        _cache.store(key, compiled.to_bytes())
+    store_artifact(key, compiled)
     return compiled

@@ -433,28 +433,11 @@ def cmd_compile(args) -> int:
         opts["time_limit"] = args.time_limit
 
     vocab = _load_vocab(args)
-    before = set()
-    if not args.no_cache:
-        try:
-            before = set(os.listdir(_cache.cache_dir()))
-        except OSError:
-            pass
     what = f"{flag[2:]} {_abbrev(spec, 40)}"
     t0 = time.perf_counter()
     with _Progress(what):
         compiled = _compile_call(fn, spec, vocab, opts, flag)
     wall = time.perf_counter() - t0
-    key, hit = None, False
-    if not args.no_cache:  # a fresh compile stores a new entry; a hit adds none and refreshes its own
-        d = _cache.cache_dir()
-        try:
-            now = [n for n in os.listdir(d) if n.endswith(".kmg")]
-            added = [n for n in now if n not in before]
-            hit = not added
-            name = added[0] if added else max(now, key=lambda n: os.stat(os.path.join(d, n)).st_mtime, default=None)
-            key = name[:-4] if name else None
-        except OSError:
-            pass
 
     data = compiled.to_bytes()
     if args.output:
@@ -475,15 +458,15 @@ def cmd_compile(args) -> int:
     ]
     if "compile_seconds" in st:
         rows.append(("compile time", f"{st['compile_seconds']:.3f} s"))
-    rows.append(("this run", f"{wall:.3f} s" + (" (loaded from cache)" if hit else "")))
+    rows.append(("this run", f"{wall:.3f} s" + (" (loaded from cache)" if compiled.from_cache else "")))
     rows.append(("artifact size", f"{_n(len(data))} bytes ({_n(compiled.nbytes)} of arrays)"))
     if args.output:
         rows.append(("written to", args.output))
     if args.verbose:
         rows += [(k.replace("_", " "), _n(v)) for k, v in st.items()
                  if k not in ("states", "distinct_rows", "token_transitions", "compile_seconds")]
-        if key is not None:
-            rows.append(("cache entry", os.path.join(str(_cache.cache_dir()), key + ".kmg")))
+        if compiled.cache_key is not None:
+            rows.append(("cache entry", os.path.join(str(_cache.cache_dir()), compiled.cache_key + ".kmg")))
     w = max(len(k) for k, _ in rows)
     for k, v in rows:
         print(f"{k:<{w}}  {v}")

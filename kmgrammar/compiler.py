@@ -44,10 +44,19 @@ def cached_artifact(key: str | None, vocab) -> CompiledGrammar | None:
     if data is None:
         return None
     try:
-        return CompiledGrammar.from_bytes(data, vocab)
+        hit = CompiledGrammar.from_bytes(data, vocab)
     except (ArtifactError, VocabError) as e:
         _cache.discard(key, str(e))
         return None
+    hit.cache_key, hit.from_cache = key, True
+    return hit
+
+
+def store_artifact(key: str | None, compiled: CompiledGrammar) -> None:
+    """Save a fresh compile under `key` (None: caching is off)."""
+    if key is not None:
+        compiled.cache_key = key
+        _cache.store(key, compiled.to_bytes())
 
 
 def compile_with_cache(kind: str, spec, options: dict, vocab, build: Callable[[Limits], ByteDFA], *,
@@ -69,8 +78,7 @@ def compile_with_cache(kind: str, spec, options: dict, vocab, build: Callable[[L
     stats["dfa_seconds"] = round(t1 - t0, 6)
     stats["compile_seconds"] = round(time.perf_counter() - t0, 6)
     compiled = CompiledGrammar(kind=kind, spec=spec, options=options, vocab=vocab, arrays=arrays, stats=stats)
-    if key is not None:
-        _cache.store(key, compiled.to_bytes())
+    store_artifact(key, compiled)
     return compiled
 
 

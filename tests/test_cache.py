@@ -45,13 +45,15 @@ def test_hit_and_miss(cache_dir, monkeypatch):
     calls = _count_builds(monkeypatch)
     a = kmgrammar.compile_regex("(ab)+1", VOCAB)
     assert len(_entries(cache_dir)) == 1 and calls == ["(ab)+1"]
+    assert not a.from_cache and _entries(cache_dir)[0].name == a.cache_key + ".kmg"
     b = kmgrammar.compile_regex("(ab)+1", VOCAB)
     assert calls == ["(ab)+1"]  # served from disk
+    assert b.from_cache and b.cache_key == a.cache_key
     assert b.stats == a.stats and b.to_bytes() == a.to_bytes()
     kmgrammar.compile_regex("(ab)+12", VOCAB)
     assert len(calls) == 2 and len(_entries(cache_dir)) == 2
-    kmgrammar.compile_regex("(ab)+1", VOCAB, cache=False)
-    assert len(calls) == 3
+    c = kmgrammar.compile_regex("(ab)+1", VOCAB, cache=False)
+    assert len(calls) == 3 and (c.from_cache, c.cache_key) == (False, None)
 
 
 @pytest.mark.parametrize("schema", [{"type": "array", "items": {"type": "integer"}, "maxItems": 2},
@@ -75,6 +77,8 @@ def test_json_schema_cache_hit_skips_the_frontend(cache_dir, monkeypatch, schema
     assert a.kind == ("cfg" if "properties" in schema else "json_schema")
     b = kmgrammar.compile_json_schema(schema, VOCAB)
     assert len(calls) == 1 and b.kind == a.kind and b.to_bytes() == a.to_bytes()
+    assert (a.from_cache, b.from_cache) == (False, True) and a.cache_key == b.cache_key
+    assert _entries(cache_dir)[0].name == a.cache_key + ".kmg"
     kmgrammar.compile_json_schema(schema, VOCAB, whitespace="flexible")
     assert len(calls) == 2
 

@@ -619,6 +619,22 @@ def _grow(a, need):
 
 
 @nb.njit(cache=True, nogil=True)
+def _sort_prefix(a, n):
+    """Sort a[:n] in place: subsets are mostly a few states, and np.sort's new array per call
+    cost about a third of `subset_construction`."""
+    if n > 16:
+        a[:n].sort()
+        return
+    for i in range(1, n):
+        x = a[i]
+        j = i - 1
+        while j >= 0 and a[j] > x:
+            a[j + 1] = a[j]
+            j -= 1
+        a[j + 1] = x
+
+
+@nb.njit(cache=True, nogil=True)
 def subset_construction(eps_ptr, eps_dst, important, e_ptr, e_lo, e_hi, e_dst, c_ptr, c_sym, c_dst,
                         n_sym, start, n_cls, max_states, max_work):
     """Subset construction of an NFA over byte classes + call symbols (CSR arrays).
@@ -639,7 +655,10 @@ def subset_construction(eps_ptr, eps_dst, important, e_ptr, e_lo, e_hi, e_dst, c
     buf = np.empty(1024, np.int64)
     sptr = np.zeros(65, np.int64)
     snext = np.empty(64, np.int64)
-    heads = nb.typed.Dict.empty(nb.types.int64, nb.types.int64)
+    # Subsets by hash: open table of chain heads (bucket = hash & (size - 1)), chained on snext;
+    # sized to twice the subsets (rebuilt from shash when they outgrow it).
+    table = np.full(256, -1, np.int64)
+    shash = np.empty(64, np.int64)
     trans = np.full(64 * n_cls, -1, np.int32)
     ck = np.empty(64, np.int64)
     cs = np.empty(64, np.int64)
@@ -702,7 +721,7 @@ def subset_construction(eps_ptr, eps_dst, important, e_ptr, e_lo, e_hi, e_dst, c
                     seeds[n_seeds] = node_t[p]
                     n_seeds += 1
                     p = node_next[p]
-                seeds[:n_seeds] = np.sort(seeds[:n_seeds])
+                _sort_prefix(seeds, n_seeds)
                 # Neighbouring classes usually have the same targets: reuse the last state.
                 if job < n_cls and n_prev == n_seeds and prev_target >= 0:
                     same = True
@@ -736,14 +755,14 @@ def subset_construction(eps_ptr, eps_dst, important, e_ptr, e_lo, e_hi, e_dst, c
                         stack[top] = y
                         top += 1
                 work += 1
-            out[:cnt] = np.sort(out[:cnt])
+            _sort_prefix(out, cnt)
             h = np.int64(cnt)
             for i in range(cnt):
                 h = h * np.int64(1000003) + out[i]
             # Look the subset up (chained on its hash); append it when new.
-            t = heads[h] if h in heads else -1
+            t = table[h & (table.shape[0] - 1)]
             while t >= 0:
-                if sptr[t + 1] - sptr[t] == cnt:
+                if shash[t] == h and sptr[t + 1] - sptr[t] == cnt:
                     eq = True
                     base = sptr[t]
                     for i in range(cnt):
@@ -763,9 +782,18 @@ def subset_construction(eps_ptr, eps_dst, important, e_ptr, e_lo, e_hi, e_dst, c
                 sptr = _grow(sptr, n_sub + 2)
                 sptr[n_sub + 1] = base + cnt
                 snext = _grow(snext, n_sub + 1)
-                snext[n_sub] = heads[h] if h in heads else -1
-                heads[h] = n_sub
+                shash = _grow(shash, n_sub + 1)
+                shash[n_sub] = h
+                bucket = h & (table.shape[0] - 1)
+                snext[n_sub] = table[bucket]
+                table[bucket] = n_sub
                 n_sub += 1
+                if 2 * n_sub > table.shape[0]:
+                    table = np.full(2 * table.shape[0], -1, np.int64)
+                    for i in range(n_sub):
+                        bucket = shash[i] & (table.shape[0] - 1)
+                        snext[i] = table[bucket]
+                        table[bucket] = i
                 if trans.shape[0] < n_sub * n_cls:
                     grown = np.full(2 * trans.shape[0], -1, np.int32)
                     grown[: trans.shape[0]] = trans

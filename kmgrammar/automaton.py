@@ -514,19 +514,6 @@ def _determinize(nfa: _NFA, start: int, end: int, budget: _Budget) -> ByteDFA:
 # Minimisation and trimming
 
 
-def _live(trans: np.ndarray, accept: np.ndarray) -> np.ndarray:
-    """States from which an accepting state is reachable."""
-    live = accept.copy()
-    src, col = np.nonzero(trans >= 0)
-    dst = trans[src, col]
-    while True:
-        new = live.copy()
-        new[src[live[dst]]] = True
-        if (new == live).all():
-            return live
-        live = new
-
-
 def refine_blocks(t: np.ndarray, part: np.ndarray, max_rounds: int, budget: _Budget | None = None) -> np.ndarray:
     """Moore refinement of `part` under transitions `t` (complete, sink included), at most
     `max_rounds` rounds, checking the time budget between batches of rounds."""
@@ -552,13 +539,13 @@ def minimize(dfa: ByteDFA, budget: _Budget | None = None, *, refine: bool = True
     """The minimal trimmed DFA of the same language, states in BFS order, classes merged.
 
     refine=False skips the partition refinement for DFAs already minimal (acyclic, hash-consed)."""
-    from .kernels import bfs_order
+    from .kernels import bfs_order, live_states
 
     trans, accept = dfa.trans, dfa.accept
     n = trans.shape[0]
     if n == 0:
         return _empty_dfa()
-    live = _live(trans, accept)
+    live = live_states(trans, accept)
     if not live[0]:
         return _empty_dfa()
     # Route every transition into a dead state to one sink (index n), then refine (Moore).

@@ -818,6 +818,46 @@ def subset_construction(eps_ptr, eps_dst, important, e_ptr, e_lo, e_hi, e_dst, c
 
 
 @nb.njit(cache=True, nogil=True)
+def live_states(trans, accept):
+    """States of table `trans` (-1: no edge) from which an accepting state is reachable: a search
+    over the reversed edges (a numpy fixpoint takes one round per state on the longest path)."""
+    n, k = trans.shape
+    ptr = np.zeros(n + 1, np.int64)
+    for s in range(n):
+        for c in range(k):
+            if trans[s, c] >= 0:
+                ptr[trans[s, c] + 1] += 1
+    for i in range(n):
+        ptr[i + 1] += ptr[i]
+    src = np.empty(ptr[n], np.int64)
+    fill = ptr[:n].copy()
+    for s in range(n):
+        for c in range(k):
+            t = trans[s, c]
+            if t >= 0:
+                src[fill[t]] = s
+                fill[t] += 1
+    live = np.zeros(n, np.bool_)
+    stack = np.empty(n, np.int64)
+    top = 0
+    for s in range(n):
+        if accept[s]:
+            live[s] = True
+            stack[top] = s
+            top += 1
+    while top > 0:
+        top -= 1
+        x = stack[top]
+        for j in range(ptr[x], ptr[x + 1]):
+            y = src[j]
+            if not live[y]:
+                live[y] = True
+                stack[top] = y
+                top += 1
+    return live
+
+
+@nb.njit(cache=True, nogil=True)
 def bfs_order(qt, start, sink):
     """States of table `qt` reachable from `start` in breadth-first order, columns in order
     (`sink` is not a state)."""

@@ -133,9 +133,10 @@ def build_cfg_tables(rtn: Rtn, vocab, budget) -> tuple:
         g[1].append(k)
     budget.check_time()
 
-    # Classify each remainder from (u, unknown caller).
+    # Classify each remainder from (u, unknown caller). The recognizer visits the exit states'
+    # surroundings only: its per-position tables are made on first use (lazy).
     net = Network(rtn.trans, rtn.classes, rtn.final_nt, rtn.call_ptr, rtn.call_nt, rtn.call_next,
-                  rtn.nt_start, rtn.nullable, rtn.top)
+                  rtn.nt_start, rtn.nullable, rtn.top, lazy=True)
     status: dict = {}  # (kind, u) -> np.int8 [n_rem] by remainder id
     dep_index: dict = {}  # (kind, u) -> {remainder id: remainder} of the context-dependent ones
     dep_lists: dict = {}  # u -> {context-dependent remainder: first-seen index}

@@ -42,7 +42,7 @@ from .earley import DEFAULT_MAX_CHART_ITEMS, DEFAULT_MAX_DEPTH, Lazy, Network, c
 from .errors import ArtifactError, MatcherError
 from .matcher import Matcher, _numpy_view
 
-_MASK_CACHE = 2048  # whole masks kept per grammar (12.5 KB each at 100k tokens)
+_MASK_CACHE = 2048  # masks kept per grammar (up to 12.5 KB each at 100k tokens; most share their rows)
 _POSITION_SETS = 256  # row ORs and merged groups kept, by position set (few distinct sets occur)
 _W_CACHE = 8192  # stack vectors and verdicts kept per grammar
 _SMALL = 4096  # positions up to which a grammar's per-position tables are built up front (else on first use)
@@ -105,8 +105,14 @@ class _PositionSet:
             self.rows_at = self.rows[tk.words]
 
     def mask(self, parts: dict) -> np.ndarray:
-        """The mask (int32) given the verdicts of every group (parts: gid -> (bytes, bool vector
-        over the remainders of its exit state); the bytes are the vector's)."""
+        """The mask (int32) given the verdicts of every group (see `patch`)."""
+        got = self.patch(parts)
+        return got.write(np.empty(len(self.rows), np.int32)) if type(got) is _Patch else got
+
+    def patch(self, parts: dict):
+        """The mask given the verdicts of every group (parts: gid -> (bytes, bool vector over the
+        remainders of its exit state); the bytes are the vector's): the rows (int32, shared), or
+        a `_Patch` of them."""
         tk = self.tokens
         if tk is None:  # the rows are the mask: shared, not copied (masks are read only)
             return self.rows
@@ -115,9 +121,24 @@ class _PositionSet:
         add = tk.bit * viable[tk.slot]
         if tk.starts is not None:  # an OR per word, not a sum: a token may appear twice (two exits)
             add = np.bitwise_or.reduceat(add, tk.starts)
-        words = self.rows.copy()
-        words[tk.words] = self.rows_at | add
-        return words
+        return _Patch(self.rows, tk.words, self.rows_at | add)
+
+
+class _Patch:
+    """A mask kept as the shared rows of its position set and the words its context-dependent
+    tokens change: a cold walk makes a new mask every ~9 masks (arithmetic), and a new 12.5 KB
+    array costs ~3 page faults (~11 us on this virtual machine), several times what writing the
+    words after the rows adds to each later fill of it (~0.5 us)."""
+
+    __slots__ = ("rows", "idx", "words")
+
+    def __init__(self, rows: np.ndarray, idx: np.ndarray, words: np.ndarray):
+        self.rows, self.idx, self.words = rows, idx, words
+
+    def write(self, out: np.ndarray) -> np.ndarray:
+        out[...] = self.rows
+        out[self.idx] = self.words
+        return out
 
 
 def _bools(a: np.ndarray) -> np.ndarray:
@@ -453,14 +474,11 @@ class _Runtime:
     def mask(self, charts: list) -> np.ndarray:
         """The mask after `charts` as an int32 row (read only): `stored_mask` written out, for
         tests and inspection (the matcher writes the stored form into the caller's buffer)."""
-        got = self.stored_mask(charts)
-        if type(got) is tuple:
-            got = write_stored(got, np.empty(self.n_words, np.int32))
-        return got
+        return _dense(self.stored_mask(charts), self.n_words)
 
     def stored_mask(self, charts: list):
-        """The mask as kept: an int32 row (read only), or a row stored sparse as it is in the
-        artifact, (fill, word indices, words) (see `artifact.write_stored`)."""
+        """The mask as kept: an int32 row (read only), a row stored sparse as it is in the
+        artifact, (fill, word indices, words) (see `artifact.write_stored`), or a `_Patch`."""
         ch = charts[-1]
         got = ch.mask
         if got is not None:
@@ -536,18 +554,18 @@ class _Runtime:
             key2 = (positions, ch.accepting, frozenset((gid, vb[0]) for gid, vb in parts.items()))
             got = self.masks_v.get(key2)
             if got is None:
-                got = self._compute(positions, ch.accepting, parts)
+                got = self._position_set(positions, ch.accepting).patch(parts)
                 _put(self.masks_v, key2, got)
         _put(self.masks, key, got)
         return got
 
-    def _compute(self, positions, accepting: bool, parts: dict) -> np.ndarray:
+    def _position_set(self, positions, accepting: bool) -> _PositionSet:
         key = (positions, accepting)
         ps = self.position_sets.get(key)
         if ps is None:
             ps = _PositionSet(self, positions, accepting)
             _put(self.position_sets, key, ps, _POSITION_SETS)
-        return ps.mask(parts)
+        return ps
 
     def _compute_walked(self, charts: list) -> np.ndarray:
         """Near max_depth: every remainder walked against the real charts (which cut predictions
@@ -561,7 +579,7 @@ class _Runtime:
                 if prev is not None:
                     v |= prev[1]
                 parts[gid] = (v.tobytes(), v)
-        return self._compute(frozenset(pos for pos, _ in ch.scan), ch.accepting, parts)
+        return self._position_set(frozenset(pos for pos, _ in ch.scan), ch.accepting).mask(parts)
 
     def _walk(self, charts: list, u: int, o: int) -> np.ndarray:
         i = len(charts)
@@ -570,6 +588,15 @@ class _Runtime:
             return np.array(check_sorted(self.net, charts, self.rems[u]), bool)
         finally:
             del charts[i:]
+
+
+def _dense(got, n_words: int) -> np.ndarray:
+    """A mask as kept (see `stored_mask`) as an int32 row."""
+    if type(got) is _Patch:
+        return got.write(np.empty(n_words, np.int32))
+    if type(got) is tuple:
+        return write_stored(got, np.empty(n_words, np.int32))
+    return got
 
 
 def _put(cache: OrderedDict, key, value, cap: int = _MASK_CACHE) -> None:
@@ -689,7 +716,11 @@ class GrammarMatcher(Matcher):
         row = self._charts[-1].mask
         if row is None:
             row = self._rt.stored_mask(self._charts)
-        if type(row) is tuple:
+        t = type(row)
+        if t is _Patch:  # (its `write`, inline)
+            out[...] = row.rows
+            out[row.idx] = row.words
+        elif t is tuple:
             write_stored(row, out)
         else:
             out[...] = row

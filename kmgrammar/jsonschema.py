@@ -75,6 +75,7 @@ from .jsonschema_base import (ANNOTATIONS, LENIENT_ANY_DEPTH, MAX_LOWERINGS, SUP
                               _EMPTY, _SCHEMA_LISTS, _SCHEMA_MAPS, _SCHEMA_ONE, _Unsupported, _has_ref, _json_eq, _json_key,
                               _ptr, _to_cfg_node, _type_of, load_schema)
 from .jsonschema_containers import ContainerMixin
+from .jsonschema_drafts import for_declared_draft
 from .jsonschema_logic import LogicMixin, _Rank
 
 # $schema values naming the json-schema.org drafts (the only vocabularies known here)
@@ -731,7 +732,7 @@ def schema_to_grammar(schema, *, whitespace="compact", separators=None, indent=N
 
     Raises UnsupportedFeatureError (all unsupported keywords, sorted by JSON pointer),
     CompileError (invalid schema, empty language), CompileLimitError."""
-    schema = load_schema(schema)
+    schema = for_declared_draft(load_schema(schema))
     style = make_style(whitespace, separators, indent)
     if property_order not in ("schema", "any"):
         raise CompileError(f"property_order must be 'schema' or 'any', not {property_order!r}")

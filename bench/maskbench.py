@@ -16,7 +16,11 @@ labelled by validating its text (`relabelled_valid` counts the labels that chang
 its own order: `--property-order any` compiles with property_order="any" (declared properties
 in any order), a file over that option's limits (`CompileLimitError` naming it) in schema order
 instead (`schema_order_fallbacks` in the output). The default is the library's schema order
-(any order costs ~1.9x compile time at p50 on the stride-40 sample, bench/README.md).
+(any order costs ~1.9x compile time at p50 on the stride-40 sample, bench/README.md). A valid
+instance the matcher rejects is searched for a key order that it accepts (writing each object's
+members in every order the matcher allows, bounded): `valid_rejected_key_order_only` counts those
+found, `valid_rejected_key_order_unknown` the searches that gave up, and
+`false_negative_files_not_key_order` lists the files with any other rejected valid instance.
 Outcome per file: ok (all instances right), false_positive, false_negative, unsupported,
 compile_error, limit, crash. Timing lives here only, never in tests/.
 """
@@ -25,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import itertools
 import json
 import os
 import sys
@@ -113,10 +118,12 @@ def run_file(path, *, time_limit: float = 30.0, lenient: bool = False, strict: b
     # collection per file would cost more than the file's masks.)
     gc.freeze()
     try:
-        va, vt, ir, it, relabelled = _walk_tests(doc, exact, cg, vocab, serialize, masks, mask_ns, bitmask)
+        va, vt, ir, it, relabelled, reordered = _walk_tests(doc, exact, cg, vocab, serialize, masks, mask_ns,
+                                                            bitmask)
     finally:
         gc.unfreeze()
-    out.update(valid=vt, valid_accepted=va, invalid=it, invalid_rejected=ir, relabelled=relabelled, mask_ns=mask_ns)
+    out.update(valid=vt, valid_accepted=va, invalid=it, invalid_rejected=ir, relabelled=relabelled,
+               reordered=reordered[0], reorder_unknown=reordered[1], mask_ns=mask_ns)
     out["status"] = "false_positive" if ir < it else "false_negative" if va < vt else "ok"
     del np
     return out
@@ -128,6 +135,7 @@ def _walk_tests(doc, exact, cg, vocab, serialize, masks, mask_ns, bitmask):
     from kmgrammar import Matcher
 
     va = vt = ir = it = relabelled = 0
+    reordered = [0, 0]  # rejected valid instances accepted in another key order; search gave up
     for test, test_x in zip(doc.get("tests", []), exact.get("tests", [])):
         try:
             text = serialize(test_x["data"])
@@ -149,10 +157,84 @@ def _walk_tests(doc, exact, cg, vocab, serialize, masks, mask_ns, bitmask):
         if valid:
             vt += 1
             va += ok
+            if not ok:
+                found = _accepted_in_some_key_order(cg, test_x["data"], serialize)
+                reordered[0] += found is True
+                reordered[1] += found is None
         else:
             it += 1
             ir += not ok
-    return va, vt, ir, it, relabelled
+    return va, vt, ir, it, relabelled, reordered
+
+
+def _accepted_in_some_key_order(cg, data, serialize, budget: int = 20_000):
+    """Whether the matcher accepts `data` (compact, canonical) with the keys of its objects in
+    some order: tells a false negative due to key order alone from any other. None when the
+    search runs past `budget` steps."""
+    from kmgrammar import Matcher
+
+    steps = [budget]
+
+    def take(m, text):
+        steps[0] -= 1
+        if steps[0] < 0:
+            raise TimeoutError
+        c = m.copy()
+        return c if c.accept_string(text) else None
+
+    def after(m, v):  # every matcher state reached by writing v from m
+        if isinstance(v, dict):
+            c = take(m, "{")
+            if c is not None:
+                yield from after_members(c, list(v.items()), "")
+        elif isinstance(v, list):
+            c = take(m, "[")
+            if c is not None:
+                yield from after_items(c, v, "")
+        else:
+            c = take(m, serialize(v))
+            if c is not None:
+                yield c
+
+    def key(k, sep):
+        return sep + json.dumps(k, ensure_ascii=False) + ":"
+
+    def after_members(m, members, sep):
+        if not members:
+            c = take(m, "}")
+            if c is not None:
+                yield c
+            return
+        # Try first the member after which most of the others can still come next: with a fixed
+        # key order that is the earliest one, so the search rarely backtracks.
+        tries = []
+        for i, (k, v) in enumerate(members):
+            c = take(m, key(k, sep))
+            ends = after(c, v) if c is not None else iter(())
+            first = next(ends, None)  # the other ways to write v only if this one leads nowhere
+            if first is not None:
+                rest = members[:i] + members[i + 1:]
+                tries.append((-sum(take(first, key(j, ",")) is not None for j, _ in rest), i, first, ends, rest))
+        tries.sort(key=lambda t: t[:2])
+        for _, _, first, ends, rest in tries:
+            for c2 in itertools.chain([first], ends):
+                yield from after_members(c2, rest, ",")
+
+    def after_items(m, items, sep):
+        if not items:
+            c = take(m, "]")
+            if c is not None:
+                yield c
+            return
+        c = take(m, sep) if sep else m
+        if c is not None:
+            for c2 in after(c, items[0]):
+                yield from after_items(c2, items[1:], ",")
+
+    try:
+        return any(m.is_accepting() for m in after(Matcher(cg), data))
+    except TimeoutError:
+        return None
 
 
 def _label(schema, test: dict, data, text: str) -> bool:
@@ -262,6 +344,12 @@ def summarize(results: list) -> dict:
         "invalid_rejected": f"{sum(r['invalid_rejected'] for r in compiled)}/{sum(r['invalid'] for r in compiled)}",
         # invalid under draft 3/4 only as a float (12345.0 for an integer): serialized 12345, valid
         "relabelled_valid": sum(r.get("relabelled", 0) for r in compiled),
+        # rejected valid instances that are accepted with their objects' keys in another order
+        "valid_rejected_key_order_only": sum(r.get("reordered", 0) for r in compiled),
+        "valid_rejected_key_order_unknown": sum(r.get("reorder_unknown", 0) for r in compiled),
+        "false_negative_files_not_key_order": sorted(
+            r["file"] for r in compiled if r["status"] == "false_negative"
+            and r["valid"] - r["valid_accepted"] > r.get("reordered", 0) + r.get("reorder_unknown", 0)),
         "compile_ms": {q: round(1000 * _pct(ct, v), 2) for q, v in
                        (("p50", .5), ("p95", .95), ("p99", .99), ("max", 1.0))},
         "cached_load_ms": {q: round(1000 * _pct(loads, v), 2) for q, v in (("p50", .5), ("p99", .99))},

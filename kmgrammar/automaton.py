@@ -539,13 +539,13 @@ def minimize(dfa: ByteDFA, budget: _Budget | None = None, *, refine: bool = True
     """The minimal trimmed DFA of the same language, states in BFS order, classes merged.
 
     refine=False skips the partition refinement for DFAs already minimal (acyclic, hash-consed)."""
-    from .kernels import bfs_order, live_states
+    from .kernels import bfs_order, reach_within
 
     trans, accept = dfa.trans, dfa.accept
     n = trans.shape[0]
     if n == 0:
         return _empty_dfa()
-    live = live_states(trans, accept)
+    live = reach_within(trans, np.arange(trans.shape[1]), accept, n)  # states that can still accept
     if not live[0]:
         return _empty_dfa()
     # Route every transition into a dead state to one sink (index n), then refine (Moore).

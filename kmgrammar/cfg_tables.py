@@ -457,19 +457,13 @@ _SPLIT = b'"'
 def _pure(rtn: Rtn, flags, depth: int) -> np.ndarray:
     """Positions from which no byte string of at most `depth` bytes without a _SPLIT byte reaches
     a position with a call or a completion (nor the position itself has one)."""
-    n = rtn.n_pos
-    reach = (np.diff(rtn.call_ptr) > 0) | (flags & 2).any(axis=1)
+    from .kernels import reach_within
+
+    special = (np.diff(rtn.call_ptr) > 0) | (flags & 2).any(axis=1)
     split = np.zeros(256, bool)
     split[list(_SPLIT)] = True
     cols = np.unique(rtn.classes[~split])
-    t = rtn.trans[:, cols]
-    t = np.where(t >= 0, t, n)
-    for _ in range(depth):
-        ext = np.append(reach, False)
-        new = reach | ext[t].any(axis=1)
-        if (new == reach).all():
-            break
-        reach = new
+    reach = reach_within(rtn.trans, cols.astype(np.int64), special, depth)
     return ~reach
 
 

@@ -818,13 +818,14 @@ def subset_construction(eps_ptr, eps_dst, important, e_ptr, e_lo, e_hi, e_dst, c
 
 
 @nb.njit(cache=True, nogil=True)
-def live_states(trans, accept):
-    """States of table `trans` (-1: no edge) from which an accepting state is reachable: a search
-    over the reversed edges (a numpy fixpoint takes one round per state on the longest path)."""
-    n, k = trans.shape
+def reach_within(trans, cols, target, depth):
+    """States of table `trans` (-1: no edge) from which a path of at most `depth` edges in columns
+    `cols` reaches a `target` state: a breadth-first search over the reversed edges from the
+    targets. (A column list, not a column slice of a big table: numpy's copy cost more.)"""
+    n = trans.shape[0]
     ptr = np.zeros(n + 1, np.int64)
     for s in range(n):
-        for c in range(k):
+        for c in cols:
             if trans[s, c] >= 0:
                 ptr[trans[s, c] + 1] += 1
     for i in range(n):
@@ -832,29 +833,33 @@ def live_states(trans, accept):
     src = np.empty(ptr[n], np.int64)
     fill = ptr[:n].copy()
     for s in range(n):
-        for c in range(k):
+        for c in cols:
             t = trans[s, c]
             if t >= 0:
                 src[fill[t]] = s
                 fill[t] += 1
-    live = np.zeros(n, np.bool_)
-    stack = np.empty(n, np.int64)
-    top = 0
+    reach = target.copy()
+    queue = np.empty(n, np.int64)
+    dist = np.zeros(n, np.int64)
+    m = 0
     for s in range(n):
-        if accept[s]:
-            live[s] = True
-            stack[top] = s
-            top += 1
-    while top > 0:
-        top -= 1
-        x = stack[top]
+        if reach[s]:
+            queue[m] = s
+            m += 1
+    q = 0
+    while q < m:
+        x = queue[q]
+        q += 1
+        if dist[x] >= depth:
+            continue
         for j in range(ptr[x], ptr[x + 1]):
             y = src[j]
-            if not live[y]:
-                live[y] = True
-                stack[top] = y
-                top += 1
-    return live
+            if not reach[y]:
+                reach[y] = True
+                dist[y] = dist[x] + 1
+                queue[m] = y
+                m += 1
+    return reach
 
 
 @nb.njit(cache=True, nogil=True)

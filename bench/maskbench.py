@@ -182,28 +182,26 @@ def _accepted_in_some_key_order(cg, data, serialize, budget: int = 20_000):
         c = m.copy()
         return c if c.accept_string(text) else None
 
+    def after_text(m, text):
+        c = take(m, text)
+        return () if c is None else (c,)
+
     def after(m, v):  # every matcher state reached by writing v from m
         if isinstance(v, dict):
-            c = take(m, "{")
-            if c is not None:
+            for c in after_text(m, "{"):
                 yield from after_members(c, list(v.items()), "")
         elif isinstance(v, list):
-            c = take(m, "[")
-            if c is not None:
+            for c in after_text(m, "["):
                 yield from after_items(c, v, "")
         else:
-            c = take(m, serialize(v))
-            if c is not None:
-                yield c
+            yield from after_text(m, serialize(v))
 
     def key(k, sep):
         return sep + json.dumps(k, ensure_ascii=False) + ":"
 
     def after_members(m, members, sep):
         if not members:
-            c = take(m, "}")
-            if c is not None:
-                yield c
+            yield from after_text(m, "}")
             return
         # Try first the member after which most of the others can still come next: with a fixed
         # key order that is the earliest one, so the search rarely backtracks.
@@ -222,12 +220,9 @@ def _accepted_in_some_key_order(cg, data, serialize, budget: int = 20_000):
 
     def after_items(m, items, sep):
         if not items:
-            c = take(m, "]")
-            if c is not None:
-                yield c
+            yield from after_text(m, "]")
             return
-        c = take(m, sep) if sep else m
-        if c is not None:
+        for c in after_text(m, sep) if sep else (m,):
             for c2 in after(c, items[0]):
                 yield from after_items(c2, items[1:], ",")
 

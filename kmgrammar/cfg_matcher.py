@@ -172,26 +172,27 @@ class _Tables:
             self.can_pop = Lazy(self._can_pop_of)
         self.ok, self.pop = Lazy(self._ok_of), Lazy(self._pop_of)
         self.ok_u, self.pop_u = Lazy(self._ok_u_of), Lazy(self._pop_u_of)
+        self._span = Lazy(self._span_of)  # one binary search per return position, not one per table
 
-    def _k(self, r: int) -> int:
+    def _span_of(self, r: int) -> tuple:
+        """(k, lo, hi): r's row in the tables and its pops' range."""
         ret = self._ret
-        k = int(np.searchsorted(ret, r))
+        k = int(ret.searchsorted(r))
         if k == len(ret) or ret[k] != r:
             raise ArtifactError(f"corrupt cfg artifact: no stack table for return position {r}")
-        return k
+        return k, int(self._ptr[k]), int(self._ptr[k + 1])
 
     def _can_pop_of(self, r: int) -> bool:
-        k = self._k(r)
-        return bool(self._ptr[k + 1] > self._ptr[k])
+        _, lo, hi = self._span[r]
+        return hi > lo
 
     def _ok_of(self, r: int) -> np.ndarray:
-        k, n = self._k(r), self.n
+        k, n = self._span[r][0], self.n
         return self._ok[k * n: (k + 1) * n]
 
     def _pop_of(self, r: int) -> tuple:
         # as intp: int32 indices cost numpy a conversion per gather (~4 us of a W on small tables)
-        k = self._k(r)
-        lo, hi = int(self._ptr[k]), int(self._ptr[k + 1])
+        _, lo, hi = self._span[r]
         return self._src[lo:hi].astype(np.intp), self._dst[lo:hi].astype(np.intp)
 
     def _ok_u_of(self, u: int) -> np.ndarray:
@@ -200,7 +201,7 @@ class _Tables:
     def _pop_u_of(self, u: int) -> tuple:
         lo, hi = self._rem_ptr[u], self._rem_ptr[u + 1]
         uptr = self._uptr
-        counts = np.diff(uptr[lo: hi + 1])
+        counts = uptr[lo + 1: hi + 1] - uptr[lo: hi]
         return np.repeat(np.arange(hi - lo), counts), self._udst[uptr[lo]: uptr[hi]].astype(np.intp)
 
 

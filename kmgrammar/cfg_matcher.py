@@ -49,6 +49,7 @@ _SMALL = 4096  # positions up to which a grammar's per-position tables are built
 _FEW_ITEMS = 8  # charts with more scanned items look for items with groups by a set operation
 _ACCEPTING = frozenset([-1])  # what accepting adds to a mask key
 _first = itemgetter(0)
+_BIT = np.left_shift(np.uint32(1), np.arange(32, dtype=np.uint32)).view(np.int32)  # a token's bit in its word
 _NONE = (-2, None)  # W of a rule nobody waits for (the start rule at offset 0): reads nothing
 # What a waiter's caller contributes to a W cache key instead of the id of its own W:
 _LOCAL = -1  # the caller's return position never completes its rule: its W is not read
@@ -69,11 +70,12 @@ class _Tokens:
         self.toks = toks = toks[order]
         self.slot = slot[order]
         self.n_slots = n_slots
-        self.bit = np.left_shift(np.uint32(1), (toks & 31).astype(np.uint32)).view(np.int32)
+        self.bit = _BIT[toks & 31]
         word = toks >> 5
-        first = np.ones(len(word), bool)
-        first[1:] = word[1:] != word[:-1]
-        starts = np.flatnonzero(first)
+        first = np.empty(len(word), bool)
+        first[:1] = True
+        np.not_equal(word[1:], word[:-1], out=first[1:])
+        starts = first.nonzero()[0]
         self.words = word[starts]
         self.starts = None if len(starts) == len(word) else starts
 

@@ -451,34 +451,18 @@ def subsets(nfa: _NFA, calls: dict, start: int, end: int, n_sym: int, budget: _B
     Returns (classes, trans [n, n_classes], accept, call triples (state, symbol, target))."""
     from itertools import chain
 
-    from .kernels import subset_construction
+    from .kernels import nfa_byte_edges, subset_construction
 
     eps = nfa.eps
     n = len(eps)
-    flat = np.fromiter(chain.from_iterable(chain.from_iterable(nfa.edges)), np.int64).reshape(-1, 3)
-    src = [np.repeat(np.arange(n), np.fromiter(map(len, nfa.edges), np.int64, n))]
-    lo, hi, dst = [flat[:, 0]], [flat[:, 1]], [flat[:, 2]]
-    for base, b_src, b_lo, b_hi, b_dst in nfa.blocks:
-        src.append(b_src + base)
-        lo.append(b_lo)
-        hi.append(b_hi)
-        dst.append(b_dst + base)
-    src = np.concatenate(src)
-    by_src = np.argsort(src, kind="stable")
-    lo, hi, dst = np.concatenate(lo)[by_src], np.concatenate(hi)[by_src], np.concatenate(dst)[by_src]
-    e_cnt = np.bincount(src, minlength=n)
-    # Byte classes: bytes no edge tells apart (class k = cuts[k] .. cuts[k + 1] - 1).
-    cut = np.zeros(257, bool)
-    cut[[0, 256]] = True
-    cut[lo] = True
-    cut[hi + 1] = True
-    cuts = np.flatnonzero(cut)
-    classes = (np.searchsorted(cuts, np.arange(256), side="right") - 1).astype(np.uint8)
-    n_cls = len(cuts) - 1
+    own = np.fromiter(chain.from_iterable(chain.from_iterable(nfa.edges)), np.int64)
+    blocks = [(b_src + base, b_lo, b_hi, b_dst + base) for base, b_src, b_lo, b_hi, b_dst in nfa.blocks]
+    blocks = [np.concatenate(x) for x in zip(*blocks)] if blocks else [np.zeros(0, np.int64)] * 4
+    e_ptr, lo, hi, dst, classes, n_cls = nfa_byte_edges(np.fromiter(map(len, nfa.edges), np.int64, n), own, *blocks)
     c_cnt = np.zeros(n, np.int64)
     c_cnt[list(calls)] = [len(x) for x in calls.values()]
     cflat = np.array([x for _, xs in sorted(calls.items()) for x in xs], np.int64).reshape(-1, 2)
-    important = (e_cnt > 0) | (c_cnt > 0)
+    important = (np.diff(e_ptr) > 0) | (c_cnt > 0)
     important[end] = True
 
     def ptr(cnt):
@@ -487,8 +471,8 @@ def subsets(nfa: _NFA, calls: dict, start: int, end: int, n_sym: int, budget: _B
         return out
 
     args = (ptr(np.fromiter(map(len, eps), np.int64, n)), np.fromiter(chain.from_iterable(eps), np.int64),
-            important, ptr(e_cnt), classes[lo].astype(np.int64), classes[hi].astype(np.int64), dst,
-            ptr(c_cnt), cflat[:, 0].copy(), cflat[:, 1].copy(), n_sym, start, n_cls, budget.limits.max_states)
+            important, e_ptr, lo, hi, dst, ptr(c_cnt), cflat[:, 0].copy(), cflat[:, 1].copy(), n_sym, start, n_cls,
+            budget.limits.max_states)
     rate = _SUBSET_RATE
     while True:
         trans, sptr, buf, ck, cs, cd, n_calls, status = subset_construction(*args, budget.work_bound(rate))

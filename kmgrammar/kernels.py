@@ -635,6 +635,59 @@ def _sort_prefix(a, n):
 
 
 @nb.njit(cache=True, nogil=True)
+def nfa_byte_edges(own_cnt, own, b_src, b_lo, b_hi, b_dst):
+    """A Thompson NFA's byte edges grouped by source state, and its byte classes, for
+    `subset_construction`. own: the states' own edges as (lo, hi, target) triples flattened, in
+    state order, own_cnt[s] of them for state s; b_*: embedded automata's edges (global ids), each
+    put after the own edges of its source state, in their order. Classes: bytes no edge tells
+    apart, numbered from byte 0 up.
+    Returns (e_ptr [n + 1], e_lo, e_hi (class ids), e_dst, classes (uint8 [256]), n_cls)."""
+    n = own_cnt.shape[0]
+    m = own.shape[0] // 3 + b_src.shape[0]
+    e_ptr = np.zeros(n + 1, np.int64)
+    for s in range(n):
+        e_ptr[s + 1] = own_cnt[s]
+    for j in range(b_src.shape[0]):
+        e_ptr[b_src[j] + 1] += 1
+    for s in range(n):
+        e_ptr[s + 1] += e_ptr[s]
+    fill = e_ptr[:n].copy()
+    lo = np.empty(m, np.int64)
+    hi = np.empty(m, np.int64)
+    dst = np.empty(m, np.int64)
+    j = 0
+    for s in range(n):
+        for _ in range(own_cnt[s]):
+            k = fill[s]
+            lo[k] = own[3 * j]
+            hi[k] = own[3 * j + 1]
+            dst[k] = own[3 * j + 2]
+            fill[s] += 1
+            j += 1
+    for j in range(b_src.shape[0]):
+        k = fill[b_src[j]]
+        lo[k] = b_lo[j]
+        hi[k] = b_hi[j]
+        dst[k] = b_dst[j]
+        fill[b_src[j]] += 1
+    cut = np.zeros(257, np.bool_)
+    for k in range(m):
+        cut[lo[k]] = True
+        cut[hi[k] + 1] = True
+    cut[0] = True
+    classes = np.empty(256, np.uint8)
+    c = -1
+    for b in range(256):
+        if cut[b]:
+            c += 1
+        classes[b] = c
+    for k in range(m):
+        lo[k] = classes[lo[k]]
+        hi[k] = classes[hi[k]]
+    return e_ptr, lo, hi, dst, classes, c + 1
+
+
+@nb.njit(cache=True, nogil=True)
 def subset_construction(eps_ptr, eps_dst, important, e_ptr, e_lo, e_hi, e_dst, c_ptr, c_sym, c_dst,
                         n_sym, start, n_cls, max_states, max_work):
     """Subset construction of an NFA over byte classes + call symbols (CSR arrays).

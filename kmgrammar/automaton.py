@@ -462,8 +462,6 @@ def subsets(nfa: _NFA, calls: dict, start: int, end: int, n_sym: int, budget: _B
     c_cnt = np.zeros(n, np.int64)
     c_cnt[list(calls)] = [len(x) for x in calls.values()]
     cflat = np.array([x for _, xs in sorted(calls.items()) for x in xs], np.int64).reshape(-1, 2)
-    important = (np.diff(e_ptr) > 0) | (c_cnt > 0)
-    important[end] = True
 
     def ptr(cnt):
         out = np.zeros(n + 1, np.int64)
@@ -471,21 +469,17 @@ def subsets(nfa: _NFA, calls: dict, start: int, end: int, n_sym: int, budget: _B
         return out
 
     args = (ptr(np.fromiter(map(len, eps), np.int64, n)), np.fromiter(chain.from_iterable(eps), np.int64),
-            important, e_ptr, lo, hi, dst, ptr(c_cnt), cflat[:, 0].copy(), cflat[:, 1].copy(), n_sym, start, n_cls,
+            e_ptr, lo, hi, dst, ptr(c_cnt), cflat[:, 0].copy(), cflat[:, 1].copy(), n_sym, start, end, n_cls,
             budget.limits.max_states)
     rate = _SUBSET_RATE
     while True:
-        trans, sptr, buf, ck, cs, cd, n_calls, status = subset_construction(*args, budget.work_bound(rate))
+        trans, accept, ck, cs, cd, n_calls, status = subset_construction(*args, budget.work_bound(rate))
         if status == 1:
             budget.check_states(budget.limits.max_states + 1)
         budget.check_time()
         if status == 0:
             break
         rate *= 4
-    n_sub = trans.shape[0]
-    members = buf[: sptr[-1]]
-    accept = np.zeros(n_sub, bool)
-    accept[np.repeat(np.arange(n_sub), np.diff(sptr))[members == end]] = True
     return classes, trans, accept, (ck[:n_calls], cs[:n_calls], cd[:n_calls])
 
 

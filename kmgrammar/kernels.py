@@ -688,17 +688,33 @@ def nfa_byte_edges(own_cnt, own, b_src, b_lo, b_hi, b_dst):
 
 
 @nb.njit(cache=True, nogil=True)
-def subset_construction(eps_ptr, eps_dst, important, e_ptr, e_lo, e_hi, e_dst, c_ptr, c_sym, c_dst,
-                        n_sym, start, n_cls, max_states, max_work):
+def _holding(sptr, buf, n_sub, x):
+    """Which of the first n_sub subsets (members buf[sptr[k]:sptr[k + 1]]) hold state x."""
+    got = np.zeros(n_sub, np.bool_)
+    for k in range(n_sub):
+        for i in range(sptr[k], sptr[k + 1]):
+            if buf[i] == x:
+                got[k] = True
+                break
+    return got
+
+
+@nb.njit(cache=True, nogil=True)
+def subset_construction(eps_ptr, eps_dst, e_ptr, e_lo, e_hi, e_dst, c_ptr, c_sym, c_dst,
+                        n_sym, start, end, n_cls, max_states, max_work):
     """Subset construction of an NFA over byte classes + call symbols (CSR arrays).
 
     eps_*: epsilon moves; e_*: byte edges over class ranges e_lo..e_hi; c_*: call edges on
     symbol c_sym (0 <= c_sym < n_sym). A DFA state is the epsilon closure of its NFA states kept
-    to the `important` ones (those with edges, and the final state), sorted. State 0 is the
-    closure of `start`. Returns (trans [n, n_cls] (-1: none), member pointer, members,
+    to the important ones (those with byte or call edges, and `end`), sorted. State 0 is the
+    closure of `start`. Returns (trans [n, n_cls] (-1: none), accept (the subsets holding `end`),
     call triples (state, symbol, target), number of call triples, status): status 1 means more
     than `max_states` states, 2 more than `max_work` units of work (both: returned early)."""
     n = eps_ptr.shape[0] - 1
+    important = np.zeros(n, np.bool_)
+    for x in range(n):
+        important[x] = e_ptr[x + 1] > e_ptr[x] or c_ptr[x + 1] > c_ptr[x]
+    important[end] = True
     mark = np.zeros(n, np.int64)
     stamp = 0
     stack = np.empty(n, np.int64)
@@ -734,7 +750,7 @@ def subset_construction(eps_ptr, eps_dst, important, e_ptr, e_lo, e_hi, e_dst, c
             if k >= n_sub:
                 break
             if work > max_work:
-                return trans[: n_sub * n_cls].reshape(n_sub, n_cls), sptr[: n_sub + 1], buf, ck, cs, cd, n_calls, 2
+                return trans[: n_sub * n_cls].reshape(n_sub, n_cls), _holding(sptr, buf, n_sub, end), ck, cs, cd, n_calls, 2
             a, b = sptr[k], sptr[k + 1]
             # Bucket every byte edge's target under each class it covers, and calls by symbol.
             head[:] = -1
@@ -828,7 +844,7 @@ def subset_construction(eps_ptr, eps_dst, important, e_ptr, e_lo, e_hi, e_dst, c
             if t < 0:
                 t = n_sub
                 if n_sub + 1 > max_states:
-                    return trans[: n_sub * n_cls].reshape(n_sub, n_cls), sptr[: n_sub + 1], buf, ck, cs, cd, n_calls, 1
+                    return trans[: n_sub * n_cls].reshape(n_sub, n_cls), _holding(sptr, buf, n_sub, end), ck, cs, cd, n_calls, 1
                 base = sptr[n_sub]
                 buf = _grow(buf, base + cnt)
                 buf[base: base + cnt] = out[:cnt]
@@ -867,7 +883,7 @@ def subset_construction(eps_ptr, eps_dst, important, e_ptr, e_lo, e_hi, e_dst, c
                     cd[n_calls] = t
                     n_calls += 1
         k += 1
-    return trans[: n_sub * n_cls].reshape(n_sub, n_cls), sptr[: n_sub + 1], buf, ck, cs, cd, n_calls, 0
+    return trans[: n_sub * n_cls].reshape(n_sub, n_cls), _holding(sptr, buf, n_sub, end), ck, cs, cd, n_calls, 0
 
 
 @nb.njit(cache=True, nogil=True)

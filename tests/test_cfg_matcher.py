@@ -213,6 +213,28 @@ def test_fill_bitmask_batch_row_and_padding(parens):
     assert (bm[0] == -1).all() and (bm[2] == -1).all()
 
 
+def test_patched_masks_fill_the_whole_row(cl100k):
+    """Masks kept as a patch of their position set's rows (cfg_matcher._Patch) overwrite every
+    word of the caller's row, whatever it held: equal to the mask written out densely, at every
+    step of a left-recursive arithmetic expression, for a dirty buffer and a clean one."""
+    from kmgrammar import grammars
+    from kmgrammar.cfg_matcher import _Patch, runtime
+
+    c = compile_lark(grammars.load("arithmetic"), cl100k, cache=False)
+    rt = runtime(c)
+    m = Matcher(c)
+    patched = 0
+    for t in cl100k.encode("f(1, (x + 2) * g(y ^ 3, -4)) / (5 - h(z))"):
+        want = rt.mask(m._charts)
+        for start in (-1, 0):
+            bm = np.full((2, c.n_words), start, np.int32)
+            m.fill_next_token_bitmask(bm, 1)
+            assert np.array_equal(bm[1], want) and (bm[0] == start).all()
+        patched += type(m._charts[-1].mask) is _Patch
+        assert m.accept_token(t)
+    assert patched
+
+
 def test_deep_nesting_uses_no_python_stack():
     vocab = tiny_vocab("[]1,")
     c = compile_lark('start: v\nv: "[" [v ("," v)*] "]" | "1"', vocab)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import grammar as g
-from .automaton import DEAD, Limits, _Budget, _NFA, refine_blocks, subsets
+from .automaton import Limits, _Budget, _NFA, subsets
 from .cfg import Cfg, Ref
 
 
@@ -203,7 +203,7 @@ def _automaton(nfa: _CallNFA, start: int, end: int, budget: _Budget) -> tuple:
     Only the rule's own callees are symbols (a grammar of 600 kept rules would otherwise give every
     rule's subset construction and minimisation 600 call columns). They keep their global order,
     so the result is the same as over all symbols."""
-    from .kernels import bfs_order
+    from .kernels import minimal_rule
 
     callees = sorted({c for xs in nfa.calls.values() for c, _ in xs})
     local = {c: k for k, c in enumerate(callees)}
@@ -211,23 +211,7 @@ def _automaton(nfa: _CallNFA, start: int, end: int, budget: _Budget) -> tuple:
     n_sym = len(callees)
     classes, trans, accept, (ck, cs, cd) = subsets(nfa, calls, start, end, n_sym, budget)
     n, n_cls = trans.shape
-    # Minimisation over byte classes + call columns, one sink (index n) for missing edges.
-    full = np.full((n + 1, n_cls + n_sym), n, np.int64)
-    full[:n, :n_cls] = np.where(trans >= 0, trans, n)
-    full[ck, n_cls + cs] = cd
-    part = np.append(accept.astype(np.int64), 2)
-    part = refine_blocks(full, part, n + 2, budget)  # to the fixpoint; block ids come back dense
-    n_part = int(part.max()) + 1
-    sink = part[n]
-    rep = np.full(n_part, -1, np.int64)
-    rep[part[::-1]] = np.arange(n, -1, -1)
-    qt = part[full[rep]]
-    order = bfs_order(qt, int(part[0]), int(sink))
-    new_id = np.full(n_part, DEAD, np.int64)
-    new_id[order] = np.arange(len(order))
-    q = new_id[qt[order]]
-    r = rep[order]
-    m_accept = (r < n) & accept[np.minimum(r, n - 1)]
+    q, m_accept = minimal_rule(trans, ck, cs, cd, n_sym, accept)
     return (classes, q[:, :n_cls].astype(np.int32), np.array(callees, np.int64), q[:, n_cls:], m_accept), n
 
 

@@ -932,6 +932,50 @@ def reach_within(trans, cols, target, depth):
 
 
 @nb.njit(cache=True, nogil=True)
+def minimal_rule(trans, ck, cs, cd, n_sym, accept):
+    """The minimal automaton of a rule's subset DFA over byte classes + call symbols (trans
+    [n, n_cls], -1: none; call edges: state ck, symbol cs, target cd; accept): Hopcroft refinement
+    with one sink (index n) for missing edges, blocks numbered in breadth-first order from the
+    start's (`bfs_order`), the sink dropped. One call instead of a dozen numpy passes per rule.
+    Returns (table [m, n_cls + n_sym] (-1: none), accept [m])."""
+    n, n_cls = trans.shape
+    w = n_cls + n_sym
+    full = np.full((n + 1, w), n, np.int64)
+    for s in range(n):
+        for c in range(n_cls):
+            if trans[s, c] >= 0:
+                full[s, c] = trans[s, c]
+    for j in range(ck.shape[0]):
+        full[ck[j], n_cls + cs[j]] = cd[j]
+    part = np.empty(n + 1, np.int64)
+    for s in range(n):
+        part[s] = 1 if accept[s] else 0
+    part[n] = 2  # the sink stays apart from real dead ends
+    part = hopcroft_partition(full, part)
+    n_part = part.max() + 1
+    rep = np.empty(n_part, np.int64)  # each block's first state
+    for s in range(n, -1, -1):
+        rep[part[s]] = s
+    qt = np.empty((n_part, w), np.int64)
+    for b in range(n_part):
+        for c in range(w):
+            qt[b, c] = part[full[rep[b], c]]
+    order = bfs_order(qt, part[0], part[n])
+    m = order.shape[0]
+    new_id = np.full(n_part, -1, np.int64)
+    for i in range(m):
+        new_id[order[i]] = i
+    q = np.empty((m, w), np.int64)
+    acc = np.zeros(m, np.bool_)
+    for i in range(m):
+        b = order[i]
+        for c in range(w):
+            q[i, c] = new_id[qt[b, c]]
+        acc[i] = rep[b] < n and accept[rep[b]]
+    return q, acc
+
+
+@nb.njit(cache=True, nogil=True)
 def bfs_order(qt, start, sink):
     """States of table `qt` reachable from `start` in breadth-first order, columns in order
     (`sink` is not a state)."""

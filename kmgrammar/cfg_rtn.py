@@ -383,15 +383,6 @@ def byte_sets(rtn: Rtn) -> dict:
     fin = rtn.final_nt >= 0
     callers = np.flatnonzero(np.diff(rtn.call_ptr) > 0).tolist()
     calls = {p: rtn.calls_of(p) for p in callers}
-    packed = np.packbits(own_b, axis=1, bitorder="little")
-    own = {}  # bits of the positions the loops below read (callers and what nullable calls reach)
-
-    def own_of(x: int) -> int:
-        got = own.get(x)
-        if got is None:
-            got = own[x] = int.from_bytes(packed[x].tobytes(), "little")
-        return got
-
     # eps[p]: p and the returns reached from it through nullable calls (only callers have more)
     eps = {}
     for p in callers:
@@ -403,6 +394,14 @@ def byte_sets(rtn: Rtn) -> dict:
                     seen.add(nxt)
                     stack.append(nxt)
         eps[p] = seen
+    # own bits of the positions the loops below read (rule starts, call returns, and the eps sets),
+    # packed for those rows only (a big grammar has 10^4-10^5 positions, few of them read)
+    need = set(rtn.nt_start.tolist()) | set(rtn.call_next.tolist())
+    for seen in eps.values():
+        need |= seen
+    need = sorted(need)
+    packed = np.packbits(own_b[need], axis=1, bitorder="little")
+    own_of = dict(zip(need, (int.from_bytes(x.tobytes(), "little") for x in packed))).__getitem__
     eps_final = fin.copy()
     for p, seen in eps.items():
         eps_final[p] = any(fin[x] for x in seen)
@@ -554,8 +553,9 @@ def actions(rtn: Rtn, sets: dict) -> tuple:
     the callee (call_first) and bytes that can follow when a nullable callee is skipped (call_skip)."""
     own, first_nt, follow, first = sets["own"], sets["first_nt"], sets["follow"], sets["first"]
     fin = rtn.final_nt >= 0
-    pop = fin[:, None] & follow[rtn.owner]
-    flags = (own.astype(np.uint8) | (pop.astype(np.uint8) << 1))
+    flags = own.astype(np.uint8)
+    done = np.flatnonzero(fin)  # only positions that complete their rule may pop
+    flags[done] |= follow[rtn.owner[done]].astype(np.uint8) << 1
     cnt = np.diff(rtn.call_ptr)
     caller = np.repeat(np.arange(rtn.n_pos), cnt)
     call_start = rtn.nt_start[rtn.call_nt].astype(np.int32)

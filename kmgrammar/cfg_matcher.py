@@ -43,6 +43,7 @@ from .errors import ArtifactError, MatcherError
 from .matcher import Matcher, _numpy_view
 
 _MASK_CACHE = 2048  # masks kept per grammar (up to 12.5 KB each at 100k tokens; most share their rows)
+_PROMOTE = 16  # fills after which a mask kept as a patch is kept whole too (see _Patch)
 _POSITION_SETS = 256  # row ORs and merged groups kept, by position set (few distinct sets occur)
 _W_CACHE = 8192  # stack vectors and verdicts kept per grammar
 _SMALL = 4096  # positions up to which a grammar's per-position tables are built up front (else on first use)
@@ -129,17 +130,24 @@ class _PositionSet:
 class _Patch:
     """A mask kept as the shared rows of its position set and the words its context-dependent
     tokens change: a cold walk makes a new mask every ~9 masks (arithmetic), and a new 12.5 KB
-    array costs ~3 page faults (~11 us on this virtual machine), several times what writing the
-    words after the rows adds to each later fill of it (~0.5 us)."""
+    array costs ~3 page faults (~11 us on this virtual machine), more than writing the words after
+    the rows adds to each fill of it (~0.5 us) for most masks. The few filled often (in a cold
+    arithmetic walk, 29 of 247 masks take 40% of its fills after their 16th) are kept whole too
+    (`full`) from their `_PROMOTE`-th fill on, copied from that fill's output."""
 
-    __slots__ = ("rows", "idx", "words")
+    __slots__ = ("rows", "idx", "words", "full", "fills")
 
     def __init__(self, rows: np.ndarray, idx: np.ndarray, words: np.ndarray):
         self.rows, self.idx, self.words = rows, idx, words
+        self.full = None
+        self.fills = 0  # a race between threads only moves the fill at which `full` is made
 
     def write(self, out: np.ndarray) -> np.ndarray:
-        out[...] = self.rows
-        out[self.idx] = self.words
+        if self.full is not None:
+            out[...] = self.full
+        else:
+            out[...] = self.rows
+            out[self.idx] = self.words
         return out
 
 
@@ -721,8 +729,15 @@ class GrammarMatcher(Matcher):
             row = self._rt.stored_mask(self._charts)
         t = type(row)
         if t is _Patch:  # (its `write`, inline)
-            out[...] = row.rows
-            out[row.idx] = row.words
+            full = row.full
+            if full is not None:
+                out[...] = full
+            else:
+                out[...] = row.rows
+                out[row.idx] = row.words
+                row.fills += 1
+                if row.fills == _PROMOTE:
+                    row.full = out.copy()
         elif t is tuple:
             write_stored(row, out)
         else:

@@ -216,9 +216,10 @@ def test_fill_bitmask_batch_row_and_padding(parens):
 def test_patched_masks_fill_the_whole_row(cl100k):
     """Masks kept as a patch of their position set's rows (cfg_matcher._Patch) overwrite every
     word of the caller's row, whatever it held: equal to the mask written out densely, at every
-    step of a left-recursive arithmetic expression, for a dirty buffer and a clean one."""
+    step of a left-recursive arithmetic expression, for a dirty buffer and a clean one, and
+    before and after they are kept whole (after _PROMOTE fills)."""
     from kmgrammar import grammars
-    from kmgrammar.cfg_matcher import _Patch, runtime
+    from kmgrammar.cfg_matcher import _PROMOTE, _Patch, runtime
 
     c = compile_lark(grammars.load("arithmetic"), cl100k, cache=False)
     rt = runtime(c)
@@ -230,7 +231,14 @@ def test_patched_masks_fill_the_whole_row(cl100k):
             bm = np.full((2, c.n_words), start, np.int32)
             m.fill_next_token_bitmask(bm, 1)
             assert np.array_equal(bm[1], want) and (bm[0] == start).all()
-        patched += type(m._charts[-1].mask) is _Patch
+        row = m._charts[-1].mask
+        if type(row) is _Patch and not patched:
+            for k in range(2 * _PROMOTE):
+                bm = np.full((1, c.n_words), -k, np.int32)
+                m.fill_next_token_bitmask(bm, 0)
+                assert np.array_equal(bm[0], want), k
+            assert row.full is not None and np.array_equal(rt.mask(m._charts), want)
+        patched += type(row) is _Patch
         assert m.accept_token(t)
     assert patched
 

@@ -213,12 +213,20 @@ class _Progress:
         self._thread = threading.Thread(target=self._run, name="kmgrammar-progress", daemon=True)
 
     def _run(self) -> None:
-        t0, wait = time.monotonic(), self.delay
+        from . import clock
+
+        t0, x0, wait = time.monotonic(), clock.excluded_seconds(), self.delay
         while not self._done.wait(wait):
-            print(f"kmgrammar: compiling {self.what} ... (still working, {time.monotonic() - t0:.0f} s)",
-                  file=self.stream, flush=True)
+            print(self.line(time.monotonic() - t0, clock.excluded_seconds() - x0), file=self.stream, flush=True)
             self.printed += 1
             wait = self.every
+
+    def line(self, seconds: float, numba_seconds: float) -> str:
+        # numba_seconds: a fresh install's kernel JIT (or numba's import), not the constraint's work
+        note = ""
+        if numba_seconds >= 1:
+            note = f"; {numba_seconds:.0f} s of it setting up numba's kernels, once per install"
+        return f"kmgrammar: compiling {self.what} ... (still working, {seconds:.0f} s{note})"
 
     def __enter__(self) -> "_Progress":
         self._thread.start()

@@ -195,6 +195,13 @@ def test_progress_message_on_stderr(capsys):
     assert "compiling regex 'x' ... (still working" in capsys.readouterr().err
 
 
+def test_progress_message_names_numba_setup():
+    p = cli._Progress("regex 'x'")
+    assert p.line(31.4, 26.2) == ("kmgrammar: compiling regex 'x' ... (still working, 31 s; 26 s of it setting up "
+                                  "numba's kernels, once per install)")
+    assert p.line(12.0, 0.3) == "kmgrammar: compiling regex 'x' ... (still working, 12 s)"
+
+
 # -- inspect -----------------------------------------------------------------------------------
 
 

@@ -21,8 +21,10 @@ semantics: `.*` added on each side an alternative does not anchor; ^/$ elsewhere
 bytes, `_marked_anchor_dfa`), format (see
 `jsonschema_values.FORMATS`), minimum/maximum/exclusive* (draft 4 booleans too), multipleOf,
 nullable, dependentRequired/dependentSchemas/dependencies, unevaluatedProperties/Items (scoped to
-in-place subschemas), uniqueItems (only when at most one item is possible). Annotations and
-unknown keywords are ignored, as the spec says.
+in-place subschemas), uniqueItems (when at most one item is possible, or when the items take at
+most `jsonschema_containers.UNIQUE_MAX_VALUES` scalar values in all: enum, const, boolean, null).
+Annotations and unknown keywords are ignored, as the spec says; so are the keywords a declared
+`$schema` draft (4, 6, 7, 2019-09) does not have (`jsonschema_drafts`, warned).
 
 Departures (documented, tested):
 - the serialization of `jsonschema_values` (canonical numbers without exponent, json.dumps escapes);
@@ -44,7 +46,7 @@ Departures (documented, tested):
   bounded by `LENIENT_ANY_DEPTH`, warned).
 Unsupported (UnsupportedFeatureError naming each keyword and JSON pointer): $dynamicRef,
 $recursiveRef, remote $ref, a `$schema` other than the json-schema.org drafts (a custom meta-schema
-may change the vocabulary), uniqueItems over more than one item, several `contains` on one array,
+may change the vocabulary), uniqueItems over other items, several `contains` on one array,
 `not`/`oneOf`/`if`/`contains` whose operands are not regular and have no negation-free form
 (items, contains, additionalProperties, patternProperties, propertyNames, array or object
 enum/const values inside the negated side of an array/object value), regex constructs

@@ -9,7 +9,7 @@ from . import grammar as g
 from . import jsonschema_values as jv
 from .cfg import Ref as _Ref
 from .errors import CompileLimitError
-from .jsonschema_base import LENIENT_ANY_DEPTH, _EMPTY, _has_ref, _ptr
+from .jsonschema_base import LENIENT_ANY_DEPTH, _EMPTY, _has_ref, _json_key, _ptr
 
 # property_order="any" tracks which declared properties an object has written: 2^n nodes. A
 # context-free object spends a few positions per node (its members are shared rules), a regular
@@ -23,6 +23,7 @@ ANY_ORDER_MAX_STATES = 30_000
 # its scalar DFA alone costs ~1 ms). Building it peaks at ~40 DFA states: under this max_states
 # it is built afresh, so the limit applies as before.
 _JSON_VALUE: dict = {}
+UNIQUE_MAX_VALUES = 10  # uniqueItems over n item values: 2^n automaton nodes
 _SHARED_MIN_STATES = 1000
 
 
@@ -87,11 +88,6 @@ class ContainerMixin:
                 hi = len(p) if hi is None else min(hi, len(p))
         if hi is not None and lo > hi:
             return _EMPTY
-        if unique is not None and (hi is None or hi > 1):
-            if self.lenient:
-                warnings.warn(f"kmgrammar: uniqueItems at {unique} is not enforced (lenient=True)", stacklevel=3)
-            else:
-                self.fail(unique, "keyword 'uniqueItems' (item uniqueness is not regular)")
         if len(contains) > 1:
             self.fail(contains[1][3], "several 'contains' on one array (after allOf merging)")
         st = self.style
@@ -114,6 +110,17 @@ class ContainerMixin:
         empty = st.empty("[]") if lo == 0 else None
         if hi == 0:
             return empty or _EMPTY
+        if unique is not None and (hi is None or hi > 1):
+            # per slot (prefix items, then the rest) the canonical texts of its finitely many values
+            n_slots = k if hi is not None and hi <= k else k + 1
+            distinct = [] if contains else [self.finite_scalars(slot_conj(i), depth) for i in range(n_slots)]
+            if distinct and None not in distinct and len({t for ts in distinct for t in ts}) <= UNIQUE_MAX_VALUES:
+                return self.array_distinct(distinct, lo, hi, depth)
+            if self.lenient:
+                warnings.warn(f"kmgrammar: uniqueItems at {unique} is not enforced (lenient=True)", stacklevel=3)
+            else:
+                self.fail(unique, "keyword 'uniqueItems' (item uniqueness is not regular: items other than "
+                                  f"at most {UNIQUE_MAX_VALUES} scalar values in all)")
         sep = st.item_sep(depth)
         if contains:
             return self.array_contains(slot, slot_conj, k, lo, hi, contains[0], depth, empty)
@@ -132,6 +139,66 @@ class ContainerMixin:
             body = g.seq(elems[0], r)
         nonempty = g.seq(st.open("[", depth), body, st.close("]", depth))
         return g.alt(empty, nonempty) if empty is not None else nonempty
+
+    def finite_scalars(self, conj, depth: int):
+        """The canonical texts of the values an item of conjunction `conj` may take, when they are
+        finitely many scalars (an enum, a const, booleans and null), at most UNIQUE_MAX_VALUES;
+        else None."""
+        if not conj:
+            return None  # any value
+        got = self.flatten(conj)
+        if got is None:
+            return []
+        candidates = None
+        for s, _ptr_, _skip in got[0]:
+            vals = None
+            if "enum" in s and isinstance(s["enum"], list):
+                vals = s["enum"]
+            if "const" in s:
+                vals = [s["const"]] if vals is None else [v for v in vals if _json_key(v) == _json_key(s["const"])]
+            t = s.get("type")
+            types = {t} if isinstance(t, str) else set(t) if isinstance(t, list) else None
+            if vals is None and types is not None and types <= {"boolean", "null"}:
+                vals = ([True, False] if "boolean" in types else []) + ([None] if "null" in types else [])
+            if vals is not None:
+                keys = {_json_key(v) for v in vals}
+                candidates = vals if candidates is None else [v for v in candidates if _json_key(v) in keys]
+        if candidates is None or any(isinstance(v, (dict, list)) for v in candidates):
+            return None
+        texts = sorted({jv.serialize(v) for v in candidates})
+        if len(texts) > UNIQUE_MAX_VALUES:
+            return None
+        lang = self.lang_at(conj, depth + 1, "[]")  # the other keywords may rule values out
+        if lang is _EMPTY:
+            return []
+        if _has_ref(lang):
+            return None
+        dfa = self.dfa(lang)
+        return [t for t in texts if dfa.matches(t.encode("utf-8"))]
+
+    def array_distinct(self, slots: list, lo: int, hi, depth: int):
+        """Arrays of lo..hi distinct values, item i from slots[min(i, last)] (canonical texts):
+        one automaton node per set of values written (2^n for n values in all)."""
+        index = {t: i for i, t in enumerate(sorted({t for ts in slots for t in ts}))}
+        n = len(index)
+        hi = n if hi is None else min(hi, n)
+        st = self.style
+        end = 1 << n
+        edges = []
+        for used in range(end):
+            size = bin(used).count("1")
+            if lo <= size <= hi:
+                edges.append((used, end, st.close("]", depth) if size else st.empty("[]")))
+            if size >= hi:
+                continue
+            pre = st.open("[", depth) if size == 0 else st.item_sep(depth)
+            for text in slots[min(size, len(slots) - 1)]:
+                bit = 1 << index[text]
+                if not used & bit:
+                    edges.append((used, used | bit, g.seq(pre, g.text(text))))
+        if not any(v == end for _u, v, _lab in edges):
+            return _EMPTY
+        return jv.Graph(end + 1, 0, (end,), tuple(edges))
 
     def array_contains(self, slot, slot_conj, k, lo, hi, contains, depth, empty):
         citem, cmin, cmax, _ptr_ = contains

@@ -303,6 +303,32 @@ def test_bad_schemas(schema, cls, fragment):
     assert fragment in str(info.value)
 
 
+@pytest.mark.parametrize("schema", [
+    {"type": "array", "items": {"enum": ["a", "b", 1, 1.0, True]}, "uniqueItems": True, "minItems": 1},
+    {"type": "array", "items": {"type": ["boolean", "null"]}, "uniqueItems": True, "maxItems": 2},
+    {"type": "array", "items": {"enum": ["a", "bb", "ccc"], "maxLength": 2}, "uniqueItems": True},
+    {"type": "array", "prefixItems": [{"enum": ["a", "b"]}, {"const": "a"}], "items": {"enum": ["b", None]},
+     "uniqueItems": True},
+    {"type": "array", "prefixItems": [{"type": "boolean"}, {"type": "boolean"}], "items": False,
+     "uniqueItems": True},
+], ids=["enum", "types", "enum-and-length", "prefix-and-items", "prefix-only"])
+@pytest.mark.parametrize("whitespace", ["compact", "flexible"])
+def test_unique_items_over_finitely_many_values(schema, whitespace):
+    """Every array of up to 4 items over 9 values: accepted iff `jsonschema` says valid."""
+    import itertools
+
+    values = ["a", "b", "bb", "ccc", 1, True, False, None, 2]
+    arrays = [list(c) for r in range(5) for c in itertools.product(values, repeat=r)]
+    _check(schema, arrays, whitespace=whitespace)
+
+
+def test_unique_items_over_too_many_values_is_unsupported():
+    schema = {"type": "array", "items": {"enum": list(range(11))}, "uniqueItems": True}
+    with pytest.raises(UnsupportedFeatureError, match=r"#/uniqueItems: keyword 'uniqueItems' .*at most 10 scalar"):
+        schema_to_dfa(schema)
+    schema_to_dfa(dict(schema, items={"enum": list(range(10))}))
+
+
 def test_lenient_turns_errors_into_warnings():
     schema = {"type": "array", "uniqueItems": True, "items": {"type": "integer"}}
     with warnings.catch_warnings(record=True) as got:

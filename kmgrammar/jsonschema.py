@@ -35,7 +35,9 @@ Departures (documented, tested):
   declared properties (and object enum/const values) in every order instead, extra keys anywhere
   (2^n automaton nodes for n declared properties: a limit error past 10, or for a regular
   object past ~30k estimated states, `jsonschema_containers.ANY_ORDER_MAX_*`);
-- extra keys (additionalProperties/patternProperties) are not checked for duplicates;
+- extra keys (additionalProperties/patternProperties) are not checked for duplicates (so a
+  minProperties that duplicates could make up, at least 2 more than the required keys, is
+  UnsupportedFeatureError);
 - `format` is asserted for the formats in `jsonschema_values.FORMATS` (2020-12 makes it an
   annotation by default); standard formats not listed there are UnsupportedFeatureError, others
   (int32, ...) annotations; hostname rejects A-labels ("xn--") and counts no total length past

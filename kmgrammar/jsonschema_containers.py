@@ -258,7 +258,7 @@ class ContainerMixin:
         conjs = []  # per schema: (props, patterns, additional, ptr)
         pat_src: dict = {}
         required, names_order = [], []
-        lo, hi = 0, None
+        lo, hi, lo_ptr = 0, None, None
         pnames = []
         for s, ptr, _ in flat:
             props = s.get("properties", {})
@@ -276,8 +276,8 @@ class ContainerMixin:
             if not isinstance(req, list) or not all(isinstance(x, str) for x in req):
                 self.bad(_ptr(ptr, "required"), "'required' must be an array of strings")
             required += [x for x in req if x not in required]
-            if "minProperties" in s:
-                lo = max(lo, self.count(s, "minProperties", ptr))
+            if "minProperties" in s and self.count(s, "minProperties", ptr) > lo:
+                lo, lo_ptr = self.count(s, "minProperties", ptr), _ptr(ptr, "minProperties")
             if "maxProperties" in s:
                 m = self.count(s, "maxProperties", ptr)
                 hi = m if hi is None else min(hi, m)
@@ -372,6 +372,16 @@ class ContainerMixin:
                 return _EMPTY
             members.append((keytext, val, n in required))
         extra = self.extras(conjs, pat_dfas, pn_dfa, names_order, depth, flat) if extras_allowed else []
+        if extra and lo >= 2 + sum(1 for _k, val, req in members if req):
+            # The automaton counts members, and an undeclared key may be written twice: two copies
+            # would count as two keys where a parser (last one wins) sees one. With fewer required
+            # keys than lo - 1 that lets through objects with too few distinct keys.
+            what = (f"minProperties {lo} on an object whose undeclared keys may repeat (members are counted, "
+                    "not distinct keys)")
+            if not self.lenient:
+                self.fail(lo_ptr, what)
+            warnings.warn(f"kmgrammar: {what} at {lo_ptr}: duplicate keys may make up the count (lenient=True)",
+                          stacklevel=3)
         return self.object_graph(members, extra, lo, hi, depth)
 
     def extras(self, conjs, pat_dfas, pn_dfa, names, depth, flat):

@@ -329,6 +329,20 @@ def test_unique_items_over_too_many_values_is_unsupported():
     schema_to_dfa(dict(schema, items={"enum": list(range(10))}))
 
 
+def test_min_properties_is_not_made_up_by_repeated_extra_keys():
+    """Extra keys may repeat, and `{"x":1,"x":2}` parses to one key: a minProperties that repeats
+    could reach is refused; one the required keys nearly reach is exact."""
+    with pytest.raises(UnsupportedFeatureError, match=r"#/minProperties: minProperties 2 on an object whose"):
+        schema_to_dfa({"type": "object", "minProperties": 2, "additionalProperties": {"type": "integer"}})
+    schema = {"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"], "minProperties": 2,
+              "additionalProperties": {"type": "integer"}}
+    _check(schema, [{"a": 1}, {"a": 1, "x": 2}, {"a": 1, "x": 2, "y": 3}])
+    assert not schema_to_dfa(schema).matches(b'{"x":1,"x":2}')
+    with pytest.warns(UserWarning, match="duplicate keys may make up the count"):
+        schema_to_dfa({"type": "object", "minProperties": 2, "additionalProperties": {"type": "integer"}},
+                      lenient=True)
+
+
 def test_lenient_turns_errors_into_warnings():
     schema = {"type": "array", "uniqueItems": True, "items": {"type": "integer"}}
     with warnings.catch_warnings(record=True) as got:

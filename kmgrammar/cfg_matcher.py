@@ -271,7 +271,9 @@ class _Runtime:
             self.pos_groups = tuple(map(groups_of, range(n)))
             self.rems = tuple(map(rems_of, range(n)))
             self.pos_tokens = tuple(map(tokens_of, range(n)))
-        self._tables = None
+        # Stored stack tables are indexed now, with the first matcher, not inside the first mask
+        # that reads them (~50 us per grammar: ~1% of MaskBench masks are a grammar's first).
+        self._tables = _Tables(a, rp) if self.group_positions and "cfg_loc_n" in a else None
         self.n_pos = n
         nn = n * len(a["cfg_nt_start"])  # see _w_at
         self.waiter_codes = (n, nn, (_LOCAL + 3) * nn, (_SAME + 3) * nn, (_NONE[0] + 3) * nn)

@@ -304,10 +304,13 @@ def build_rtn(cfg: Cfg, recursive: set, limits: Limits) -> Rtn:
     parts = [_rule_automaton(cfg.rules, name, edges[name], keep, keep_names, budget) for name in keep_names]
     n_pos = sum(p[1].shape[0] for p in parts)
     budget.check_states(n_pos)
-    # One byte-class table for all nonterminals: bytes no automaton distinguishes share a class.
-    stacked = np.stack([p[0] for p in parts]).astype(np.int64)
-    _, gcls = np.unique(stacked.T, axis=0, return_inverse=True)
-    gcls = gcls.reshape(-1).astype(np.uint8)
+    # One byte-class table for all nonterminals: bytes no automaton distinguishes share a class,
+    # numbered in the order of their vectors of per-rule classes (ids < 256, so byte strings
+    # compare like the vectors; ~5x cheaper than np.unique(axis=0)).
+    vecs = np.ascontiguousarray(np.stack([p[0] for p in parts]).T.astype(np.uint8))
+    keys = [v.tobytes() for v in vecs]
+    ids = {k: j for j, k in enumerate(sorted(set(keys)))}
+    gcls = np.fromiter(map(ids.__getitem__, keys), np.uint8, 256)
     n_g = int(gcls.max()) + 1
     rep = np.zeros(n_g, np.int64)
     rep[gcls] = np.arange(256)

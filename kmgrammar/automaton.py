@@ -517,7 +517,7 @@ def minimize(dfa: ByteDFA, budget: _Budget | None = None, *, refine: bool = True
     """The minimal trimmed DFA of the same language, states in BFS order, classes merged.
 
     refine=False skips the partition refinement for DFAs already minimal (acyclic, hash-consed)."""
-    from .kernels import bfs_order, reach_within
+    from .kernels import bfs_order, reach_within, sink_routed
 
     trans, accept = dfa.trans, dfa.accept
     n = trans.shape[0]
@@ -527,9 +527,7 @@ def minimize(dfa: ByteDFA, budget: _Budget | None = None, *, refine: bool = True
     if not live[0]:
         return _empty_dfa()
     # Route every transition into a dead state to one sink (index n), then refine (Moore).
-    t = np.where(trans >= 0, trans, n)
-    t = np.where(live[np.minimum(t, n - 1)] & (t < n), t, n)
-    t = np.vstack([t, np.full((1, t.shape[1]), n, t.dtype)])
+    t = sink_routed(trans, live)
     part = np.append(accept.astype(np.int64), 2)  # the sink stays apart from real dead-ends
     if refine:
         part = refine_blocks(t, part, n + 2, budget)

@@ -35,9 +35,11 @@ Departures (documented, tested):
   declared properties (and object enum/const values) in every order instead, extra keys anywhere
   (2^n automaton nodes for n declared properties: a limit error past 10, or for a regular
   object past ~30k estimated states, `jsonschema_containers.ANY_ORDER_MAX_*`);
-- extra keys (additionalProperties/patternProperties) are not checked for duplicates (so a
-  minProperties that duplicates could make up, at least 2 more than the required keys, is
-  UnsupportedFeatureError);
+- extra keys (additionalProperties/patternProperties) are not checked for duplicates; where a
+  repeated key would let an invalid document through, the schema is UnsupportedFeatureError: a
+  minProperties that repeats could make up (at least 2 more than the required keys), and
+  not/oneOf/if/maxContains subtracting a schema that constrains undeclared keys
+  (additionalProperties/patternProperties/unevaluatedProperties schemas, maxProperties);
 - `format` is asserted for the formats in `jsonschema_values.FORMATS` (2020-12 makes it an
   annotation by default); standard formats not listed there are UnsupportedFeatureError, others
   (int32, ...) annotations; hostname rejects A-labels ("xn--") and counts no total length past

@@ -204,6 +204,8 @@ class ContainerMixin:
         citem, cmin, cmax, _ptr_ = contains
         if cmax is not None and cmin > cmax:
             return _EMPTY
+        if cmax is not None:  # items outside `contains` are a difference: see check_negatable
+            self.refuse_repeat_sensitive("maxContains", citem[0], citem[1])
         st = self.style
         ccap = cmin if cmax is None else cmax + 1
         pcap = max(k, lo, 1) if hi is None else hi

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import itertools
+import warnings
 from collections import deque
 
 from . import grammar as g
 from . import jsonschema_values as jv
 from .errors import CompileError, CompileLimitError
 
-from .jsonschema_base import (ANNOTATIONS, SUPPORTED, UNSUPPORTED, TYPES, _EMPTY, _Unsupported, _has_ref, _json_eq,
-                              _ptr, _type_of)
+from .jsonschema_base import (ANNOTATIONS, SUPPORTED, UNSUPPORTED, TYPES, _EMPTY, _SCHEMA_LISTS, _SCHEMA_MAPS,
+                              _SCHEMA_ONE, _Unsupported, _has_ref, _json_eq, _ptr, _type_of)
 
 _RANK_BUDGET = 50_000  # (sub-schema, path) pairs walked to order keys (a 1,000-definition schema: ~5k)
 _RANK_DEPTH = 12  # key orders are tracked this many levels below a oneOf/not/if (recursive schemas)
@@ -138,6 +139,9 @@ class LogicMixin:
         s, ptr, _skip = flat[index]
         rest = self.without(flat, index, kw)
         val = s[kw]
+        if kw == "not" and isinstance(val, dict) and "not" in val and all(k in ANNOTATIONS for k in val if k != "not"):
+            # not(not X) is X: no automaton difference (nor its limits, `check_negatable`)
+            return self.lang(rest + [(val["not"], _ptr(ptr, "not", "not"), frozenset())], depth)
         if kw == "anyOf":
             if not isinstance(val, list) or not val:
                 self.bad(_ptr(ptr, kw), "'anyOf' must be a non-empty array")
@@ -165,6 +169,7 @@ class LogicMixin:
                     got = self.positive(kw, s, ptr, rest, depth)
                 if got is not None:
                     return got
+        self.check_negatable(kw, val, ptr, rest)
         old = self.rank
         rank = self.ranked(flat)
         if rank is not None:
@@ -220,6 +225,69 @@ class LogicMixin:
             return g.alt(*alts) if alts else _EMPTY
         finally:
             self.rank = old
+
+    def check_negatable(self, kw, val, ptr, rest) -> None:
+        """Automaton differences (not, oneOf, if's else) are exact only where a document's text is
+        in a language iff its parsed value is. An undeclared key may be written twice, and a
+        parser keeps the last value: a text whose first copy breaks an additionalProperties /
+        patternProperties schema, or whose copies exceed a maxProperties, is outside the
+        language while its value is inside. Subtracting such a language would let that text
+        through; so the subtracted side may not constrain undeclared keys that way. (Unless an
+        enum or const in `rest` pins the value: an object literal never repeats a key.)"""
+        if kw not in ("not", "oneOf", "if"):
+            return
+        if any(isinstance(x, dict) and ("enum" in x or "const" in x) for x, _p, _k in rest):
+            return
+        for sub, sub_ptr in ([(x, _ptr(ptr, kw, i)) for i, x in enumerate(val)] if kw == "oneOf" and isinstance(val, list)
+                             else [(val, _ptr(ptr, kw))]):
+            if self.refuse_repeat_sensitive(kw, sub, sub_ptr):
+                return
+
+    def refuse_repeat_sensitive(self, what: str, schema, ptr: str) -> bool:
+        """Fail (warn if lenient, and return True) when `schema` is subtracted by `what` and
+        constrains undeclared keys (`check_negatable`)."""
+        where = self.repeat_sensitive(schema, ptr)
+        if where is None:
+            return False
+        msg = (f"{what} over {where[1]!r} (undeclared keys may repeat, and the language of texts would then "
+               "differ from the language of parsed values)")
+        if not self.lenient:
+            self.fail(where[0], msg)
+        warnings.warn(f"kmgrammar: {msg} at {where[0]}: a text repeating a key may get through (lenient=True)",
+                      stacklevel=4)
+        return True
+
+    def repeat_sensitive(self, schema, ptr: str):
+        """(pointer, keyword) of the first maxProperties or additionalProperties /
+        patternProperties / unevaluatedProperties schema (other than true/false) within `schema`
+        ($refs followed), or None."""
+        stack, seen = [(schema, ptr)], set()
+        while stack:
+            s, p = stack.pop()
+            if not isinstance(s, dict) or id(s) in seen:
+                continue
+            seen.add(id(s))
+            if "maxProperties" in s:
+                return _ptr(p, "maxProperties"), "maxProperties"
+            for k in ("additionalProperties", "unevaluatedProperties"):
+                if isinstance(s.get(k), dict) and s[k]:
+                    return _ptr(p, k), k
+            pats = s.get("patternProperties")
+            if isinstance(pats, dict) and any(isinstance(x, dict) and x for x in pats.values()):
+                return _ptr(p, "patternProperties"), "patternProperties"
+            if isinstance(s.get("$ref"), str):
+                try:
+                    stack.append(self.resolve(s["$ref"], p))
+                except CompileError:
+                    pass  # reported where the schema is lowered
+            for k, v in s.items():
+                if k in _SCHEMA_MAPS and isinstance(v, dict):
+                    stack += [(x, _ptr(p, k, n)) for n, x in v.items()]
+                elif k in _SCHEMA_LISTS and isinstance(v, list):
+                    stack += [(x, _ptr(p, k, i)) for i, x in enumerate(v)]
+                elif k in _SCHEMA_ONE:
+                    stack.append((v, _ptr(p, k)))
+        return None
 
     @staticmethod
     def operands(kw, s, ptr, rest):

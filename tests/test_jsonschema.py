@@ -343,6 +343,35 @@ def test_min_properties_is_not_made_up_by_repeated_extra_keys():
                       lenient=True)
 
 
+OPEN = {"type": "object", "additionalProperties": {"type": ["integer", "string"]}}
+
+
+@pytest.mark.parametrize("schema, where", [
+    (dict(OPEN, **{"not": {"additionalProperties": {"type": "integer"}}}), "#/not/additionalProperties"),
+    (dict(OPEN, **{"not": {"maxProperties": 1}}), "#/not/maxProperties"),
+    (dict(OPEN, **{"oneOf": [{"additionalProperties": {"type": "integer"}}, {"required": ["a"]}]}),
+     "#/oneOf/0/additionalProperties"),
+    (dict(OPEN, **{"if": {"patternProperties": {"^x": {"type": "integer"}}}, "else": {"required": ["a"]}}),
+     "#/if/patternProperties"),
+    ({"type": "array", "items": OPEN, "contains": {"additionalProperties": {"type": "integer"}}, "maxContains": 1},
+     "#/contains/additionalProperties"),
+], ids=["not", "not-maxProperties", "oneOf", "if", "maxContains"])
+def test_differences_over_repeatable_keys_are_refused(schema, where):
+    """`{"x":"s","x":1}` parses to {"x": 1}: outside the text language of additionalProperties
+    integer, inside its value language; subtracting the first would let the text through."""
+    with pytest.raises(UnsupportedFeatureError, match=where + ": "):
+        schema_to_dfa(schema)
+    with pytest.warns(UserWarning, match="a text repeating a key may get through"):
+        schema_to_dfa(schema, lenient=True)
+
+
+def test_differences_that_cannot_repeat_a_key_still_compile():
+    twice = dict(OPEN, **{"not": {"not": {"additionalProperties": {"type": "integer"}}}})  # is the inner schema
+    _check(twice, [{"x": 1}, {"x": "s"}, {"x": 1, "y": 2}, {}])
+    pinned = {"allOf": [{"enum": [{"a": 1, "b": 2}, {"a": "s"}]}, {"not": {"maxProperties": 1}}]}
+    _check(pinned, [{"a": 1, "b": 2}, {"a": "s"}])
+
+
 def test_lenient_turns_errors_into_warnings():
     schema = {"type": "array", "uniqueItems": True, "items": {"type": "integer"}}
     with warnings.catch_warnings(record=True) as got:

@@ -22,6 +22,23 @@ _NEG_ONEOF = 8  # negating oneOf adds one schema per pair of branches
 _ANY_OF_SUBSETS = 5
 
 
+def _named_keys(s: dict) -> list:
+    """Key names a schema requires or makes dependencies on (required, dependentRequired,
+    dependencies, dependentSchemas), in document order."""
+    out = []
+    req = s.get("required")
+    if isinstance(req, list):
+        out += [n for n in req if isinstance(n, str)]
+    for k in ("dependentRequired", "dependencies", "dependentSchemas"):
+        deps = s.get(k)
+        if isinstance(deps, dict):
+            for name, dep in deps.items():
+                out.append(name)
+                if isinstance(dep, list):
+                    out += [n for n in dep if isinstance(n, str)]
+    return out
+
+
 class _Rank:
     """Property order at one JSON path, and the orders below it (by key; "*" extra keys, "[]" items)."""
 
@@ -104,6 +121,11 @@ class LogicMixin:
                 for n, sub in props.items():
                     node.order.setdefault(n, len(node.order))
                     kids.append((sub, node.kid(n)))
+            # names only required (or depended on) count too: a name one side of a difference
+            # declares and the other leaves to additionalProperties would be spelt in two orders,
+            # and there, as an extra key, could repeat
+            for n in _named_keys(s):
+                node.order.setdefault(n, len(node.order))
             for k in ("enum", "const"):
                 for c in (s[k] if k == "enum" and isinstance(s.get(k), list) else [s.get(k)]):
                     node.add_literal(c)
@@ -171,7 +193,8 @@ class LogicMixin:
                     return got
         self.check_negatable(kw, val, ptr, rest)
         old = self.rank
-        rank = self.ranked(flat)
+        # one key order for the sides of a difference; dependent* only unions alternatives
+        rank = self.ranked(flat) if kw in ("not", "oneOf", "if") else None
         if rank is not None:
             self.rank = rank
         try:

@@ -372,6 +372,19 @@ def test_differences_that_cannot_repeat_a_key_still_compile():
     _check(pinned, [{"a": 1, "b": 2}, {"a": "s"}])
 
 
+@pytest.mark.parametrize("schema, repeated", [
+    (dict(OPEN, **{"not": {"required": ["x"]}}), b'{"x":1,"x":2}'),
+    (dict(OPEN, **{"if": {"required": ["x"]}, "then": False}), b'{"x":1,"x":2}'),
+    (dict(OPEN, **{"not": {"dependentRequired": {"x": ["y"]}}}), b'{"x":1,"y":1,"x":2}'),
+    (dict(OPEN, **{"oneOf": [{"required": ["x"]}, {"required": ["y"]}]}), b'{"y":1,"x":1,"y":2}'),
+], ids=["not-required", "if-required", "not-dependentRequired", "oneOf-required"])
+def test_keys_only_required_are_spelt_alike_on_both_sides(schema, repeated):
+    """A name only `required` on one side of a difference is declared on both (one order, never
+    repeated): `{"x":1,"y":1}` is in both oneOf branches, and a repeated x is not let through."""
+    _check(schema, [{"x": 1}, {"y": 1}, {"x": 1, "y": 1}, {"y": "s", "x": 1}, {}, {"z": 1}])
+    assert not schema_to_dfa(schema).matches(repeated)
+
+
 def test_lenient_turns_errors_into_warnings():
     schema = {"type": "array", "uniqueItems": True, "items": {"type": "integer"}}
     with warnings.catch_warnings(record=True) as got:

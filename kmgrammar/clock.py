@@ -13,34 +13,46 @@ import threading
 import time
 from contextlib import contextmanager
 
-_excluded = 0.0
+_excluded = 0.0  # finished one-off holds
+_holding: dict = {}  # hold id -> start of a hold in progress (numba's lock, a one_off block)
 _lock = threading.Lock()
 
 
 def now() -> float:
-    """Seconds on the compile clock; only differences are meaningful."""
-    return time.monotonic() - _excluded
+    """Seconds on the compile clock; only differences are meaningful. A hold in progress counts
+    as excluded already: a compile in another thread waits on numba's lock meanwhile."""
+    t = time.monotonic()
+    with _lock:
+        return t - _excluded - sum(t - s for s in _holding.values())
 
 
 def excluded_seconds() -> float:
     """Seconds this process has spent importing numba and compiling or loading kernels."""
-    return _excluded
-
-
-def _exclude(seconds: float) -> None:
-    global _excluded
     with _lock:
-        _excluded += seconds
+        t = time.monotonic()
+        return _excluded + sum(t - s for s in _holding.values())
+
+
+def _begin(key) -> None:  # with _lock held
+    _holding[key] = time.monotonic()
+
+
+def _end(key) -> None:  # with _lock held
+    global _excluded
+    _excluded += time.monotonic() - _holding.pop(key)
 
 
 @contextmanager
 def one_off():
     """Leave the time spent in the block out of the compile clock."""
-    start = time.monotonic()
+    key = object()
+    with _lock:
+        _begin(key)
     try:
         yield
     finally:
-        _exclude(time.monotonic() - start)
+        with _lock:
+            _end(key)
 
 
 def watch_numba() -> None:
@@ -52,19 +64,17 @@ def watch_numba() -> None:
         # numba holds its (reentrant) compiler lock for a kernel's first call, nested when a
         # kernel compiles its callees, and serialises threads on it: time the outermost hold
         depth = 0
-        start = 0.0
 
         def on_start(self, ev) -> None:
             with _lock:
-                if self.depth == 0:
-                    self.start = time.monotonic()
                 self.depth += 1
+                if self.depth == 1:
+                    _begin(self)
 
         def on_end(self, ev) -> None:
-            global _excluded
             with _lock:
                 self.depth -= 1
                 if self.depth == 0:
-                    _excluded += time.monotonic() - self.start
+                    _end(self)
 
     event.register("numba:compiler_lock", _Timer())

@@ -45,3 +45,26 @@ def test_time_limits_run_on_the_compile_clock():
     time.sleep(0.12)
     with pytest.raises(CompileLimitError, match="time_limit=0.1s"):
         budget.check_time()
+
+
+def test_a_hold_in_progress_is_already_left_out():
+    """While numba holds its lock in one thread (JIT), a compile in another thread waits: its
+    clock must not run meanwhile, nor jump back when the hold ends."""
+    import threading
+
+    inside, release = threading.Event(), threading.Event()
+
+    def hold():
+        with clock.one_off():
+            inside.set()
+            release.wait(10)
+
+    t = threading.Thread(target=hold)
+    t.start()
+    inside.wait(10)
+    on_clock = clock.now()
+    time.sleep(0.2)
+    assert clock.now() - on_clock < 0.1
+    release.set()
+    t.join()
+    assert clock.now() - on_clock < 0.1

@@ -278,8 +278,10 @@ class ContainerMixin:
             if not isinstance(req, list) or not all(isinstance(x, str) for x in req):
                 self.bad(_ptr(ptr, "required"), "'required' must be an array of strings")
             required += [x for x in req if x not in required]
-            if "minProperties" in s and self.count(s, "minProperties", ptr) > lo:
-                lo, lo_ptr = self.count(s, "minProperties", ptr), _ptr(ptr, "minProperties")
+            if "minProperties" in s:
+                m = self.count(s, "minProperties", ptr)
+                if m > lo:
+                    lo, lo_ptr = m, _ptr(ptr, "minProperties")
             if "maxProperties" in s:
                 m = self.count(s, "maxProperties", ptr)
                 hi = m if hi is None else min(hi, m)
@@ -374,7 +376,7 @@ class ContainerMixin:
                 return _EMPTY
             members.append((keytext, val, n in required))
         extra = self.extras(conjs, pat_dfas, pn_dfa, names_order, depth, flat) if extras_allowed else []
-        if extra and lo >= 2 + sum(1 for _k, val, req in members if req):
+        if extra and lo >= 2 + sum(req for *_, req in members):
             # The automaton counts members, and an undeclared key may be written twice: two copies
             # would count as two keys where a parser (last one wins) sees one. With fewer required
             # keys than lo - 1 that lets through objects with too few distinct keys.

@@ -18,9 +18,9 @@ _LATER_THAN_6 = _LATER_THAN_7 | {"if", "then", "else"}
 _LATER_THAN_4 = _LATER_THAN_6 | {"const", "contains", "propertyNames"}
 # declared draft -> keywords it does not know. 2019-09 split `dependencies` in two, but it stays
 # enforced there and in 2020-12, as the official suite's optional compatibility tests expect.
-_NOT_IN = {"draft-03": _LATER_THAN_4, "draft-04": _LATER_THAN_4, "draft-06": _LATER_THAN_6,
+_NOT_IN = {"draft-04": _LATER_THAN_4, "draft-06": _LATER_THAN_6,
            "draft-07": _LATER_THAN_7, "2019-09": frozenset({"prefixItems"})}
-_DRAFT = re.compile(r"https?://json-schema\.org/(?:(draft-0[3467])/schema|draft/(2019-09)/schema)#?")
+_DRAFT = re.compile(r"https?://json-schema\.org/(?:(draft-0[467])/schema|draft/(2019-09)/schema)#?")
 
 
 def for_declared_draft(schema):

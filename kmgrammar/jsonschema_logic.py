@@ -283,7 +283,15 @@ class LogicMixin:
     def repeat_sensitive(self, schema, ptr: str):
         """(pointer, keyword) of the first maxProperties or additionalProperties /
         patternProperties / unevaluatedProperties schema (other than true/false) within `schema`
-        ($refs followed), or None."""
+        ($refs followed), or None. Memoised per schema: the walk covers a whole subtree, and a
+        shared definition is subtracted by every oneOf that refers to it."""
+        memo = self.__dict__.setdefault("_repeat_memo", {})
+        key = id(schema)
+        if key not in memo:
+            memo[key] = self._repeat_walk(schema, ptr)
+        return memo[key]
+
+    def _repeat_walk(self, schema, ptr: str):
         stack, seen = [(schema, ptr)], set()
         while stack:
             s, p = stack.pop()

@@ -1,0 +1,62 @@
+"""bench/maskbench.py's key-order search: it labels MaskBench false negatives "key order only",
+so a search that finds an order where there is none would hide a real false negative."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from kmgrammar import compile_json_schema
+from kmgrammar.jsonschema_values import serialize
+
+BENCH = Path(__file__).resolve().parents[1] / "bench" / "maskbench.py"
+
+
+@pytest.fixture(scope="module")
+def maskbench():
+    spec = importlib.util.spec_from_file_location("maskbench_under_test", BENCH)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope="module")
+def compiled(cl100k):
+    schema = {
+        "type": "object",
+        "properties": {
+            "a": {"type": "integer"},
+            "b": {"type": "object", "properties": {"x": {"type": "string"}, "y": {"type": "boolean"}},
+                  "required": ["x", "y"], "additionalProperties": False},
+            "c": {"type": "array", "items": {"type": "integer"}},
+        },
+        "required": ["a", "b"],
+        "additionalProperties": False,
+    }
+    return compile_json_schema(schema, cl100k, cache=False)
+
+
+@pytest.mark.parametrize("data", [
+    {"a": 1, "b": {"x": "s", "y": True}},            # schema order
+    {"b": {"y": False, "x": ""}, "a": 2},            # both levels reordered
+    {"c": [1, 2], "b": {"x": "s", "y": True}, "a": 3},
+])
+def test_finds_an_accepted_order(maskbench, compiled, data):
+    assert maskbench._accepted_in_some_key_order(compiled, data, serialize) is True
+
+
+@pytest.mark.parametrize("data", [
+    {"b": {"y": True, "x": "s"}, "a": "1"},          # wrong type whatever the order
+    {"b": {"x": "s", "y": True}},                    # "a" missing
+    {"a": 1, "b": {"x": "s", "y": True}, "d": 0},    # undeclared key
+    {"c": [1, "2"], "a": 1, "b": {"x": "s", "y": True}},
+])
+def test_no_order_for_an_invalid_value(maskbench, compiled, data):
+    assert maskbench._accepted_in_some_key_order(compiled, data, serialize) is False
+
+
+def test_gives_up_past_its_budget(maskbench, compiled):
+    data = {"c": [1, 2], "b": {"y": True, "x": "s"}, "a": 3}
+    assert maskbench._accepted_in_some_key_order(compiled, data, serialize, budget=3) is None

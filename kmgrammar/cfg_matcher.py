@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import gc
 import itertools
+from bisect import bisect_left
 from collections import OrderedDict
 from operator import itemgetter
 
@@ -48,6 +49,7 @@ _PROMOTE = 16  # fills after which a mask kept as a patch is kept whole too (see
 _POSITION_SETS = 256  # row ORs and merged groups kept, by position set (few distinct sets occur)
 _W_CACHE = 8192  # stack vectors and verdicts kept per grammar
 _SMALL = 4096  # positions up to which a grammar's per-position tables are built up front (else on first use)
+_EAGER = 1 << 16  # pop pairs up to which a grammar's stack tables are converted up front (see _Tables)
 _FEW_ITEMS = 8  # charts with more scanned items look for items with groups by a set operation
 _ACCEPTING = frozenset([-1])  # what accepting adds to a mask key
 _first = itemgetter(0)
@@ -184,9 +186,25 @@ class _Tables:
         self.ok, self.pop = Lazy(self._ok_of), Lazy(self._pop_of)
         self.ok_u, self.pop_u = Lazy(self._ok_u_of), Lazy(self._pop_u_of)
         self._span = Lazy(self._span_of)  # one binary search per return position, not one per table
+        # Pop tables of up to _EAGER pairs are converted once, here, with the first matcher (as
+        # intp, see _pop_of; and each exit state's pairs numbered from its first remainder): a
+        # first use is then two slices, not a handful of numpy calls inside some mask.
+        self._usrc = None  # per pair of exit states' pops, its remainder
+        if max(len(self._src), len(self._udst), len(self._uok)) <= _EAGER:
+            self._src, self._dst, self._udst = (x.astype(np.intp) for x in (self._src, self._dst, self._udst))
+            self._usrc = np.repeat(np.arange(len(self._uok)), np.diff(self._uptr))
+        self._ret_t = self._ptr_t = None  # small tables: r's row found by bisect on tuples
+        if len(self._ret) <= _SMALL:
+            self._ret_t, self._ptr_t = tuple(self._ret.tolist()), tuple(self._ptr.tolist())
 
     def _span_of(self, r: int) -> tuple:
         """(k, lo, hi): r's row in the tables and its pops' range."""
+        ret = self._ret_t
+        if ret is not None:
+            k = bisect_left(ret, r)
+            if k == len(ret) or ret[k] != r:
+                raise ArtifactError(f"corrupt cfg artifact: no stack table for return position {r}")
+            return k, self._ptr_t[k], self._ptr_t[k + 1]
         ret = self._ret
         k = int(ret.searchsorted(r))
         if k == len(ret) or ret[k] != r:
@@ -204,6 +222,8 @@ class _Tables:
     def _pop_of(self, r: int) -> tuple:
         # as intp: int32 indices cost numpy a conversion per gather (~4 us of a W on small tables)
         _, lo, hi = self._span[r]
+        if self._usrc is not None:  # converted already
+            return self._src[lo:hi], self._dst[lo:hi]
         return self._src[lo:hi].astype(np.intp), self._dst[lo:hi].astype(np.intp)
 
     def _ok_u_of(self, u: int) -> np.ndarray:
@@ -212,6 +232,9 @@ class _Tables:
     def _pop_u_of(self, u: int) -> tuple:
         lo, hi = self._rem_ptr[u], self._rem_ptr[u + 1]
         uptr = self._uptr
+        if self._usrc is not None:
+            a, b = uptr.item(lo), uptr.item(hi)
+            return self._usrc[a:b] - lo, self._udst[a:b]
         counts = uptr[lo + 1: hi + 1] - uptr[lo: hi]
         return np.repeat(np.arange(hi - lo), counts), self._udst[uptr[lo]: uptr[hi]].astype(np.intp)
 
@@ -282,6 +305,8 @@ class _Runtime:
         self.position_sets = OrderedDict()  # (positions, accepting) -> _PositionSet
         self.row_sets = OrderedDict()  # (distinct row ids, accepting) -> OR of those rows (and EOS)
         self.state_row = compiled._state_row
+        self.state_row_a = a["state_row"].astype(np.intp)  # (see rows_or)
+        self.n_rows = len(a["row_fill"])
         self.w_cache = OrderedDict()  # (rule, caller position, id of its W) per waiter, as ints -> W
         self.v_cache = OrderedDict()  # (exit state, W id) -> verdicts
         self.w_ids = OrderedDict()  # W vector bytes -> (id, vector)
@@ -309,8 +334,14 @@ class _Runtime:
         sets differ more often than their rows: ORed once per distinct row
         (`CompiledGrammar.rows_or`: one new array at most, none for a single row), cached by the
         set of rows."""
-        state_row = self.state_row
-        rows = frozenset(map(state_row.__getitem__, positions))
+        if len(positions) > _FEW_ITEMS:
+            # distinct rows by one gather into flags: looked up position by position they cost
+            # ~80 ns per position (big JSON Schema charts: 100-200 positions, ~12 distinct rows)
+            flags = np.zeros(self.n_rows, bool)
+            flags[self.state_row_a[np.fromiter(positions, np.intp, len(positions))]] = True
+            rows = frozenset(flags.nonzero()[0].tolist())
+        else:
+            rows = frozenset(map(self.state_row.__getitem__, positions))
         if stored and not accepting and len(rows) == 1:
             for r in rows:
                 return self.compiled.stored_row(r)

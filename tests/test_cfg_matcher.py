@@ -265,6 +265,31 @@ def test_rows_or_equals_the_rows_written_out(cl100k):
             assert np.array_equal(c.rows_or(rows, extra), want | extra), sorted(rows)
 
 
+def test_position_rows_or_equals_their_rows(cl100k):
+    """The run-time OR of a position set's rows (distinct rows found position by position for
+    small sets, by one gather for big ones; single rows in their stored form) equals the OR of
+    each position's row, with EOS when accepting."""
+    from kmgrammar import grammars
+    from kmgrammar.artifact import write_stored
+    from kmgrammar.cfg_matcher import _FEW_ITEMS, runtime
+
+    c = compile_lark(grammars.load("json"), cl100k, cache=False)
+    rt = runtime(c)
+    rng = random.Random(5)
+    for size in (1, 2, _FEW_ITEMS, _FEW_ITEMS + 1, 20, rt.n_pos):
+        for _ in range(3):
+            positions = frozenset(rng.sample(range(rt.n_pos), size))
+            for accepting in (False, True):
+                want = np.zeros(c.n_words, np.uint32)
+                for p in positions:
+                    want |= c.mask_row(p).view(np.uint32)
+                if accepting:
+                    want |= rt.eos
+                got = rt.rows_or(positions, accepting, stored=True)
+                got = write_stored(got, np.empty(c.n_words, np.int32)) if type(got) is tuple else got
+                assert np.array_equal(got.view(np.uint32), want), (sorted(positions), accepting)
+
+
 def test_deep_nesting_uses_no_python_stack():
     vocab = tiny_vocab("[]1,")
     c = compile_lark('start: v\nv: "[" [v ("," v)*] "]" | "1"', vocab)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import threading
 import warnings
+from collections import OrderedDict
 
 from . import grammar as g
 from . import jsonschema_values as jv
@@ -25,6 +27,53 @@ ANY_ORDER_MAX_STATES = 30_000
 _JSON_VALUE: dict = {}
 UNIQUE_MAX_VALUES = 10  # uniqueItems over n item values: 2^n automaton nodes
 _SHARED_MIN_STATES = 1000
+
+
+# Per process: the DFA of any string content, and per tuple of declared names the keys of an
+# open object's other members (any quoted key but those names): it costs ~1 ms to build, and
+# objects of one shape recur within a schema and across schemas. Each entry keeps the smallest
+# max_states it was built under: a build that fits under M fits under any larger M, and below M
+# it is built afresh (to raise as it would have). Least recently used first out.
+_KEYS_OF: "OrderedDict[object, tuple]" = OrderedDict()
+_KEYS_OF_LOCK = threading.Lock()
+_KEYS_OF_SIZE = 512
+_KEYS_OF_MAX_STATES = 4096  # bigger key automata are one schema's own: not kept
+
+
+def _shared_dfa(tag, build, lim):
+    """build(lim), or the DFA built before for `tag` under at most lim.max_states."""
+    with _KEYS_OF_LOCK:
+        got = _KEYS_OF.get(tag)
+        if got is not None:
+            _KEYS_OF.move_to_end(tag)
+    if got is not None and got[0] <= lim.max_states:
+        return got[1]
+    dfa = build(lim)
+    if dfa.n_states <= _KEYS_OF_MAX_STATES:
+        for a in (dfa.trans, dfa.classes, dfa.accept):
+            a.flags.writeable = False
+        with _KEYS_OF_LOCK:
+            old = _KEYS_OF.get(tag)
+            _KEYS_OF[tag] = (min(lim.max_states, old[0]) if old is not None else lim.max_states, dfa)
+            while len(_KEYS_OF) > _KEYS_OF_SIZE:
+                _KEYS_OF.popitem(last=False)
+    return dfa
+
+
+def _any_content(lim):
+    return _shared_dfa(None, lambda lm: jv.build(jv.length_node(0, None), lm), lim)
+
+
+def _other_keys(names, lim):
+    """Quoted keys other than `names` (an open object's undeclared members, no patterns)."""
+    def build(lm):
+        key = jv.quoted_key(_any_content(lm), lm)
+        if names:
+            declared = jv.build(g.alt(*[g.text(json.dumps(n, ensure_ascii=False)) for n in names]), lm)
+            key = jv.difference(key, declared, lm)
+        return key
+
+    return _shared_dfa(("keys", tuple(names)), build, lim)
 
 
 class ContainerMixin:
@@ -394,19 +443,21 @@ class ContainerMixin:
         if len(pats) > 6:
             self.fail(flat[0][1] if flat else self.cur_ptr, f"{len(pats)} patternProperties on one object (at most 6)")
         lim = self.lim
-        any_content = self.dfa(jv.length_node(0, None))
         out = []
         declared = None
-        if names:
+        plain = None  # no patterns, no propertyNames: any key but the declared names
+        if not pats and pn_dfa is None:
+            plain = _other_keys(names, lim())
+        elif names:
             declared = jv.build(g.alt(*[g.text(json.dumps(n, ensure_ascii=False)) for n in names]), lim())
         for mask in range(1 << len(pats)):
-            content = any_content
+            content = _any_content(lim()) if plain is None else None
             for i, p in enumerate(pats):
                 d = pat_dfas[p]
                 content = jv.intersection(content, d, lim()) if mask >> i & 1 else jv.difference(content, d, lim())
                 if content.is_empty():
                     break
-            if content.is_empty():
+            if content is not None and content.is_empty():
                 continue
             conj = []
             forbidden = False
@@ -421,11 +472,14 @@ class ContainerMixin:
                     conj.append((add, _ptr(ptr, "additionalProperties"), frozenset()))
             if forbidden:
                 continue
-            key = jv.quoted_key(content, lim())
-            if pn_dfa is not None:
-                key = jv.intersection(key, pn_dfa, lim())
-            if declared is not None:
-                key = jv.difference(key, declared, lim())
+            if plain is not None:
+                key = plain
+            else:
+                key = jv.quoted_key(content, lim())
+                if pn_dfa is not None:
+                    key = jv.intersection(key, pn_dfa, lim())
+                if declared is not None:
+                    key = jv.difference(key, declared, lim())
             if key.is_empty():
                 continue
             if not any(x[0] is not True and x[0] != {} for x in conj):

@@ -304,6 +304,7 @@ class _Runtime:
         self.masks_v = OrderedDict()  # by (positions, accepting, verdicts per group)
         self.position_sets = OrderedDict()  # (positions, accepting) -> _PositionSet
         self.row_sets = OrderedDict()  # (distinct row ids, accepting) -> OR of those rows (and EOS)
+        compiled.index_rows()  # new masks read rows for the first time all along a first document
         self.state_row = compiled._state_row
         self.state_row_a = a["state_row"].astype(np.intp)  # (see rows_or)
         self.n_rows = len(a["row_fill"])

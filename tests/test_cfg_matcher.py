@@ -245,24 +245,28 @@ def test_patched_masks_fill_the_whole_row(cl100k):
 
 def test_rows_or_equals_the_rows_written_out(cl100k):
     """CompiledGrammar.rows_or (rows decoded one by one, or of big sets the fill-0 rows from the
-    stored arrays at once) equals the OR of the dense rows, with and without an extra row."""
+    stored arrays at once) equals the OR of the dense rows, with and without an extra row, with
+    the rows indexed up front or not."""
     from kmgrammar import grammars
     from kmgrammar.artifact import CompiledGrammar
 
     c = compile_lark(grammars.load("json"), cl100k)
     dense = CompiledGrammar.from_bytes(c.to_bytes(), cl100k)  # rows expanded here, not in c
+    indexed = CompiledGrammar.from_bytes(c.to_bytes(), cl100k)
+    indexed.index_rows()  # (as the first context-free matcher does)
     n_rows = len(c._arrays["row_dense"])
     rng = random.Random(7)
     extra = np.zeros(c.n_words, np.uint32)
     extra[[0, 5, c.n_words - 1]] = [1, 0xF0F0F0F0, 1 << 31]
-    for size in (2, 3, 6, 7, 8, 20, n_rows):
+    for size in (1, 2, 3, 6, 7, 8, 20, n_rows):
         for _ in range(3):
             rows = frozenset(rng.sample(range(n_rows), size))
             want = np.zeros(c.n_words, np.uint32)
             for r in rows:
                 want |= dense.row_at(r).view(np.uint32)
-            assert np.array_equal(c.rows_or(rows), want), sorted(rows)
-            assert np.array_equal(c.rows_or(rows, extra), want | extra), sorted(rows)
+            for g in (c, indexed):
+                assert np.array_equal(g.rows_or(rows), want), sorted(rows)
+                assert np.array_equal(g.rows_or(rows, extra), want | extra), sorted(rows)
 
 
 def test_position_rows_or_equals_their_rows(cl100k):

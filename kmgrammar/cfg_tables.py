@@ -53,7 +53,7 @@ def build_cfg_tables(rtn: Rtn, vocab, budget) -> tuple:
     cls_start = np.cumsum(size) - size
     reps = by_cls[cls_start].astype(np.int32)
     # Rows are kept deduplicated (`_Rows`), never as an n_pos x vocabulary matrix.
-    rows_c = _Rows(n_cls, n_words)
+    rows_c = _Rows(n_cls)
     # Classes that meet no call or completion on any quote-free token walk with the plain
     # regular kernel (same rows, no exits, ~2.5x cheaper per trie node); the others with the
     # pushdown walk.
@@ -71,25 +71,31 @@ def build_cfg_tables(rtn: Rtn, vocab, budget) -> tuple:
     d_of = np.zeros(n, np.int64)
 
     def keep_dirty(lo, out):
-        for k in range(len(out)):
-            d_of[lo + k] = d_keys.setdefault(out[k].tobytes(), len(d_keys))
+        # one key per distinct row of the chunk (most positions share a few rows)
+        if out.shape[1] == 0:
+            d_of[lo: lo + len(out)] = d_keys.setdefault(b"", 0)
+            return
+        _, first, inv = np.unique(out.view(np.dtype((np.void, 4 * out.shape[1]))).ravel(),
+                                  return_index=True, return_inverse=True)
+        ids = np.array([d_keys.setdefault(out[f].tobytes(), len(d_keys)) for f in first.tolist()], np.int64)
+        d_of[lo: lo + len(out)] = ids[inv.ravel()]
 
     _, ex_d = _walk(dirty[:5] + (np.arange(len(d_order), dtype=np.int32),), np.arange(n, dtype=np.int32),
                     net_args, words_for(len(d_order)), budget, keep=keep_dirty)
     d_bits = _full_row_bits(list(d_keys), d_order, n_words)
-    rows = _Rows(n, n_words)
-    pairs: dict = {}
-    for p, pair in enumerate(zip(rows_c.row_of[cls].tolist(), d_of.tolist())):
-        r = pairs.get(pair)
-        if r is None:
-            w, v = d_bits[pair[1]]
-            if len(w):
-                row = rows_c.uniq[pair[0]].copy()
-                row[w] |= v
-                r = pairs[pair] = rows.id_of(row, owned=True)
-            else:  # no quoted token: the class row itself (never written in place), and its key
-                r = pairs[pair] = rows.id_of(rows_c.uniq[pair[0]], owned=True, key=rows_c.keys[pair[0]])
-        rows.row_of[p] = r
+    rows = _Rows(n)
+    crow = rows_c.row_of[cls]
+    _, first, inv = np.unique(crow * max(len(d_keys), 1) + d_of, return_index=True, return_inverse=True)
+    made = np.zeros(len(first), np.int64)
+    for j, (c, d) in enumerate(zip(crow[first].tolist(), d_of[first].tolist())):  # each distinct pair once
+        w, v = d_bits[d]
+        if len(w):
+            row = rows_c.uniq[c].copy()
+            row[w] |= v
+            made[j] = rows.id_of(row, owned=True)
+        else:  # no quoted token: the class row itself (never written in place), and its key
+            made[j] = rows.id_of(rows_c.uniq[c], owned=True, key=rows_c.keys[c])
+    rows.row_of[:] = made[inv.ravel()]
     # A class's exits belong to each of its members.
     kind_c, k_c, node_c, u_c, off_c = ex_c
     c_of = mixed[k_c]
@@ -111,7 +117,10 @@ def build_cfg_tables(rtn: Rtn, vocab, budget) -> tuple:
     cat = np.concatenate
     ex_kind, ex_p, ex_u, ex_o, ex_idx, toks = (cat([x[j] for x in parts]) for j in range(6))
     pp = ex_p[ex_idx]
-    in_row = (rows.matrix()[rows.row_of[pp], toks >> 5] >> (toks & 31).astype(np.uint32)) & 1
+    # (only the rows of positions with exits are stacked)
+    used, local = np.unique(rows.row_of[pp], return_inverse=True)
+    mat = np.stack([rows.uniq[r] for r in used.tolist()]) if len(used) else np.zeros((1, n_words), np.uint32)
+    in_row = (mat[local.ravel(), toks >> 5] >> (toks & 31).astype(np.uint32)) & 1
     keep = in_row == 0
     tb = vocab.token_bytes
     rem_ids: dict = {}  # (kind, u) -> {remainder: id}
@@ -265,13 +274,11 @@ def _full_row_bits(compact: list, order: np.ndarray, n_words: int) -> list:
 class _Rows:
     """Mask rows per position, stored deduplicated (row_of[p] indexes the distinct rows)."""
 
-    def __init__(self, n: int, n_words: int):
+    def __init__(self, n: int):
         self.row_of = np.zeros(n, np.int64)
         self.uniq: list = []
         self.keys: list = []  # uniq[r].tobytes() (bytes keep their hash: a second lookup is cheap)
         self.index: dict = {}
-        self.n_words = n_words
-        self._matrix = None
 
     def id_of(self, row, owned: bool = False, key: bytes | None = None) -> int:
         """The id of `row`'s content (added if new; kept as is if `owned`, else copied); `key`:
@@ -283,7 +290,6 @@ class _Rows:
             r = self.index[key] = len(self.uniq)
             self.uniq.append(row if owned else row.copy())
             self.keys.append(key)
-            self._matrix = None
         return r
 
     def add_at(self, ids, rows, keys: list | None = None) -> None:
@@ -296,11 +302,6 @@ class _Rows:
 
     def set(self, p: int, row) -> None:
         self.row_of[p] = self.id_of(row)
-
-    def matrix(self) -> np.ndarray:
-        if self._matrix is None:
-            self._matrix = np.stack(self.uniq) if self.uniq else np.zeros((0, self.n_words), np.uint32)
-        return self._matrix
 
     def final(self) -> tuple:
         """(distinct rows in use, numbered by first position using them; row index per position)."""

@@ -247,8 +247,10 @@ class CompiledGrammar:
         if extra is not None:
             out |= extra
         # fill 0: only the exception words change (unique within a row, not across rows)
-        if at is not None:
-            np.bitwise_or.at(out, self._arrays["exc_idx"][at], self._arrays["exc_val"][at].view(np.uint32))
+        if at is not None:  # (indices as intp if indexed: int32 ones cost numpy a conversion)
+            ix = self._row_index
+            exc = ix[3] if ix is not None and ix[3] is not None else self._arrays["exc_idx"]
+            np.bitwise_or.at(out, exc[at], self._arrays["exc_val"][at].view(np.uint32))
         if len(sparse) > 3:
             np.bitwise_or.at(out, np.concatenate([g[1] for g in sparse]),
                              np.concatenate([g[2] for g in sparse]).view(np.uint32))

@@ -306,7 +306,7 @@ class _Runtime:
         self.row_sets = OrderedDict()  # (distinct row ids, accepting) -> OR of those rows (and EOS)
         compiled.index_rows()  # new masks read rows for the first time all along a first document
         self.state_row = compiled._state_row
-        self.state_row_a = a["state_row"].astype(np.intp)  # (see rows_or)
+        self.state_row_a = a["state_row"].astype(np.intp)  # (see rows_or; int32 indices cost numpy a conversion)
         self.n_rows = len(a["row_fill"])
         self.w_cache = OrderedDict()  # (rule, caller position, id of its W) per waiter, as ints -> W
         self.v_cache = OrderedDict()  # (exit state, W id) -> verdicts

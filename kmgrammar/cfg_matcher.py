@@ -189,10 +189,10 @@ class _Tables:
         # Pop tables of up to _EAGER pairs are converted once, here, with the first matcher (as
         # intp, see _pop_of; and each exit state's pairs numbered from its first remainder): a
         # first use is then two slices, not a handful of numpy calls inside some mask.
-        self._usrc = None  # per pair of exit states' pops, its remainder
-        if max(len(self._src), len(self._udst), len(self._uok)) <= _EAGER:
+        self._converted = max(len(self._src), len(self._udst), len(self._uok)) <= _EAGER
+        if self._converted:
             self._src, self._dst, self._udst = (x.astype(np.intp) for x in (self._src, self._dst, self._udst))
-            self._usrc = np.repeat(np.arange(len(self._uok)), np.diff(self._uptr))
+            self._usrc = np.repeat(np.arange(len(self._uok)), np.diff(self._uptr))  # each pair's remainder
         self._ret_t = self._ptr_t = None  # small tables: r's row found by bisect on tuples
         if len(self._ret) <= _SMALL:
             self._ret_t, self._ptr_t = tuple(self._ret.tolist()), tuple(self._ptr.tolist())
@@ -222,7 +222,7 @@ class _Tables:
     def _pop_of(self, r: int) -> tuple:
         # as intp: int32 indices cost numpy a conversion per gather (~4 us of a W on small tables)
         _, lo, hi = self._span[r]
-        if self._usrc is not None:  # converted already
+        if self._converted:
             return self._src[lo:hi], self._dst[lo:hi]
         return self._src[lo:hi].astype(np.intp), self._dst[lo:hi].astype(np.intp)
 
@@ -232,7 +232,7 @@ class _Tables:
     def _pop_u_of(self, u: int) -> tuple:
         lo, hi = self._rem_ptr[u], self._rem_ptr[u + 1]
         uptr = self._uptr
-        if self._usrc is not None:
+        if self._converted:
             a, b = uptr.item(lo), uptr.item(hi)
             return self._usrc[a:b] - lo, self._udst[a:b]
         counts = uptr[lo + 1: hi + 1] - uptr[lo: hi]

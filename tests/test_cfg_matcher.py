@@ -243,17 +243,20 @@ def test_patched_masks_fill_the_whole_row(cl100k):
     assert patched
 
 
-def test_rows_or_equals_the_rows_written_out(cl100k):
+def test_rows_or_equals_the_rows_written_out(cl100k, monkeypatch):
     """CompiledGrammar.rows_or (rows decoded one by one, or of big sets the fill-0 rows from the
     stored arrays at once) equals the OR of the dense rows, with and without an extra row, with
-    the rows indexed up front or not."""
-    from kmgrammar import grammars
+    the rows indexed up front (exception indices converted or not) or not."""
+    from kmgrammar import artifact, grammars
     from kmgrammar.artifact import CompiledGrammar
 
     c = compile_lark(grammars.load("json"), cl100k)
     dense = CompiledGrammar.from_bytes(c.to_bytes(), cl100k)  # rows expanded here, not in c
     indexed = CompiledGrammar.from_bytes(c.to_bytes(), cl100k)
     indexed.index_rows()  # (as the first context-free matcher does)
+    monkeypatch.setattr(artifact, "_INDEXED_WORDS", 0)  # exception indices too many to convert
+    partly = CompiledGrammar.from_bytes(c.to_bytes(), cl100k)
+    partly.index_rows()
     n_rows = len(c._arrays["row_dense"])
     rng = random.Random(7)
     extra = np.zeros(c.n_words, np.uint32)
@@ -264,7 +267,7 @@ def test_rows_or_equals_the_rows_written_out(cl100k):
             want = np.zeros(c.n_words, np.uint32)
             for r in rows:
                 want |= dense.row_at(r).view(np.uint32)
-            for g in (c, indexed):
+            for g in (c, indexed, partly):
                 assert np.array_equal(g.rows_or(rows), want), sorted(rows)
                 assert np.array_equal(g.rows_or(rows, extra), want | extra), sorted(rows)
 

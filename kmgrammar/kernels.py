@@ -446,6 +446,25 @@ def walk_cfg_nd(trans, classes, flags, call_ptr, call_start, call_ret, call_firs
             else:
                 pb = (d - 1) * C
                 if ccount[d - 1] == 1 and chead[pb] < 0:
+                    x = cpos[pb]
+                    f = flags[x, b]
+                    if f & 2 == 0 and call_ptr[x] == call_ptr[x + 1]:
+                        # one configuration, empty local stack, no call or completion here: its
+                        # byte edge (or none) is the whole step, without the worklist
+                        spent += 1
+                        anc_node[d] = i
+                        anc_state[d] = x
+                        if f & 1 == 0:
+                            i = node_end[i]
+                            continue
+                        cpos[base] = trans[x, classes[b]]
+                        chead[base] = -1
+                        ccount[d] = 1
+                        for j in range(node_lo[i], node_hi[i]):
+                            t = order[j]
+                            row[t >> 5] |= np.uint32(1) << np.uint32(t & 31)
+                        i += 1
+                        continue
                     anc_node[d] = i
                     anc_state[d] = cpos[pb]
                 else:

@@ -755,10 +755,14 @@ def number_dfa(*, integer: bool, lower=None, lower_excl=False, upper=None, upper
     return explicit_dfa(start, step, accept, _NUM_ALPHABET, limits)
 
 
-_ANY_NUMBER_IR = g.seq(
-    g.Repeat(g.text("-"), 0, 1),
-    g.alt(g.text("0"), g.seq(g.ByteSet(((49, 57),)), g.Repeat(g.ByteSet(((48, 57),)), 0, None))),
-    g.Repeat(g.seq(g.text("."), g.Repeat(g.ByteSet(((48, 57),)), 0, None), g.ByteSet(((49, 57),))), 0, 1),
+_FRACTION_IR = g.seq(g.text("."), g.Repeat(g.ByteSet(((48, 57),)), 0, None), g.ByteSet(((49, 57),)))
+# Canonical numbers only, as number_dfa: no "-0" (the value 0 would have two spellings, and a
+# difference such as not/minimum 0 would let "-0" through)
+_ANY_NUMBER_IR = g.alt(
+    g.seq(g.Repeat(g.text("-"), 0, 1), g.ByteSet(((49, 57),)), g.Repeat(g.ByteSet(((48, 57),)), 0, None),
+          g.Repeat(_FRACTION_IR, 0, 1)),
+    g.seq(g.text("0"), g.Repeat(_FRACTION_IR, 0, 1)),
+    g.seq(g.text("-0"), _FRACTION_IR),
 )
 
 

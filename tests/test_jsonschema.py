@@ -385,6 +385,16 @@ def test_keys_only_required_are_spelt_alike_on_both_sides(schema, repeated):
     assert not schema_to_dfa(schema).matches(repeated)
 
 
+def test_numbers_have_one_spelling():
+    """"-0" is the value 0: a number language that also spelt it "-0" would let it through
+    not/minimum 0 (or not/const 0), whose subtracted side spells 0 canonically."""
+    for schema in ({"type": "number"}, {"type": "number", "not": {"minimum": 0}},
+                   {"type": "number", "not": {"const": 0}}, {"type": "number", "not": {"multipleOf": 2}}):
+        dfa = schema_to_dfa(schema)
+        assert not dfa.matches(b"-0"), schema
+        assert dfa.matches(b"-0.5") == _valid(schema, -0.5), schema
+
+
 def test_lenient_turns_errors_into_warnings():
     schema = {"type": "array", "uniqueItems": True, "items": {"type": "integer"}}
     with warnings.catch_warnings(record=True) as got:

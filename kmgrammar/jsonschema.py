@@ -43,9 +43,13 @@ Departures (documented, tested):
 - `format` is asserted for the formats in `jsonschema_values.FORMATS` (2020-12 makes it an
   annotation by default); standard formats not listed there are UnsupportedFeatureError, others
   (int32, ...) annotations; hostname rejects A-labels ("xn--") and counts no total length past
-  the subset it accepts; time/date-time leap seconds only with whole-hour offsets;
+  the subset it accepts; time/date-time leap seconds only with whole-hour offsets (email's domain
+  is a hostname). On a side that is subtracted (not, oneOf's overlaps, if's condition on the else
+  side, maxContains' non-matching items) these formats are read as supersets of the valid strings
+  (`jsonschema_values.FORMATS_UPPER`), so a difference never lets a valid string through;
 - unevaluatedProperties/Items next to an anyOf of more than 5 branches see one branch at a time
-  (false negatives when several branches match and only together evaluate every key or item);
+  (false negatives when several branches match and only together evaluate every key or item;
+  on a subtracted side that would be a false positive: UnsupportedFeatureError);
 - indent=N with values of unbounded nesting is UnsupportedFeatureError (lenient=True: nesting
   bounded by `LENIENT_ANY_DEPTH`, warned).
 Unsupported (UnsupportedFeatureError naming each keyword and JSON pointer): $dynamicRef,
@@ -114,6 +118,12 @@ class Lowerer(LogicMixin, ContainerMixin):
                 self.errors["#/$schema"] = what
         self.memo: dict = {}
         self.uses: dict = {}
+        # Some languages leave valid values out (jv.FORMATS_UPPER). A side that is subtracted
+        # (`lowered_subtracted`) uses supersets there instead, or the difference would let those
+        # values through: `upper` is the current side, `approx_keys` the lowerings that depend on it.
+        self.upper = False
+        self.approx_keys: set = set()
+        self._approx: list = []
         self.active: list = []
         self.rank = None
         self.rules: dict = {}  # nonterminal -> node (non-regular parts: any value, recursion)
@@ -266,10 +276,14 @@ class Lowerer(LogicMixin, ContainerMixin):
 
     def lang(self, items, depth: int):
         """IR node of the serialized values satisfying every schema in `items`."""
-        key = (tuple((id(s), skip) for s, _p, skip in items), depth if self.style.depth_matters() else 0,
-               id(self.rank) if self.rank is not None else None)
+        base = (tuple((id(s), skip) for s, _p, skip in items), depth if self.style.depth_matters() else 0,
+                id(self.rank) if self.rank is not None else None)
+        approx = base in self.approx_keys
+        key = (base, self.upper) if approx else base
         got = self.memo.get(key)
         if got is not None:
+            if approx:
+                self.approximated()
             n = self.uses[key] = self.uses.get(key, 0) + 1
             if n == 1 and type(got) not in (g.Dfa, g.Bytes, g.CharSet, _Ref) and got is not _EMPTY:
                 if _has_ref(got):  # shared and not regular: one nonterminal
@@ -279,9 +293,10 @@ class Lowerer(LogicMixin, ContainerMixin):
                 else:  # shared: determinise once, embed
                     got = self.memo[key] = g.Dfa(self.dfa(got))
             return got
-        ent = self.inprogress.get(key)
+        ent = self.inprogress.get((base, self.upper))
         if ent is not None:  # recursion: the value refers to itself
             ent[1] = True
+            self.approximated()  # the rule is this side's: keep the lowerings that use it apart
             return _Ref(ent[0])
         self.lowerings += 1
         self.lim()  # raises CompileLimitError past the time limit
@@ -299,7 +314,8 @@ class Lowerer(LogicMixin, ContainerMixin):
                     self.fail(where, "recursive $ref (unbounded nesting needs the context-free grammar engine)")
             self.active.extend(refs)
             old_ptr, self.cur_ptr = self.cur_ptr, items[0][1] if items else "#"
-            ent = self.inprogress[key] = [f"r{len(self.inprogress)}_{self.lowerings}", False]
+            ent = self.inprogress[(base, self.upper)] = [f"r{len(self.inprogress)}_{self.lowerings}", False]
+            self._approx.append(False)
             try:
                 node = self.combinator(flat, complex_, depth) if complex_ else self.simple(flat, depth)
             except _Unsupported:
@@ -307,12 +323,30 @@ class Lowerer(LogicMixin, ContainerMixin):
             finally:
                 del self.active[len(self.active) - len(refs):]
                 self.cur_ptr = old_ptr
-                del self.inprogress[key]
+                del self.inprogress[(base, self.upper)]
+                approx = self._approx.pop() or approx
             if ent[1]:
                 self.rules[ent[0]] = node
                 node = _Ref(ent[0])
+        if approx:
+            self.approx_keys.add(base)
+            key = (base, self.upper)
+            self.approximated()
         self.memo[key] = node
         return node
+
+    def approximated(self) -> None:
+        """The lowering in progress depends on `upper` (it reads an approximated language)."""
+        if self._approx:
+            self._approx[-1] = True
+
+    def lowered_subtracted(self, items, depth: int):
+        """lang() of a side that is subtracted: supersets where a language leaves values out."""
+        self.upper = not self.upper
+        try:
+            return self.lang(items, depth)
+        finally:
+            self.upper = not self.upper
 
     def without(self, flat, index: int, kw: str):
         s, p, skip = flat[index]
@@ -403,7 +437,9 @@ class Lowerer(LogicMixin, ContainerMixin):
             parts = self.value_parts(flat)
         for s, _p, _skip in flat:
             if isinstance(v, str) and s.get("format") in jv.FORMATS:
-                if not jv.format_dfa(s["format"]).matches(v.encode("utf-8")):
+                if s["format"] in jv.FORMATS_UPPER:
+                    self.approximated()
+                if not jv.format_dfa(s["format"], self.upper).matches(v.encode("utf-8")):
                     return False
         if not any(d.keys() - ANNOTATIONS - {"type"} for d in parts):
             return True  # only types, already filtered by the caller: skip the validator (big enums)
@@ -496,7 +532,9 @@ class Lowerer(LogicMixin, ContainerMixin):
                 contents.append(self.pattern(s["pattern"], _ptr(ptr, "pattern")))
             f = s.get("format")
             if isinstance(f, str) and f in jv.FORMATS:
-                contents.append(jv.format_dfa(f))
+                if f in jv.FORMATS_UPPER:
+                    self.approximated()
+                contents.append(jv.format_dfa(f, self.upper))
             elif f in jv.UNSUPPORTED_FORMATS:
                 if self.lenient:
                     warnings.warn(f"kmgrammar: format {f!r} at {ptr} is not enforced (lenient=True)", stacklevel=3)

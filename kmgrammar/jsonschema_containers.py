@@ -265,7 +265,12 @@ class ContainerMixin:
             if j not in memo:
                 conj = slot_conj(j)
                 yes = self.lang_at(conj + [citem], depth + 1, "[]")
-                memo[j] = (yes, self.diff(slot(j), yes))
+                old, self.upper = self.upper, not self.upper  # items that do not match: subtracted
+                try:
+                    no = self.diff(slot(j), self.lang_at(conj + [citem], depth + 1, "[]"))
+                finally:
+                    self.upper = old
+                memo[j] = (yes, no)
             return memo[j]
 
         nodes = {}

@@ -169,11 +169,17 @@ class LogicMixin:
                 self.bad(_ptr(ptr, kw), "'anyOf' must be a non-empty array")
             branches = [(a, _ptr(ptr, kw, i), frozenset()) for i, a in enumerate(val)]
             choices = [[b] for b in branches]
-            if 1 < len(val) <= _ANY_OF_SUBSETS and self.annotations_seen(flat, s):
-                # unevaluated* sees the annotations of every branch that matches, not just one:
-                # an alternative per set of matching branches
-                choices = [list(c) for k in range(2, len(val) + 1)
-                           for c in itertools.combinations(branches, k)] + choices
+            if 1 < len(val) and self.annotations_seen(flat, s):
+                if len(val) > _ANY_OF_SUBSETS:  # one branch at a time leaves values out
+                    self.approximated()
+                    if self.upper:
+                        self.fail(_ptr(ptr, kw), f"unevaluatedProperties/Items next to an anyOf of more than "
+                                                 f"{_ANY_OF_SUBSETS} branches, inside not/oneOf/if")
+                else:
+                    # unevaluated* sees the annotations of every branch that matches, not just
+                    # one: an alternative per set of matching branches
+                    choices = [list(c) for k in range(2, len(val) + 1)
+                               for c in itertools.combinations(branches, k)] + choices
             alts = [self.lang(rest + c, depth) for c in choices]
             alts = [a for a in alts if a is not _EMPTY]
             return g.alt(*alts) if alts else _EMPTY
@@ -201,29 +207,43 @@ class LogicMixin:
             if kw == "oneOf":
                 if not isinstance(val, list) or not val:
                     self.bad(_ptr(ptr, kw), "'oneOf' must be a non-empty array")
-                xs = [self.lang(rest + [(a, _ptr(ptr, kw, i), frozenset())], depth) for i, a in enumerate(val)]
-                xs = [self.dfa(x) for x in xs if x is not _EMPTY]
-                xs = [x for x in xs if not x.is_empty()]
-                if not xs:
+                # values in two branches are subtracted: their languages as the subtracted side's
+                # (the same nodes unless a branch reads an approximated language)
+                xs, ys = [], []
+                for i, a in enumerate(val):
+                    b = rest + [(a, _ptr(ptr, kw, i), frozenset())]
+                    x, y = self.lang(b, depth), self.lowered_subtracted(b, depth)
+                    yd = None if y is _EMPTY else self.dfa(y)
+                    if yd is None or yd.is_empty():  # then so is x, a subset
+                        continue
+                    xd = yd if x is y else None if x is _EMPTY else self.dfa(x)
+                    xs.append(None if xd is None or xd.is_empty() else xd)
+                    ys.append(yd)
+                total = seen = overlap = None
+                for x, y in zip(xs, ys):
+                    if seen is not None:
+                        o = jv.intersection(seen, y, self.lim())
+                        if not o.is_empty():
+                            overlap = o if overlap is None else jv.union(overlap, o, self.lim())
+                    exact = seen is total and x is y
+                    if x is not None:
+                        total = x if total is None else jv.union(total, x, self.lim())
+                    seen = total if exact else y if seen is None else jv.union(seen, y, self.lim())
+                if total is None:
                     return _EMPTY
-                total, overlap = xs[0], None
-                for x in xs[1:]:
-                    o = jv.intersection(total, x, self.lim())
-                    if not o.is_empty():
-                        overlap = o if overlap is None else jv.union(overlap, o, self.lim())
-                    total = jv.union(total, x, self.lim())
                 if overlap is not None:
                     total = jv.difference(total, overlap, self.lim())
                 return g.Dfa(total)
             if kw == "not":
-                return self.diff(self.lang(rest, depth), self.lang(rest + [(val, _ptr(ptr, kw), frozenset())], depth))
+                return self.diff(self.lang(rest, depth),
+                                 self.lowered_subtracted(rest + [(val, _ptr(ptr, kw), frozenset())], depth))
             if kw == "if":
                 then = s.get("then", True)
                 else_ = s.get("else", True)
                 cond = (val, _ptr(ptr, "if"), frozenset())
                 a = self.lang(rest + [cond, (then, _ptr(ptr, "then"), frozenset())], depth)
                 e = (else_, _ptr(ptr, "else"), frozenset())
-                b = self.diff(self.lang(rest + [e], depth), self.lang(rest + [e, cond], depth))
+                b = self.diff(self.lang(rest + [e], depth), self.lowered_subtracted(rest + [e, cond], depth))
                 alts = [x for x in (a, b) if x is not _EMPTY]
                 return g.alt(*alts) if alts else _EMPTY
             # dependentRequired / dependentSchemas / dependencies: one entry at a time
@@ -621,7 +641,12 @@ class LogicMixin:
         if key not in syn:
             syn[key] = self.syn({"type": sorted(common)})
         pin = (syn[key], self.cur_ptr, frozenset())
-        la, lb = self.lang(a + [pin], 0), self.lang(b + [pin], 0)
+        # a proof needs every valid value: supersets where a language leaves some out
+        old, self.upper = self.upper, True
+        try:
+            la, lb = self.lang(a + [pin], 0), self.lang(b + [pin], 0)
+        finally:
+            self.upper = old
         if la is _EMPTY or lb is _EMPTY:
             return True
         if _has_ref(la) or _has_ref(lb):

@@ -874,16 +874,30 @@ FORMATS = {
     "json-pointer": _JSON_POINTER,
     "relative-json-pointer": rf"(?:0|[1-9][0-9]*)(?:#|{_JSON_POINTER})",
 }
+# Formats whose language above is a strict subset of the valid strings (A-labels, host names past
+# the counted subset, leap seconds at offsets that are not whole hours, general address literals).
+# Exact for the strings they accept, but subtracting them (not, oneOf, if, maxContains) would let
+# through the valid strings they leave out: there the Lowerer uses these supersets instead.
+_HOST_UPPER = r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?"
+_TIME_UPPER = f"{_HM}:(?:[0-5][0-9]|60){_FRAC}{_OFFSET}"
+FORMATS_UPPER = {
+    "hostname": _HOST_UPPER,
+    "email": rf"(?:{_ATEXT}+(?:\.{_ATEXT}+)*|\"(?:[\x20\x21\x23-\x5b\x5d-\x7e]|\\[\x20-\x7e])*\")@"
+             rf"(?:{_HOST_UPPER}|\[[\x21-\x5a\x5e-\x7e]*\])",
+    "time": _TIME_UPPER,
+    "date-time": f"{_DATE}[Tt]{_TIME_UPPER}",
+}
 # Standard formats kmgrammar cannot assert exactly: compiling them is an UnsupportedFeatureError.
 # Any other format name (int32, double, ...) is an annotation and is ignored, as the spec says.
 UNSUPPORTED_FORMATS = frozenset({"regex", "idn-email", "idn-hostname", "iri", "iri-reference", "uri-template"})
 
 
 @lru_cache(maxsize=None)
-def format_dfa(name: str) -> ByteDFA:
-    """Content DFA (decoded string, UTF-8) of a supported format."""
+def format_dfa(name: str, upper: bool = False) -> ByteDFA:
+    """Content DFA (decoded string, UTF-8) of a supported format; `upper`: a superset of the valid
+    strings where the format's own language leaves some out (`FORMATS_UPPER`)."""
     from .regex import parse_regex
 
     lim = Limits(max_states=200_000, time_limit=60.0)
-    dfa = build(parse_regex(FORMATS[name], dialect="python"), lim)
+    dfa = build(parse_regex(FORMATS_UPPER.get(name, FORMATS[name]) if upper else FORMATS[name], dialect="python"), lim)
     return dfa

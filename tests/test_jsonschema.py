@@ -385,6 +385,32 @@ def test_keys_only_required_are_spelt_alike_on_both_sides(schema, repeated):
     assert not schema_to_dfa(schema).matches(repeated)
 
 
+HOST_LEFT_OUT = "a.b.c.d.e.f.g.h.i.j"  # a valid host name outside hostname's counted subset
+
+
+@pytest.mark.parametrize("schema, valid, invalid", [
+    ({"type": "string", "not": {"format": "hostname"}}, ["a..b", "a b"], ["xn--9n2bp8q.xn--9t4b11yi5a", HOST_LEFT_OUT]),
+    ({"type": "string", "not": {"format": "email"}}, ["a b@c", "ab"], ["a@" + HOST_LEFT_OUT, "a@[x:y]", "a@b.c"]),
+    ({"type": "string", "not": {"format": "time"}}, ["12:00", "x"], ["01:29:60+01:30", "12:00:00Z"]),
+    ({"oneOf": [{"const": "xn--9n2bp8q.xn--9t4b11yi5a"}, {"type": "string", "format": "hostname"}]},
+     ["ab"], ["xn--9n2bp8q.xn--9t4b11yi5a"]),
+    ({"type": "string", "if": {"format": "hostname"}, "then": {"maxLength": 3}}, ["ab", "a b c"], [HOST_LEFT_OUT]),
+    ({"type": "array", "items": {"type": "string"}, "contains": {"format": "hostname"}, "maxContains": 1},
+     [["a", "x y"], ["a"]], [["a", HOST_LEFT_OUT], ["a", "b"]]),
+], ids=["not-hostname", "not-email", "not-time", "oneOf-const", "if", "maxContains"])
+def test_subtracted_formats_use_supersets(schema, valid, invalid):
+    """hostname/email/time/date-time accept a subset of the valid strings (no A-labels, a counted
+    subset of host names, leap seconds at whole-hour offsets). A side that is subtracted must
+    cover every valid string, or the difference lets the ones left out through."""
+    dfa = schema_to_dfa(schema)
+    for v in valid:
+        assert dfa.matches(serialize(v).encode()), v
+    for v in invalid:
+        assert not dfa.matches(serialize(v).encode()), v
+    plain = schema_to_dfa({"type": "string", "format": "hostname"})  # positive: the subset still
+    assert plain.matches(b'"a.b"') and not plain.matches(b'"xn--9n2bp8q"')
+
+
 def test_numbers_have_one_spelling():
     """"-0" is the value 0: a number language that also spelt it "-0" would let it through
     not/minimum 0 (or not/const 0), whose subtracted side spells 0 canonically."""
@@ -393,6 +419,18 @@ def test_numbers_have_one_spelling():
         dfa = schema_to_dfa(schema)
         assert not dfa.matches(b"-0"), schema
         assert dfa.matches(b"-0.5") == _valid(schema, -0.5), schema
+
+
+def test_subtracted_anyof_one_branch_at_a_time_is_refused():
+    """unevaluatedProperties beside an anyOf of more than 5 branches sees one branch at a time (a
+    subset of the valid objects): inside a difference that would let values through."""
+    props = {f"p{i}": {"type": "integer"} for i in range(6)}
+    inner = {"type": "object", "anyOf": [{"properties": {n: p}} for n, p in props.items()],
+             "unevaluatedProperties": False}
+    assert not schema_to_dfa(inner).matches(b'{"p0":1,"p1":2}')  # valid: both branches evaluate
+    outer = {"type": "object", "properties": props, "additionalProperties": False, "not": inner}
+    with pytest.raises(UnsupportedFeatureError, match=r"#/not/anyOf: unevaluatedProperties/Items next to an anyOf"):
+        schema_to_dfa(outer)
 
 
 def test_lenient_turns_errors_into_warnings():

@@ -265,7 +265,11 @@ class ContainerMixin:
             if j not in memo:
                 conj = slot_conj(j)
                 yes = self.lang_at(conj + [citem], depth + 1, "[]")
-                old, self.upper = self.upper, not self.upper  # items that do not match: subtracted
+                # items that do not match are a difference: their matches subtracted as the
+                # subtracted side's (below a minContains alone, a match read as no match only
+                # counts less, and the lower side's matches suffice)
+                old = self.upper
+                self.upper = not old if cmax is not None or old else old
                 try:
                     no = self.diff(slot(j), self.lang_at(conj + [citem], depth + 1, "[]"))
                 finally:

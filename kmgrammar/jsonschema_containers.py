@@ -157,8 +157,8 @@ class ContainerMixin:
             return self.lang_at(conj, depth + 1, "[]")
 
         empty = st.empty("[]") if lo == 0 else None
-        if hi == 0:
-            return empty or _EMPTY
+        if hi == 0:  # only [], which has no item for a `contains` to find
+            return _EMPTY if any(c[1] > 0 for c in contains) else empty or _EMPTY
         if unique is not None and (hi is None or hi > 1):
             # per slot (prefix items, then the rest) the canonical texts of its finitely many values
             n_slots = k if hi is not None and hi <= k else k + 1

@@ -421,6 +421,13 @@ def test_numbers_have_one_spelling():
         assert dfa.matches(b"-0.5") == _valid(schema, -0.5), schema
 
 
+def test_contains_with_max_items_zero():
+    """[] has no item for `contains` to find (found by the differential fuzzer)."""
+    schema = {"type": ["array", "null"], "contains": {"const": 1}, "maxItems": 0}
+    _check(schema, [[], None, [1]])
+    _check(dict(schema, minContains=0), [[], None, [1]])
+
+
 def test_subtracted_anyof_one_branch_at_a_time_is_refused():
     """unevaluatedProperties beside an anyOf of more than 5 branches sees one branch at a time (a
     subset of the valid objects): inside a difference that would let values through."""

@@ -50,6 +50,7 @@ _POSITION_SETS = 256  # row ORs and merged groups kept, by position set (few dis
 _W_CACHE = 8192  # stack vectors and verdicts kept per grammar
 _SMALL = 4096  # positions up to which a grammar's per-position tables are built up front (else on first use)
 _EAGER = 1 << 16  # pop pairs up to which a grammar's stack tables are converted up front (see _Tables)
+_GATHER = 64  # position sets over this many find their distinct rows by a numpy gather (see rows_or)
 _FEW_ITEMS = 8  # charts with more scanned items look for items with groups by a set operation
 _ACCEPTING = frozenset([-1])  # what accepting adds to a mask key
 _first = itemgetter(0)
@@ -335,7 +336,7 @@ class _Runtime:
         sets differ more often than their rows: ORed once per distinct row
         (`CompiledGrammar.rows_or`: one new array at most, none for a single row), cached by the
         set of rows."""
-        if len(positions) > _FEW_ITEMS:
+        if len(positions) > _GATHER:
             # distinct rows by one gather into flags: looked up position by position they cost
             # ~80 ns per position (big JSON Schema charts: 100-200 positions, ~12 distinct rows)
             flags = np.zeros(self.n_rows, bool)

@@ -272,18 +272,22 @@ def test_rows_or_equals_the_rows_written_out(cl100k, monkeypatch):
                 assert np.array_equal(g.rows_or(rows, extra), want | extra), sorted(rows)
 
 
-def test_position_rows_or_equals_their_rows(cl100k):
+@pytest.mark.parametrize("gather", [None, 8])
+def test_position_rows_or_equals_their_rows(cl100k, gather, monkeypatch):
     """The run-time OR of a position set's rows (distinct rows found position by position for
     small sets, by one gather for big ones; single rows in their stored form) equals the OR of
     each position's row, with EOS when accepting."""
-    from kmgrammar import grammars
+    from kmgrammar import cfg_matcher, grammars
     from kmgrammar.artifact import write_stored
-    from kmgrammar.cfg_matcher import _FEW_ITEMS, runtime
+    from kmgrammar.cfg_matcher import runtime
 
+    if gather is not None:  # (the bundled JSON grammar has fewer positions than the threshold)
+        monkeypatch.setattr(cfg_matcher, "_GATHER", gather)
     c = compile_lark(grammars.load("json"), cl100k, cache=False)
     rt = runtime(c)
     rng = random.Random(5)
-    for size in (1, 2, _FEW_ITEMS, _FEW_ITEMS + 1, 20, rt.n_pos):
+    g = cfg_matcher._GATHER
+    for size in sorted({1, 2, min(g, rt.n_pos), min(g + 1, rt.n_pos), 20, rt.n_pos}):
         for _ in range(3):
             positions = frozenset(rng.sample(range(rt.n_pos), size))
             for accepting in (False, True):

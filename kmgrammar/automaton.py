@@ -514,50 +514,21 @@ def refine_blocks(t: np.ndarray, part: np.ndarray, max_rounds: int, budget: _Bud
 
 
 def minimize(dfa: ByteDFA, budget: _Budget | None = None, *, refine: bool = True) -> ByteDFA:
-    """The minimal trimmed DFA of the same language, states in BFS order, classes merged.
+    """The minimal trimmed DFA of the same language, byte classes with identical columns merged
+    (states numbered by their first original state: the start stays 0), in one kernel
+    (`kernels.minimal_dfa`: Hopcroft's refinement; `budget` is not consulted).
 
     refine=False skips the partition refinement for DFAs already minimal (acyclic, hash-consed)."""
-    from .kernels import bfs_order, reach_within, sink_routed
+    from .kernels import minimal_dfa
 
-    trans, accept = dfa.trans, dfa.accept
-    n = trans.shape[0]
-    if n == 0:
+    if dfa.trans.shape[0] == 0:
         return _empty_dfa()
-    live = reach_within(trans, np.arange(trans.shape[1]), accept, n)  # states that can still accept
-    if not live[0]:
+    out, accept, inverse, first = minimal_dfa(dfa.trans, dfa.accept, refine)
+    if out.shape[0] == 0:
         return _empty_dfa()
-    # Route every transition into a dead state to one sink (index n), then refine (Moore).
-    t = sink_routed(trans, live)
-    part = np.append(accept.astype(np.int64), 2)  # the sink stays apart from real dead-ends
-    if refine:
-        part = refine_blocks(t, part, n + 2, budget)
-    else:
-        part = np.arange(n + 1)
-    n_part = int(part.max()) + 1
-    sink = part[n]
-    # Quotient automaton; blocks numbered by their first original state, so the start stays 0.
-    rep = np.full(n_part, -1, np.int64)
-    rep[part[::-1]] = np.arange(n, -1, -1)
-    qt = part[t[rep]]  # [n_part, n_cls] in block ids
-    qa = accept[np.minimum(rep, n - 1)] & (rep < n)
-    keep = bfs_order(qt, int(part[0]), int(sink))  # the blocks reachable from the start
-    keep = keep[np.argsort(rep[keep], kind="stable")]
-    new_id = np.full(n_part, DEAD, np.int64)
-    new_id[keep] = np.arange(len(keep))
-    out = new_id[qt[keep]].astype(np.int32)
-    return _merge_classes(ByteDFA(out, dfa.classes, qa[keep].copy()))
-
-
-def _merge_classes(dfa: ByteDFA) -> ByteDFA:
-    """Merge byte classes whose columns are identical."""
-    cols = np.ascontiguousarray(dfa.trans.T)
-    seen: dict = {}
-    inverse = np.array([seen.setdefault(c.tobytes(), len(seen)) for c in cols], np.int64)
-    if len(seen) == cols.shape[0]:
-        return dfa
-    first = np.unique(inverse, return_index=True)[1]
-    classes = inverse[dfa.classes].astype(np.uint8)
-    return ByteDFA(np.ascontiguousarray(dfa.trans[:, first]), classes, dfa.accept)
+    if len(first) == out.shape[1]:
+        return ByteDFA(out, dfa.classes, accept)
+    return ByteDFA(np.ascontiguousarray(out[:, first]), inverse[dfa.classes].astype(np.uint8), accept)
 
 
 # ---------------------------------------------------------------------------------------------

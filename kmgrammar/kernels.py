@@ -1113,3 +1113,79 @@ def sink_routed(trans, live):
             out[s, c] = t if t >= 0 and live[t] else n
     out[n, :] = n
     return out
+
+
+@nb.njit(cache=True, nogil=True)
+def minimal_dfa(trans, accept, refine):
+    """`automaton.minimize` in one call: the states that can still accept (`reach_within`), every
+    other edge routed to one sink (`sink_routed`), Hopcroft's partition (unless `refine` is False:
+    the states as they are), blocks numbered by their first original state (so the start stays 0),
+    only those reachable from the start (`bfs_order`). Returns (table [m, n_cls] int32 (-1: none),
+    accept [m], merged class of each class, first class of each merged class); m == 0: the empty
+    language."""
+    n, k = trans.shape
+    live = reach_within(trans, np.arange(k), accept, n)
+    if not live[0]:
+        return np.empty((0, k), np.int32), np.zeros(0, np.bool_), np.zeros(k, np.int64), np.zeros(0, np.int64)
+    t = sink_routed(trans, live).astype(np.int64)
+    if refine:
+        part = np.empty(n + 1, np.int64)
+        for s in range(n):
+            part[s] = 1 if accept[s] else 0
+        part[n] = 2  # the sink stays apart from real dead-ends
+        part = hopcroft_partition(t, part)
+    else:
+        part = np.arange(n + 1)
+    n_part = part.max() + 1
+    rep = np.full(n_part, -1, np.int64)  # each block's first state
+    for s in range(n, -1, -1):
+        rep[part[s]] = s
+    qt = np.empty((n_part, k), np.int64)
+    for b in range(n_part):
+        r = rep[b] if rep[b] >= 0 else n
+        for c in range(k):
+            qt[b, c] = part[t[r, c]]
+    keep = bfs_order(qt, part[0], part[n])
+    keep = keep[np.argsort(rep[keep])]  # first states are distinct: any sort is this order
+    new_id = np.full(n_part, -1, np.int64)
+    for i in range(keep.shape[0]):
+        new_id[keep[i]] = i
+    m = keep.shape[0]
+    out = np.empty((m, k), np.int32)
+    acc = np.zeros(m, np.bool_)
+    for i in range(m):
+        b = keep[i]
+        for c in range(k):
+            out[i, c] = new_id[qt[b, c]]
+        acc[i] = rep[b] < n and accept[rep[b]]
+    # classes whose columns are identical merge, numbered by first occurrence (hashed, then
+    # compared exactly)
+    h = np.empty(k, np.uint64)
+    for c in range(k):
+        x = np.uint64(14695981039346656037)
+        for i in range(m):
+            x = (x ^ np.uint64(out[i, c] + 1)) * np.uint64(1099511628211)
+        h[c] = x
+    inverse = np.empty(k, np.int64)
+    first = np.empty(k, np.int64)
+    u = 0
+    for c in range(k):
+        found = -1
+        for j in range(u):
+            f = first[j]
+            if h[f] == h[c]:
+                same = True
+                for i in range(m):
+                    if out[i, f] != out[i, c]:
+                        same = False
+                        break
+                if same:
+                    found = j
+                    break
+        if found < 0:
+            first[u] = c
+            inverse[c] = u
+            u += 1
+        else:
+            inverse[c] = found
+    return out, acc, inverse, first[:u]

@@ -203,7 +203,8 @@ def build_cfg_tables(rtn: Rtn, vocab, budget) -> tuple:
             n_dep += len(toks)
         grp_ptr.append(len(grp_state))
     # what each rule instance does with the suffixes that reach it (run-time verdicts)
-    loc = stack_tables(net, [dep_sorted.get(u, []) for u in range(n)], budget.check_time)
+    loc = stack_tables(net, [dep_sorted.get(u, []) for u in range(n)], budget.check_time,
+                       (rtn.call_nt, rtn.call_next))
     rem_ptr = [0]
     rem_off = [0]
     data = []

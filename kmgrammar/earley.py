@@ -317,7 +317,7 @@ def local_table(net: Network, r: int, strings: list) -> tuple:
     return oks, pops
 
 
-def stack_tables(net: Network, rems: list, check=None) -> dict:
+def stack_tables(net: Network, rems: list, check=None, calls: tuple | None = None) -> dict:
     """The local tables of the run-time verdicts (cfg_matcher.py) as named arrays (cfg_loc_*).
 
     rems[u]: the sorted context-dependent remainders of exit state u. T is the set of suffixes
@@ -329,7 +329,9 @@ def stack_tables(net: Network, rems: list, check=None) -> dict:
       cfg_loc_pop_ptr/src/dst  per r, pairs (t, t after a pop of r's rule)
       cfg_loc_uok          per remainder (u by u, in rems order): u reads it locally
       cfg_loc_upop_ptr/dst per remainder, the suffixes left after each pop of u's rule
-    `check()`, when given, is called between walks (a compile time limit)."""
+    `check()`, when given, is called between walks (a compile time limit). `calls`: the RTN's
+    (call_nt, call_next) arrays, when the caller has them (read instead of every position's
+    calls in `net`, which a lazy network would make one by one)."""
     import numpy as np
 
     # Only what pops out of M can reach the return position of a call of M: walk each r over
@@ -337,9 +339,12 @@ def stack_tables(net: Network, rems: list, check=None) -> dict:
     # ever read at those suffixes).
     owner = (np.searchsorted(net.start, np.arange(net.n), side="right") - 1).tolist()
     returns_of: dict = {}
-    for p in range(net.n):
-        for m, nxt in net.calls[p]:
-            returns_of.setdefault(m, set()).add(nxt)
+    if calls is not None:
+        edges = set(zip(calls[0].tolist(), calls[1].tolist()))
+    else:
+        edges = (e for p in range(net.n) for e in net.calls[p])
+    for m, nxt in edges:
+        returns_of.setdefault(m, set()).add(nxt)
     returns = sorted({r for rs in returns_of.values() for r in rs})
     popped: dict = {}  # rule -> suffixes that can be left after an instance of it completes
     fresh: dict = {}  # rule -> of those, the ones not yet walked from its return positions

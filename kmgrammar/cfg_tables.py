@@ -53,14 +53,14 @@ def build_cfg_tables(rtn: Rtn, vocab, budget) -> tuple:
     cls_start = np.cumsum(size) - size
     reps = by_cls[cls_start].astype(np.int32)
     # Rows are kept deduplicated (`_Rows`), never as an n_pos x vocabulary matrix.
-    rows_c = _Rows(n_cls)
+    rows_c = _Rows(n_cls, n_words)
     # Classes that meet no call or completion on any quote-free token walk with the plain
     # regular kernel (same rows, no exits, ~2.5x cheaper per trie node); the others with the
     # pushdown walk.
     pure = _pure(rtn, flags, int(clean[1].max()) if clean[1].size else 0)[reps]
     plain = np.flatnonzero(pure)
     _plain_rows(clean, reps[plain], net_args, vocab, n_words, budget,
-                lambda ids, out, keys=None: rows_c.add_at(plain[ids], out, keys))
+                lambda ids, out, fps=None, owned=False: rows_c.add_at(plain[ids], out, fps, owned))
     mixed = np.flatnonzero(~pure)
     _, ex_c = _walk(clean, reps[mixed], net_args, n_words, budget,
                     keep=lambda lo, out: rows_c.add_at(mixed[lo: lo + len(out)], out))
@@ -83,7 +83,7 @@ def build_cfg_tables(rtn: Rtn, vocab, budget) -> tuple:
     _, ex_d = _walk(dirty[:5] + (np.arange(len(d_order), dtype=np.int32),), np.arange(n, dtype=np.int32),
                     net_args, words_for(len(d_order)), budget, keep=keep_dirty)
     d_bits = _full_row_bits(list(d_keys), d_order, n_words)
-    rows = _Rows(n)
+    rows = _Rows(n, n_words)
     crow = rows_c.row_of[cls]
     _, first, inv = np.unique(crow * max(len(d_keys), 1) + d_of, return_index=True, return_inverse=True)
     made = np.zeros(len(first), np.int64)
@@ -93,8 +93,8 @@ def build_cfg_tables(rtn: Rtn, vocab, budget) -> tuple:
             row = rows_c.uniq[c].copy()
             row[w] |= v
             made[j] = rows.id_of(row, owned=True)
-        else:  # no quoted token: the class row itself (never written in place), and its key
-            made[j] = rows.id_of(rows_c.uniq[c], owned=True, key=rows_c.keys[c])
+        else:  # no quoted token: the class row itself (never written in place), and its fingerprint
+            made[j] = rows.id_of(rows_c.uniq[c], owned=True, fp=rows_c.fps[c])
     rows.row_of[:] = made[inv.ravel()]
     # A class's exits belong to each of its members.
     kind_c, k_c, node_c, u_c, off_c = ex_c
@@ -273,30 +273,52 @@ def _full_row_bits(compact: list, order: np.ndarray, n_words: int) -> list:
 
 
 class _Rows:
-    """Mask rows per position, stored deduplicated (row_of[p] indexes the distinct rows)."""
+    """Mask rows per position, stored deduplicated (row_of[p] indexes the distinct rows), found
+    by fingerprint (`kernels.row_hashes`, many rows per call) and compared exactly."""
 
-    def __init__(self, n: int):
+    def __init__(self, n: int, n_words: int):
         self.row_of = np.zeros(n, np.int64)
         self.uniq: list = []
-        self.keys: list = []  # uniq[r].tobytes() (bytes keep their hash: a second lookup is cheap)
-        self.index: dict = {}
+        self.fps: list = []  # fingerprint of uniq[r]
+        self.index: dict = {}  # fingerprint -> ids of the distinct rows with it
+        self.keys = _hash_keys(n_words)
 
-    def id_of(self, row, owned: bool = False, key: bytes | None = None) -> int:
-        """The id of `row`'s content (added if new; kept as is if `owned`, else copied); `key`:
-        row.tobytes() if the caller has it."""
-        if key is None:
-            key = row.tobytes()
-        r = self.index.get(key)
-        if r is None:
-            r = self.index[key] = len(self.uniq)
-            self.uniq.append(row if owned else row.copy())
-            self.keys.append(key)
+    def hashes(self, rows: np.ndarray) -> list:
+        from .kernels import row_hashes
+
+        return row_hashes(rows, self.keys).tolist()
+
+    def id_of(self, row, owned: bool = False, fp: int | None = None) -> int:
+        """The id of `row`'s content (added if new; kept as is if `owned`, else copied); `fp`:
+        its fingerprint if the caller has it."""
+        if fp is None:
+            fp = self.hashes(row.reshape(1, -1))[0]
+        same = self.index.get(fp)
+        if same is None:
+            same = self.index[fp] = []
+        else:
+            data = None
+            for r in same:
+                u = self.uniq[r]
+                if u is row:
+                    return r
+                if data is None:
+                    data = row.tobytes()
+                if u.tobytes() == data:
+                    return r
+        r = len(self.uniq)
+        same.append(r)
+        self.uniq.append(row if owned else row.copy())
+        self.fps.append(fp)
         return r
 
-    def add_at(self, ids, rows, keys: list | None = None) -> None:
-        """Rows for positions `ids`; rows with `keys` are the row cache's (read-only: kept as they are)."""
+    def add_at(self, ids, rows, fps: list | None = None, owned: bool = False) -> None:
+        """Rows for positions `ids` (a matrix, or with `fps` a list); `owned`: kept as they are
+        (the row cache's read-only rows), else copied."""
+        if fps is None:
+            fps = self.hashes(rows)
         for k, p in enumerate(ids.tolist()):
-            self.row_of[p] = self.id_of(rows[k]) if keys is None else self.id_of(rows[k], True, keys[k])
+            self.row_of[p] = self.id_of(rows[k], owned, fps[k])
 
     def row(self, p: int) -> np.ndarray:
         return self.uniq[self.row_of[p]]
@@ -364,18 +386,33 @@ def _walk(trie: tuple, states: np.ndarray, net_args: tuple, n_words: int, budget
 # Rows of regular class walks, per vocabulary, by the code of the class's byte structure
 # (`kernels.closure_codes` over the quote-free bytes): the same sub-networks (a string's content,
 # a number) recur in every grammar a process compiles. Only rows keeping many tokens are kept
-# (their walks are the costly ones), as bytes; least recently used first out.
+# (their walks are the costly ones), read-only, with their `_Rows` fingerprints; least recently
+# used first out.
 _ROW_CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 _ROW_CACHE_LOCK = threading.Lock()
 _ROW_CACHE_SIZE = 512
 _ROW_CACHE_MIN_WORDS = 64  # nonzero words of a row worth keeping
 _CODE_MAX_NODES = 48  # larger closures are walked, not looked up (codes fit int8)
+_HASH_KEYS: dict = {}  # n_words -> the multipliers of `kernels.row_hashes` (fixed seed: cached rows keep theirs)
+
+
+def _hash_keys(n_words: int) -> np.ndarray:
+    with _ROW_CACHE_LOCK:
+        keys = _HASH_KEYS.get(n_words)
+        if keys is None:
+            if len(_HASH_KEYS) >= 8:
+                _HASH_KEYS.clear()
+            rng = np.random.default_rng(0x6B6D)
+            keys = _HASH_KEYS[n_words] = rng.integers(0, 1 << 63, n_words, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
+            keys.flags.writeable = False
+        return keys
 
 
 def _plain_rows(clean: tuple, states: np.ndarray, net_args: tuple, vocab, n_words: int, budget, keep) -> None:
     """Regular walks (`_walk(..., regular=True)`) of the clean trie from `states`, or their rows
-    from the cache: keep(indices into states, rows, keys) receives every row once (cached rows
-    as read-only views of their bytes, which are their keys in `_Rows`; walked ones without keys)."""
+    from the cache: keep(indices into states, rows, fingerprints, owned) receives every row once
+    (cached rows: read-only, owned, with their `_Rows` fingerprints; walked ones: a matrix of
+    rows to copy, with or without)."""
     from . import kernels
 
     trans, classes = net_args[0], net_args[1]
@@ -395,20 +432,23 @@ def _plain_rows(clean: tuple, states: np.ndarray, net_args: tuple, vocab, n_word
                 cache.move_to_end(key)
                 got.append((k, hit))
     if got:
-        keep(np.array([k for k, _ in got]), [np.frombuffer(b, np.uint32) for _, b in got], [b for _, b in got])
+        keep(np.array([k for k, _ in got]), [row for _, (row, _) in got], [fp for _, (_, fp) in got], True)
     miss = np.ones(len(states), bool)
     miss[[k for k, _ in got]] = False
     miss = np.flatnonzero(miss)
 
     def store(lo, out):
         ids = miss[lo: lo + len(out)]
-        keep(ids, out)
+        fps = kernels.row_hashes(out, _hash_keys(n_words)).tolist()
+        keep(ids, out, fps)
         big = np.flatnonzero(np.count_nonzero(out, axis=1) >= _ROW_CACHE_MIN_WORDS)
         with _ROW_CACHE_LOCK:
             for j in big.tolist():
                 key = keys[ids[j]]
                 if key is not None:
-                    cache[key] = out[j].tobytes()  # the row's bytes: its key in `_Rows` too
+                    row = out[j].copy()
+                    row.flags.writeable = False
+                    cache[key] = (row, fps[j])
                     while len(cache) > _ROW_CACHE_SIZE:
                         cache.popitem(last=False)
 

@@ -99,6 +99,16 @@ def test_row_cache_changes_nothing(cl100k, monkeypatch):
         _same_arrays(a, b)
 
 
+def test_row_fingerprint_collisions_change_nothing(cl100k, monkeypatch):
+    """Distinct rows with one fingerprint stay distinct (rows are compared exactly on a match)."""
+    from kmgrammar import kernels
+
+    ref = compile_lark(grammars.load("json"), cl100k, cache=False)
+    monkeypatch.setattr(cfg_tables, "_ROW_CACHE", type(cfg_tables._ROW_CACHE)())  # rows walked again
+    monkeypatch.setattr(kernels, "row_hashes", lambda rows, keys: np.zeros(len(rows), np.uint64))
+    _same_arrays(ref, compile_lark(grammars.load("json"), cl100k, cache=False))
+
+
 def test_rule_automata_reused_across_compiles_change_nothing(cl100k, monkeypatch):
     """JSON Schema hands every compile the same `json_value` body: its automaton is built once
     per process (`cfg_rtn._RULES`), and the artifacts are those of cold compiles."""

@@ -12,6 +12,7 @@ from . import jsonschema_values as jv
 from .cfg import Ref as _Ref
 from .errors import CompileLimitError
 from .jsonschema_base import LENIENT_ANY_DEPTH, _EMPTY, _has_ref, _json_key, _ptr
+from .jsonschema_logic import _RANK_DEPTH
 
 # property_order="any" tracks which declared properties an object has written: 2^n nodes. A
 # context-free object spends a few positions per node (its members are shared rules), a regular
@@ -172,7 +173,7 @@ class ContainerMixin:
                                   f"at most {UNIQUE_MAX_VALUES} scalar values in all)")
         sep = st.item_sep(depth)
         if contains:
-            return self.array_contains(slot, slot_conj, k, lo, hi, contains[0], depth, empty)
+            return self.array_contains(flat, slot, slot_conj, k, lo, hi, contains[0], depth, empty)
         elems = [slot(i) for i in range(min(k, hi if hi is not None else k))]
         tail_n = None if hi is not None and hi <= k else slot(k)
         if tail_n is not None and k == 0:
@@ -249,12 +250,20 @@ class ContainerMixin:
             return _EMPTY
         return jv.Graph(end + 1, 0, (end,), tuple(edges))
 
-    def array_contains(self, slot, slot_conj, k, lo, hi, contains, depth, empty):
+    def array_contains(self, flat, slot, slot_conj, k, lo, hi, contains, depth, empty):
         citem, cmin, cmax, _ptr_ = contains
         if cmax is not None and cmin > cmax:
             return _EMPTY
         if cmax is not None:  # items outside `contains` are a difference: see check_negatable
             self.refuse_repeat_sensitive("maxContains", citem[0], citem[1])
+            # ...of objects compared at one position: one key order for both sides
+            rank = self.ranked(flat)
+            if rank is not None:
+                old_rank, self.rank = self.rank, rank
+                try:
+                    return self.array_contains(flat, slot, slot_conj, k, lo, hi, contains, depth, empty)
+                finally:
+                    self.rank = old_rank
         st = self.style
         ccap = cmin if cmax is None else cmax + 1
         pcap = max(k, lo, 1) if hi is None else hi
@@ -264,6 +273,7 @@ class ContainerMixin:
             j = min(i, k)
             if j not in memo:
                 conj = slot_conj(j)
+                items = slot(j)
                 yes = self.lang_at(conj + [citem], depth + 1, "[]")
                 # items that do not match are a difference: their matches subtracted as the
                 # subtracted side's (below a minContains alone, a match read as no match only
@@ -271,7 +281,7 @@ class ContainerMixin:
                 old = self.upper
                 self.upper = not old if cmax is not None or old else old
                 try:
-                    no = self.diff(slot(j), self.lang_at(conj + [citem], depth + 1, "[]"))
+                    no = self.diff(items, self.lang_at(conj + [citem], depth + 1, "[]"))
                 finally:
                     self.upper = old
                 memo[j] = (yes, no)
@@ -374,6 +384,11 @@ class ContainerMixin:
             if n not in names_order:
                 names_order.append(n)
         extras_allowed = not any(a is False and not p for _pr, p, a, _ in conjs)
+        if self.rank is not None and (self.rank is self.empty_rank or self.rank.depth > _RANK_DEPTH) \
+                and len(names_order) > 1:
+            # below what `ranked` tracks, each side of the difference would spell its own order
+            self.fail(flat[0][1] if flat else self.cur_ptr, "key order inside not/oneOf/if/maxContains more than "
+                                                          f"{_RANK_DEPTH} levels down")
         if self.rank is not None:
             order = self.rank.order
             if extras_allowed:

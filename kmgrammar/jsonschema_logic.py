@@ -131,9 +131,10 @@ class LogicMixin:
                     node.add_literal(c)
             if isinstance(s.get("patternProperties"), dict):
                 kids.extend((x, node.kid("*")) for x in s["patternProperties"].values())
-            if isinstance(s.get("additionalProperties"), dict):
-                kids.append((s["additionalProperties"], node.kid("*")))
-            for k in ("items", "prefixItems", "additionalItems", "contains"):
+            for k in ("additionalProperties", "unevaluatedProperties"):
+                if isinstance(s.get(k), dict):
+                    kids.append((s[k], node.kid("*")))
+            for k in ("items", "prefixItems", "additionalItems", "unevaluatedItems", "contains"):
                 v = s.get(k)
                 for x in (v if isinstance(v, list) else [v]):
                     if isinstance(x, dict):

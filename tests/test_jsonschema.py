@@ -428,6 +428,40 @@ def test_contains_with_max_items_zero():
     _check(dict(schema, minContains=0), [[], None, [1]])
 
 
+@pytest.mark.parametrize("schema, invalid, valid", [
+    ({"type": "array", "items": {"type": "string", "format": "time"}, "contains": {"const": "00:00:00Z"},
+      "maxContains": 1}, '["00:00:00Z","12:00:60Z"]', '["00:00:00Z","12:00:00Z"]'),
+    ({"type": "array", "items": {"type": "string"},
+      "not": {"items": {"type": "string", "format": "hostname"}, "contains": {"const": "a"}}},
+     '["a","' + HOST_LEFT_OUT + '"]', '["a b"]'),
+    ({"type": "array", "items": {"type": "object", "additionalProperties": {"type": "integer"}},
+      "contains": {"properties": {"b": {"const": 1}, "a": {"const": 1}}, "required": ["b", "a"]}, "maxContains": 1},
+     '[{"b":1,"a":1},{"a":1,"b":1}]', '[{"b":1,"a":1},{"a":2}]'),
+], ids=["items-side", "not-contains", "key-order"])
+def test_max_contains_other_items(cl100k, schema, invalid, valid):
+    """The items outside `contains` are a difference: the item language on the plain side, the
+    matches on the subtracted side, one key order for both (found by review)."""
+    cg = compile_json_schema(schema, cl100k, cache=False)
+    for text, want in ((invalid, False), (valid, True)):
+        m = Matcher(cg)
+        assert (m.accept_string(text) and m.is_accepting()) == want, text
+
+
+def test_key_order_below_what_differences_track_is_refused():
+    """Each side of a difference spells its own key order below _RANK_DEPTH levels: refused there."""
+    def nest(x, n):
+        for _ in range(n):
+            x = {"type": "object", "properties": {"k": x}, "required": ["k"], "additionalProperties": False}
+        return x
+    cd = {"type": "object", "properties": {"c": {"const": 1}, "d": {"const": 1}}, "required": ["c", "d"],
+          "additionalProperties": False}
+    dc = dict(cd, properties={"d": {"const": 1}, "c": {"const": 1}})
+    with pytest.raises(CompileError, match="empty language"):  # {c, d} is in both branches
+        schema_to_dfa({"oneOf": [nest(cd, 11), nest(dc, 11)]})
+    with pytest.raises(UnsupportedFeatureError, match="key order inside not/oneOf/if/maxContains more than 12"):
+        schema_to_dfa({"oneOf": [nest(cd, 13), nest(dc, 13)]})
+
+
 def test_subtracted_anyof_one_branch_at_a_time_is_refused():
     """unevaluatedProperties beside an anyOf of more than 5 branches sees one branch at a time (a
     subset of the valid objects): inside a difference that would let values through."""

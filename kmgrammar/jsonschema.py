@@ -429,27 +429,74 @@ class Lowerer(LogicMixin, ContainerMixin):
         return g.alt(*out) if out else _EMPTY
 
     def valid(self, v, flat, parts=None) -> bool:
-        """Does the enum/const value `v` satisfy the rest of the conjunction (checked by the
-        `jsonschema` validator)? `parts`: the conjunction without enum/const/format, precomputed."""
-        import jsonschema as js
-
+        """Does the enum/const value `v` satisfy the rest of the conjunction? A scalar is matched
+        against kmgrammar's own language of the rest (ECMA-262 patterns, formats as this side
+        reads them); a container by the `jsonschema` package where that reads the rest as
+        kmgrammar does (no pattern or format anywhere below). Unsure: kept on a subtracted side,
+        dropped otherwise (a false negative, never a false positive). `parts`: the conjunction
+        without enum/const/format, precomputed."""
         if parts is None:
             parts = self.value_parts(flat)
-        for s, _p, _skip in flat:
-            if isinstance(v, str) and s.get("format") in jv.FORMATS:
-                if s["format"] in jv.FORMATS_UPPER:
-                    self.approximated()
-                if not jv.format_dfa(s["format"], self.upper).matches(v.encode("utf-8")):
-                    return False
+        t = _type_of(v)
+        if t not in ("array", "object"):
+            dfa = self.literal_check(flat, "number" if t == "integer" else t)
+            if dfa is not None:
+                return dfa is not False and dfa.matches(jv.serialize(v).encode("utf-8"))
         if not any(d.keys() - ANNOTATIONS - {"type"} for d in parts):
             return True  # only types, already filtered by the caller: skip the validator (big enums)
+        try:
+            import jsonschema as js
+        except ImportError:
+            return self.upper
+        if not self.read_alike(parts):
+            return self.upper
         if self._validator is None:
             cls = js.validators.validator_for(self.root if isinstance(self.root, dict) else {})
             self._validator = cls(self.root)
         try:
             return self._validator.evolve(schema={"allOf": parts}).is_valid(v)
-        except Exception:  # a schema jsonschema cannot evaluate: decide by lowering instead
-            return True
+        except Exception:  # a schema jsonschema cannot evaluate
+            return self.upper
+
+    def literal_check(self, flat, t: str):
+        """DFA of the scalars of type `t` that satisfy `flat` without its enum/const (False if
+        none do, None where that language is not regular). Per conjunction, type and side."""
+        cache = self.__dict__.setdefault("_literal_checks", {})
+        key = (tuple((id(s), k) for s, _p, k in flat), t, self.upper)
+        if key not in cache:
+            strip = self.__dict__.setdefault("_stripped", {})
+            items = []
+            for s, p, skip in flat:
+                got = strip.get(id(s))
+                if got is None:
+                    got = strip[id(s)] = (s, self.syn({k: x for k, x in s.items() if k not in ("enum", "const")}))
+                items.append((got[1], p, skip))
+            node = self.lang(items + [(self.type_syn(t), self.cur_ptr, frozenset())], 0)
+            cache[key] = None if _has_ref(node) else False if node is _EMPTY else self.dfa(node)
+        return cache[key]
+
+    def read_alike(self, parts) -> bool:
+        """No pattern/patternProperties/format at or below `parts` ($refs followed): the
+        `jsonschema` package reads the rest like kmgrammar does (Python `re` is not ECMA-262, and
+        it asserts no format)."""
+        stack, seen = list(parts), set()
+        while stack:
+            x = stack.pop()
+            if isinstance(x, list):
+                stack.extend(x)
+                continue
+            if not isinstance(x, dict) or id(x) in seen:
+                continue
+            seen.add(id(x))
+            if x.keys() & {"pattern", "patternProperties", "format"}:
+                return False
+            if isinstance(x.get("$ref"), str):
+                try:
+                    stack.append(self.resolve(x["$ref"], "#")[0])
+                except (CompileError, _Unsupported):
+                    return False
+            stack.extend(v for k, v in x.items() if k not in ANNOTATIONS and k not in ("enum", "const"))
+        return True
 
     @staticmethod
     def value_parts(flat) -> list:

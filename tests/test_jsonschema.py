@@ -462,6 +462,28 @@ def test_key_order_below_what_differences_track_is_refused():
         schema_to_dfa({"oneOf": [nest(cd, 13), nest(dc, 13)]})
 
 
+@pytest.mark.parametrize("schema, texts", [
+    ({"enum": ["é", "e"], "pattern": "^\\w$"}, {'"é"': False, '"e"': True}),       # ECMA \w is ASCII
+    ({"enum": ["a\n", "a"], "pattern": "^a$"}, {'"a\\n"': False, '"a"': True}),   # no multiline $
+    ({"enum": ["y", "x"], "pattern": "^(?<n>x)$"}, {'"y"': False, '"x"': True}),   # Python re cannot read it
+    ({"type": "string", "not": {"enum": ["\ufeff"], "pattern": "^\\s$"}}, {'"\ufeff"': False, '"a"': True}),
+    ({"enum": ["xn--9n2bp8q", "ab"], "format": "hostname"}, {'"xn--9n2bp8q"': False, '"ab"': True}),
+    ({"enum": [{"a": "-"}, {"a": "1.2.3.4"}], "properties": {"a": {"format": "ipv4"}}},
+     {'{"a":"-"}': False, '{"a":"1.2.3.4"}': False}),  # containers with a format below: dropped unread
+    ({"enum": [1, 2, "a", None], "minimum": 2}, {"1": False, "2": True, '"a"': True, "null": True}),
+], ids=["ecma-w", "dollar", "named-group", "not-enum", "format", "container-format", "minimum"])
+def test_enum_values_are_checked_as_kmgrammar_reads_the_schema(schema, texts):
+    """enum/const values against the rest of the conjunction: by kmgrammar's own languages
+    (ECMA-262 patterns, formats), not by Python's `re` (found by review)."""
+    try:
+        dfa = schema_to_dfa(schema)
+    except CompileError:
+        assert not any(texts.values())
+        return
+    for text, want in texts.items():
+        assert dfa.matches(text.encode()) == want, text
+
+
 def test_subtracted_anyof_one_branch_at_a_time_is_refused():
     """unevaluatedProperties beside an anyOf of more than 5 branches sees one branch at a time (a
     subset of the valid objects): inside a difference that would let values through."""

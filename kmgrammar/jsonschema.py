@@ -50,6 +50,12 @@ Departures (documented, tested):
 - unevaluatedProperties/Items next to an anyOf of more than 5 branches see one branch at a time
   (false negatives when several branches match and only together evaluate every key or item;
   on a subtracted side that would be a false positive: UnsupportedFeatureError);
+- `nullable: true` (OpenAPI 3.0) admits null besides the listed types; JSON Schema itself
+  ignores the keyword;
+- enum/const values that are arrays or objects are checked against the rest of their
+  conjunction by the `jsonschema` package where no pattern or format lies below (where it reads
+  a schema as kmgrammar does); elsewhere, or without that package, they are left out (a false
+  negative, never a false positive);
 - indent=N with values of unbounded nesting is UnsupportedFeatureError (lenient=True: nesting
   bounded by `LENIENT_ANY_DEPTH`, warned).
 Unsupported (UnsupportedFeatureError naming each keyword and JSON pointer): $dynamicRef,

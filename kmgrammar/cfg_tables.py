@@ -87,13 +87,18 @@ def build_cfg_tables(rtn: Rtn, vocab, budget) -> tuple:
     crow = rows_c.row_of[cls]
     _, first, inv = np.unique(crow * max(len(d_keys), 1) + d_of, return_index=True, return_inverse=True)
     made = np.zeros(len(first), np.int64)
-    for j, (c, d) in enumerate(zip(crow[first].tolist(), d_of[first].tolist())):  # each distinct pair once
+    pairs = list(zip(crow[first].tolist(), d_of[first].tolist()))  # each distinct pair once
+    with_bits = [j for j, (_, d) in enumerate(pairs) if len(d_bits[d][0])]
+    both = np.empty((len(with_bits), n_words), np.uint32)  # those rows, fingerprinted at once
+    for k, j in enumerate(with_bits):
+        c, d = pairs[j]
         w, v = d_bits[d]
-        if len(w):
-            row = rows_c.uniq[c].copy()
-            row[w] |= v
-            made[j] = rows.id_of(row, owned=True)
-        else:  # no quoted token: the class row itself (never written in place), and its fingerprint
+        both[k] = rows_c.uniq[c]
+        both[k, w] |= v
+    for k, fp in enumerate(rows.hashes(both)):
+        made[with_bits[k]] = rows.id_of(both[k], owned=True, fp=fp)
+    for j, (c, d) in enumerate(pairs):
+        if not len(d_bits[d][0]):  # no quoted token: the class row itself (never written in place)
             made[j] = rows.id_of(rows_c.uniq[c], owned=True, fp=rows_c.fps[c])
     rows.row_of[:] = made[inv.ravel()]
     # A class's exits belong to each of its members.

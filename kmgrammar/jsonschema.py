@@ -44,7 +44,7 @@ Departures (documented, tested):
   annotation by default); standard formats not listed there are UnsupportedFeatureError, others
   (int32, ...) annotations; hostname rejects A-labels ("xn--") and counts no total length past
   the subset it accepts; time/date-time leap seconds only with whole-hour offsets (email's domain
-  is a hostname). On a side that is subtracted (not, oneOf's overlaps, if's condition on the else
+  is a hostname); duration designators in upper case only (ABNF reads "p1d" as valid too). On a side that is subtracted (not, oneOf's overlaps, if's condition on the else
   side, maxContains' non-matching items) these formats are read as supersets of the valid strings
   (`jsonschema_values.FORMATS_UPPER`), so a difference never lets a valid string through;
 - unevaluatedProperties/Items next to an anyOf of more than 5 branches see one branch at a time

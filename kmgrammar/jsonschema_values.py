@@ -875,17 +875,22 @@ FORMATS = {
     "relative-json-pointer": rf"(?:0|[1-9][0-9]*)(?:#|{_JSON_POINTER})",
 }
 # Formats whose language above is a strict subset of the valid strings (A-labels, host names past
-# the counted subset, leap seconds at offsets that are not whole hours, general address literals).
+# the counted subset, leap seconds at offsets that are not whole hours, general address literals,
+# lower-case duration designators).
 # Exact for the strings they accept, but subtracting them (not, oneOf, if, maxContains) would let
 # through the valid strings they leave out: there the Lowerer uses these supersets instead.
 _HOST_UPPER = r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?"
 _TIME_UPPER = f"{_HM}:(?:[0-5][0-9]|60){_FRAC}{_OFFSET}"
 FORMATS_UPPER = {
     "hostname": _HOST_UPPER,
+    # RFC 5321's sub-domain rule has no length limit of its own
     "email": rf"(?:{_ATEXT}+(?:\.{_ATEXT}+)*|\"(?:[\x20\x21\x23-\x5b\x5d-\x7e]|\\[\x20-\x7e])*\")@"
-             rf"(?:{_HOST_UPPER}|\[[\x21-\x5a\x5e-\x7e]*\])",
+             r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*\.?"
+             r"|\[[\x21-\x5a\x5e-\x7e]*\])",
     "time": _TIME_UPPER,
     "date-time": f"{_DATE}[Tt]{_TIME_UPPER}",
+    # ABNF strings are case-insensitive (RFC 5234): "p1d" too
+    "duration": "".join(f"[{c}{c.lower()}]" if c in "PYMWDTHS" else c for c in _DURATION),
 }
 # Standard formats kmgrammar cannot assert exactly: compiling them is an UnsupportedFeatureError.
 # Any other format name (int32, double, ...) is an annotation and is ignored, as the spec says.

@@ -392,12 +392,13 @@ HOST_LEFT_OUT = "a.b.c.d.e.f.g.h.i.j"  # a valid host name outside hostname's co
     ({"type": "string", "not": {"format": "hostname"}}, ["a..b", "a b"], ["xn--9n2bp8q.xn--9t4b11yi5a", HOST_LEFT_OUT]),
     ({"type": "string", "not": {"format": "email"}}, ["a b@c", "ab"], ["a@" + HOST_LEFT_OUT, "a@[x:y]", "a@b.c"]),
     ({"type": "string", "not": {"format": "time"}}, ["12:00", "x"], ["01:29:60+01:30", "12:00:00Z"]),
+    ({"type": "string", "not": {"format": "duration"}}, ["P1", "x"], ["p1d", "P1DT2h", "P1D"]),
     ({"oneOf": [{"const": "xn--9n2bp8q.xn--9t4b11yi5a"}, {"type": "string", "format": "hostname"}]},
      ["ab"], ["xn--9n2bp8q.xn--9t4b11yi5a"]),
     ({"type": "string", "if": {"format": "hostname"}, "then": {"maxLength": 3}}, ["ab", "a b c"], [HOST_LEFT_OUT]),
     ({"type": "array", "items": {"type": "string"}, "contains": {"format": "hostname"}, "maxContains": 1},
      [["a", "x y"], ["a"]], [["a", HOST_LEFT_OUT], ["a", "b"]]),
-], ids=["not-hostname", "not-email", "not-time", "oneOf-const", "if", "maxContains"])
+], ids=["not-hostname", "not-email", "not-time", "not-duration", "oneOf-const", "if", "maxContains"])
 def test_subtracted_formats_use_supersets(schema, valid, invalid):
     """hostname/email/time/date-time accept a subset of the valid strings (no A-labels, a counted
     subset of host names, leap seconds at whole-hour offsets). A side that is subtracted must

@@ -262,19 +262,14 @@ def build_cfg_tables(rtn: Rtn, vocab, budget) -> tuple:
 def _full_row_bits(compact: list, order: np.ndarray, n_words: int) -> list:
     """Per compact row (bytes of uint32 words, bit j for token order[j]): the nonzero words of
     the same row over the whole vocabulary, as (word indices ascending, words)."""
+    from .kernels import spread_rows
+
     if not compact:
         return []
-    m = np.frombuffer(b"".join(compact), np.uint8).reshape(len(compact), -1)
-    k, j = np.nonzero(np.unpackbits(m, axis=1, bitorder="little"))
-    t = order[j].astype(np.int64)
-    cell = k * n_words + (t >> 5)
-    srt = np.argsort(cell, kind="stable")
-    cell, bit = cell[srt], np.left_shift(np.uint32(1), (t[srt] & 31).astype(np.uint32))
-    first = np.flatnonzero(np.r_[True, cell[1:] != cell[:-1]]) if len(cell) else np.zeros(0, np.int64)
-    val = np.bitwise_or.reduceat(bit, first) if len(cell) else np.zeros(0, np.uint32)
-    cell = cell[first]
-    bounds = np.searchsorted(cell, np.arange(len(compact) + 1) * n_words)
-    return [(cell[a:b] - r * n_words, val[a:b]) for r, (a, b) in enumerate(zip(bounds[:-1], bounds[1:]))]
+    m = np.frombuffer(b"".join(compact), np.uint32).reshape(len(compact), words_for(len(order)))
+    ptr, idx, val = spread_rows(m, order, n_words)
+    ptr = ptr.tolist()
+    return [(idx[a:b], val[a:b]) for a, b in zip(ptr[:-1], ptr[1:])]
 
 
 class _Rows:

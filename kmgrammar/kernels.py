@@ -1205,3 +1205,40 @@ def row_hashes(rows, keys):
             h += np.uint64(rows[i, j]) * keys[j]
         out[i] = h
     return out
+
+
+@nb.njit(cache=True, nogil=True)
+def spread_rows(compact, order, n_words):
+    """Rows over a sub-vocabulary (bit j of compact[r] for token order[j]) as rows over the whole
+    vocabulary, sparse: row r's nonzero words are idx[ptr[r]:ptr[r+1]] (ascending), val[...]."""
+    k, cw = compact.shape
+    dense = np.zeros(n_words, np.uint32)
+    touched = np.empty(min(cw * 32, n_words), np.int64)
+    ptr = np.zeros(k + 1, np.int64)
+    idx = np.empty(k * len(touched), np.int64)
+    val = np.empty(k * len(touched), np.uint32)
+    n = 0
+    for r in range(k):
+        n_t = 0
+        for w in range(cw):
+            x = compact[r, w]
+            b = 0
+            while x != 0:
+                if x & np.uint32(1):
+                    t = np.int64(order[w * 32 + b])
+                    q = t >> 5
+                    if dense[q] == 0:
+                        touched[n_t] = q
+                        n_t += 1
+                    dense[q] |= np.uint32(1) << np.uint32(t & 31)
+                x >>= np.uint32(1)
+                b += 1
+        words = np.sort(touched[:n_t])
+        for a in range(n_t):
+            q = words[a]
+            idx[n] = q
+            val[n] = dense[q]
+            dense[q] = 0
+            n += 1
+        ptr[r + 1] = n
+    return ptr, idx[:n], val[:n]

@@ -133,3 +133,25 @@ def test_rule_automata_reused_across_compiles_change_nothing(cl100k, monkeypatch
     for a, b in zip(cold, warm):
         assert a.kind == b.kind == "cfg"
         _same_arrays(a, b)
+
+
+def test_spread_rows_matches_dense_rows():
+    """kernels.spread_rows: compact rows over a token subset, spread to sparse full-width words."""
+    from kmgrammar import kernels
+
+    rng = np.random.default_rng(5)
+    n_words = 200
+    order = rng.permutation(n_words * 32)[:700].astype(np.int32)  # sub-vocabulary token ids
+    cw = (len(order) + 31) // 32
+    for density in (0.0, 0.02, 0.5, 1.0):
+        bits = rng.random((6, cw * 32)) < density
+        bits[:, len(order):] = False
+        compact = np.ascontiguousarray(np.packbits(bits, axis=1, bitorder="little").view(np.uint32))
+        ptr, idx, val = kernels.spread_rows(compact, order, n_words)
+        for r in range(len(compact)):
+            dense = np.zeros(n_words, np.uint32)
+            toks = order[np.flatnonzero(bits[r])]
+            np.bitwise_or.at(dense, toks >> 5, np.left_shift(np.uint32(1), (toks & 31).astype(np.uint32)))
+            want = np.flatnonzero(dense)
+            assert np.array_equal(idx[ptr[r]: ptr[r + 1]], want)
+            assert np.array_equal(val[ptr[r]: ptr[r + 1]], dense[want])

@@ -453,16 +453,22 @@ class Lowerer(LogicMixin, ContainerMixin):
         try:
             import jsonschema as js
         except ImportError:
-            return self.upper
+            return self.unsure()
         if not self.read_alike(parts):
-            return self.upper
+            return self.unsure()
         if self._validator is None:
             cls = js.validators.validator_for(self.root if isinstance(self.root, dict) else {})
             self._validator = cls(self.root)
         try:
             return self._validator.evolve(schema={"allOf": parts}).is_valid(v)
         except Exception:  # a schema jsonschema cannot evaluate
-            return self.upper
+            return self.unsure()
+
+    def unsure(self) -> bool:
+        """No answer: keep the value on a subtracted side, drop it otherwise (which side this
+        lowering is on now matters: `approximated`)."""
+        self.approximated()
+        return self.upper
 
     def literal_check(self, flat, t: str):
         """DFA of the scalars of type `t` that satisfy `flat` without its enum/const (False if
@@ -506,8 +512,9 @@ class Lowerer(LogicMixin, ContainerMixin):
 
     @staticmethod
     def value_parts(flat) -> list:
-        return [{k: x for k, x in s.items() if k not in skip and k not in ("enum", "const", "format")}
-                for s, _p, skip in flat]
+        # then/else do nothing once their `if` is lowered (skipped)
+        return [{k: x for k, x in s.items() if k not in skip and k not in ("enum", "const", "format")
+                 and not (k in ("then", "else") and "if" in skip)} for s, _p, skip in flat]
 
     def literal(self, v, depth: int, rank="cur"):
         st = self.style

@@ -485,6 +485,20 @@ def test_enum_values_are_checked_as_kmgrammar_reads_the_schema(schema, texts):
         assert dfa.matches(text.encode()) == want, text
 
 
+def test_unsure_enum_values_depend_on_the_side():
+    """A container value the check cannot read is dropped on the plain side and kept on the
+    subtracted one: the lowering depends on its side, so oneOf's overlap must not reuse the plain
+    one (found by the fuzzer: ["x"] is in both branches)."""
+    schema = {"oneOf": [{"enum": [["x"]], "items": {"pattern": "x"}},
+                        {"type": "array", "items": {"type": "string"}, "maxItems": 1}]}
+    dfa = schema_to_dfa(schema)
+    assert not dfa.matches(b'["x"]') and dfa.matches(b'["y"]')
+    e = {"oneOf": [{"type": "array", "items": {"type": "string", "pattern": "b"}, "maxItems": 3}, {"enum": [[1], 0, 3]},
+                   {"type": "array", "items": {"type": "integer", "maximum": 1}, "maxItems": 3}]}
+    dfa = schema_to_dfa({"if": {"type": "string"}, "then": {"const": 2}, "else": e})
+    assert not dfa.matches(b"[1]") and dfa.matches(b"[0]") and dfa.matches(b"0")
+
+
 def test_subtracted_anyof_one_branch_at_a_time_is_refused():
     """unevaluatedProperties beside an anyOf of more than 5 branches sees one branch at a time (a
     subset of the valid objects): inside a difference that would let values through."""

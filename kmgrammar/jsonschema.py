@@ -53,9 +53,10 @@ Departures (documented, tested):
 - `nullable: true` (OpenAPI 3.0) admits null besides the listed types; JSON Schema itself
   ignores the keyword;
 - enum/const values that are arrays or objects are checked against the rest of their
-  conjunction by the `jsonschema` package where no pattern or format lies below (where it reads
-  a schema as kmgrammar does); elsewhere, or without that package, they are left out (a false
-  negative, never a false positive);
+  conjunction by the `jsonschema` package (with kmgrammar's formats) where it reads the schema as
+  kmgrammar does (`Lowerer.read_alike`: patterns in a syntax Python's `re` and ECMA-262 share, on
+  printable ASCII); elsewhere, or without that package, they are left out (a false negative,
+  never a false positive);
 - indent=N with values of unbounded nesting is UnsupportedFeatureError (lenient=True: nesting
   bounded by `LENIENT_ANY_DEPTH`, warned).
 Unsupported (UnsupportedFeatureError naming each keyword and JSON pointer): $dynamicRef,
@@ -438,7 +439,7 @@ class Lowerer(LogicMixin, ContainerMixin):
         """Does the enum/const value `v` satisfy the rest of the conjunction? A scalar is matched
         against kmgrammar's own language of the rest (ECMA-262 patterns, formats as this side
         reads them); a container by the `jsonschema` package where that reads the rest as
-        kmgrammar does (no pattern or format anywhere below). Unsure: kept on a subtracted side,
+        kmgrammar does (`read_alike`; formats by kmgrammar's). Unsure: kept on a subtracted side,
         dropped otherwise (a false negative, never a false positive). `parts`: the conjunction
         without enum/const/format, precomputed."""
         if parts is None:
@@ -454,13 +455,18 @@ class Lowerer(LogicMixin, ContainerMixin):
             import jsonschema as js
         except ImportError:
             return self.unsure()
-        if not self.read_alike(parts):
+        if not self.read_alike(parts, v):
             return self.unsure()
-        if self._validator is None:
+        validators = self.__dict__.setdefault("_validators", {})
+        if self.upper not in validators:
+            checker = js.FormatChecker(())
+            for name in jv.FORMATS:
+                checker.checks(name)(lambda x, n=name, up=self.upper:
+                                     not isinstance(x, str) or jv.format_dfa(n, up).matches(x.encode("utf-8")))
             cls = js.validators.validator_for(self.root if isinstance(self.root, dict) else {})
-            self._validator = cls(self.root)
+            validators[self.upper] = cls(self.root, format_checker=checker)
         try:
-            return self._validator.evolve(schema={"allOf": parts}).is_valid(v)
+            return validators[self.upper].evolve(schema={"allOf": parts}).is_valid(v)
         except Exception:  # a schema jsonschema cannot evaluate
             return self.unsure()
 
@@ -487,10 +493,12 @@ class Lowerer(LogicMixin, ContainerMixin):
             cache[key] = None if _has_ref(node) else False if node is _EMPTY else self.dfa(node)
         return cache[key]
 
-    def read_alike(self, parts) -> bool:
-        """No pattern/patternProperties/format at or below `parts` ($refs followed): the
-        `jsonschema` package reads the rest like kmgrammar does (Python `re` is not ECMA-262, and
-        it asserts no format)."""
+    def read_alike(self, parts, v) -> bool:
+        """Whether the `jsonschema` package reads `parts` ($refs followed) on `v` as kmgrammar
+        does: patterns only in a syntax Python's `re` and ECMA-262 share, on strings of printable
+        ASCII (where \\d, \\w, $ and . mean the same); formats are checked by kmgrammar's (an
+        approximated one makes this lowering side-dependent)."""
+        plain = all(0x20 <= ord(c) <= 0x7E for x in _strings_in(v) for c in x)
         stack, seen = list(parts), set()
         while stack:
             x = stack.pop()
@@ -500,14 +508,23 @@ class Lowerer(LogicMixin, ContainerMixin):
             if not isinstance(x, dict) or id(x) in seen:
                 continue
             seen.add(id(x))
-            if x.keys() & {"pattern", "patternProperties", "format"}:
+            pats = [x["pattern"]] if "pattern" in x else []
+            if isinstance(x.get("patternProperties"), dict):
+                pats += list(x["patternProperties"])
+            if pats and not (plain and all(isinstance(p, str) and _SHARED_REGEX.fullmatch(p)
+                                           and not any(t in p for t in ("(?", "{,", "[]", "[^]")) for p in pats)):
                 return False
+            f = x.get("format")
+            if f in jv.UNSUPPORTED_FORMATS:
+                return False
+            if f in jv.FORMATS_UPPER:
+                self.approximated()
             if isinstance(x.get("$ref"), str):
                 try:
                     stack.append(self.resolve(x["$ref"], "#")[0])
                 except (CompileError, _Unsupported):
                     return False
-            stack.extend(v for k, v in x.items() if k not in ANNOTATIONS and k not in ("enum", "const"))
+            stack.extend(y for k, y in x.items() if k not in ANNOTATIONS and k not in ("enum", "const"))
         return True
 
     @staticmethod
@@ -632,6 +649,24 @@ class Lowerer(LogicMixin, ContainerMixin):
             return _pattern_dfa(pattern, self.lim())
         except (GrammarSyntaxError, UnsupportedFeatureError) as e:
             self.fail(ptr, f"pattern {pattern!r}: {e}")
+
+
+# regex syntax that Python's `re` and ECMA-262 read alike (on printable ASCII subjects)
+_SHARED_REGEX = re.compile(r"(?:[A-Za-z0-9 _:/@,#%&'=<>!~`;\"^$.*+?|\[\]{}()-]|\\[dwsDWS.\-/\\()\[\]{}*+?^$|])*")
+
+
+def _strings_in(v):
+    """Every string in a JSON value: keys and values."""
+    stack = [v]
+    while stack:
+        x = stack.pop()
+        if isinstance(x, str):
+            yield x
+        elif isinstance(x, dict):
+            yield from x
+            stack.extend(x.values())
+        elif isinstance(x, list):
+            stack.extend(x)
 
 
 @lru_cache(maxsize=None)

@@ -470,9 +470,14 @@ def test_key_order_below_what_differences_track_is_refused():
     ({"type": "string", "not": {"enum": ["\ufeff"], "pattern": "^\\s$"}}, {'"\ufeff"': False, '"a"': True}),
     ({"enum": ["xn--9n2bp8q", "ab"], "format": "hostname"}, {'"xn--9n2bp8q"': False, '"ab"': True}),
     ({"enum": [{"a": "-"}, {"a": "1.2.3.4"}], "properties": {"a": {"format": "ipv4"}}},
-     {'{"a":"-"}': False, '{"a":"1.2.3.4"}': False}),  # containers with a format below: dropped unread
+     {'{"a":"-"}': False, '{"a":"1.2.3.4"}': True}),  # kmgrammar's formats below a container
+    ({"enum": [{"ab": 1}, {"é": 1}], "patternProperties": {"^\\w+$": {"type": "integer"}}, "additionalProperties": False},
+     {'{"ab":1}': True, '{"é":1}': False}),  # a pattern on a non-ASCII key: not read by Python's re
+    ({"allOf": [{"enum": [{"aaaa": 31}]}, {"not": {"patternProperties": {"a*": {"type": "integer"}, "aaa*": {"maximum": 20}}}}]},
+     {'{"aaaa":31}': True}),  # shared syntax on ASCII: read by the jsonschema package
     ({"enum": [1, 2, "a", None], "minimum": 2}, {"1": False, "2": True, '"a"': True, "null": True}),
-], ids=["ecma-w", "dollar", "named-group", "not-enum", "format", "container-format", "minimum"])
+], ids=["ecma-w", "dollar", "named-group", "not-enum", "format", "container-format", "container-pattern",
+        "container-ascii", "minimum"])
 def test_enum_values_are_checked_as_kmgrammar_reads_the_schema(schema, texts):
     """enum/const values against the rest of the conjunction: by kmgrammar's own languages
     (ECMA-262 patterns, formats), not by Python's `re` (found by review)."""

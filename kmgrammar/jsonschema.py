@@ -44,8 +44,9 @@ Departures (documented, tested):
   annotation by default); standard formats not listed there are UnsupportedFeatureError, others
   (int32, ...) annotations; hostname rejects A-labels ("xn--") and counts no total length past
   the subset it accepts; time/date-time leap seconds only with whole-hour offsets (email's domain
-  is a hostname); duration designators in upper case only (ABNF reads "p1d" as valid too). On a side that is subtracted (not, oneOf's overlaps, if's condition on the else
-  side, maxContains' non-matching items) these formats are read as supersets of the valid strings
+  is a hostname); duration designators in upper case only (ABNF reads "p1d" as valid too). On a
+  side that is subtracted (not, oneOf's overlaps, if's condition on the else side, maxContains'
+  non-matching items) these formats are read as supersets of the valid strings
   (`jsonschema_values.FORMATS_UPPER`), so a difference never lets a valid string through;
 - unevaluatedProperties/Items next to an anyOf of more than 5 branches see one branch at a time
   (false negatives when several branches match and only together evaluate every key or item;
@@ -482,7 +483,7 @@ class Lowerer(LogicMixin, ContainerMixin):
         cache = self.__dict__.setdefault("_literal_checks", {})
         key = (tuple((id(s), k) for s, _p, k in flat), t, self.upper)
         if key not in cache:
-            strip = self.__dict__.setdefault("_stripped", {})
+            strip = self.__dict__.setdefault("_stripped", {})  # id -> (schema kept alive, its copy)
             items = []
             for s, p, skip in flat:
                 got = strip.get(id(s))

@@ -77,6 +77,7 @@ import math
 import re
 import sys
 import warnings
+from contextlib import contextmanager
 from decimal import Decimal
 from functools import lru_cache
 from urllib.parse import unquote
@@ -348,13 +349,20 @@ class Lowerer(LogicMixin, ContainerMixin):
         if self._approx:
             self._approx[-1] = True
 
-    def lowered_subtracted(self, items, depth: int):
-        """lang() of a side that is subtracted: supersets where a language leaves values out."""
-        self.upper = not self.upper
+    @contextmanager
+    def side(self, upper: bool):
+        """Lower on the plain side (False) or a subtracted one (True: supersets where a language
+        leaves values out) for the duration of the block."""
+        old, self.upper = self.upper, upper
         try:
-            return self.lang(items, depth)
+            yield
         finally:
-            self.upper = not self.upper
+            self.upper = old
+
+    def lowered_subtracted(self, items, depth: int):
+        """lang() of a side that is subtracted from the current one."""
+        with self.side(not self.upper):
+            return self.lang(items, depth)
 
     def without(self, flat, index: int, kw: str):
         s, p, skip = flat[index]

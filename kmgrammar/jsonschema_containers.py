@@ -275,15 +275,11 @@ class ContainerMixin:
                 conj = slot_conj(j)
                 items = slot(j)
                 yes = self.lang_at(conj + [citem], depth + 1, "[]")
-                # items that do not match are a difference: their matches subtracted as the
-                # subtracted side's (below a minContains alone, a match read as no match only
-                # counts less, and the lower side's matches suffice)
-                old = self.upper
-                self.upper = not old if cmax is not None or old else old
-                try:
+                # with maxContains, items that do not match are a difference: their matches
+                # lowered as the other side's; below a minContains alone a match read as no match
+                # only counts less, so the plain matches serve on either side
+                with self.side(cmax is not None and not self.upper):
                     no = self.diff(items, self.lang_at(conj + [citem], depth + 1, "[]"))
-                finally:
-                    self.upper = old
                 memo[j] = (yes, no)
             return memo[j]
 

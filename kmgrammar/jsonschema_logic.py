@@ -643,11 +643,8 @@ class LogicMixin:
             syn[key] = self.syn({"type": sorted(common)})
         pin = (syn[key], self.cur_ptr, frozenset())
         # a proof needs every valid value: supersets where a language leaves some out
-        old, self.upper = self.upper, True
-        try:
+        with self.side(True):
             la, lb = self.lang(a + [pin], 0), self.lang(b + [pin], 0)
-        finally:
-            self.upper = old
         if la is _EMPTY or lb is _EMPTY:
             return True
         if _has_ref(la) or _has_ref(lb):

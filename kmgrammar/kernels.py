@@ -980,18 +980,24 @@ def minimal_rule(trans, ck, cs, cd, n_sym, accept):
         for c in range(w):
             qt[b, c] = part[full[rep[b], c]]
     order = bfs_order(qt, part[0], part[n])
-    m = order.shape[0]
-    new_id = np.full(n_part, -1, np.int64)
-    for i in range(m):
-        new_id[order[i]] = i
-    q = np.empty((m, w), np.int64)
-    acc = np.zeros(m, np.bool_)
-    for i in range(m):
-        b = order[i]
-        for c in range(w):
-            q[i, c] = new_id[qt[b, c]]
-        acc[i] = rep[b] < n and accept[rep[b]]
+    q = np.empty((order.shape[0], w), np.int64)
+    acc = np.zeros(order.shape[0], np.bool_)
+    kept_blocks(qt, order, rep, n, accept, q, acc)
     return q, acc
+
+
+@nb.njit(cache=True, nogil=True)
+def kept_blocks(qt, keep, rep, n, accept, out, acc):
+    """Rows `keep` of the block table `qt` into `out`, blocks renumbered by their place in `keep`;
+    `acc[i]`: block keep[i] accepts (its first state `rep` is one of the n states and accepts)."""
+    new_id = np.full(qt.shape[0], -1, np.int64)
+    for i in range(keep.shape[0]):
+        new_id[keep[i]] = i
+    for i in range(keep.shape[0]):
+        b = keep[i]
+        for c in range(qt.shape[1]):
+            out[i, c] = new_id[qt[b, c]]
+        acc[i] = rep[b] < n and accept[rep[b]]
 
 
 @nb.njit(cache=True, nogil=True)
@@ -1147,17 +1153,10 @@ def minimal_dfa(trans, accept, refine):
             qt[b, c] = part[t[r, c]]
     keep = bfs_order(qt, part[0], part[n])
     keep = keep[np.argsort(rep[keep])]  # first states are distinct: any sort is this order
-    new_id = np.full(n_part, -1, np.int64)
-    for i in range(keep.shape[0]):
-        new_id[keep[i]] = i
     m = keep.shape[0]
     out = np.empty((m, k), np.int32)
     acc = np.zeros(m, np.bool_)
-    for i in range(m):
-        b = keep[i]
-        for c in range(k):
-            out[i, c] = new_id[qt[b, c]]
-        acc[i] = rep[b] < n and accept[rep[b]]
+    kept_blocks(qt, keep, rep, n, accept, out, acc)
     # classes whose columns are identical merge, numbered by first occurrence (hashed, then
     # compared exactly)
     h = np.empty(k, np.uint64)

@@ -208,8 +208,9 @@ def build_cfg_tables(rtn: Rtn, vocab, budget) -> tuple:
             n_dep += len(toks)
         grp_ptr.append(len(grp_state))
     # what each rule instance does with the suffixes that reach it (run-time verdicts)
+    same = local_classes(rtn, sorted(set(rtn.call_next.tolist()) | dep_sorted.keys()))
     loc = stack_tables(net, [dep_sorted.get(u, []) for u in range(n)], budget.check_time,
-                       (rtn.call_nt, rtn.call_next))
+                       (rtn.call_nt, rtn.call_next), same)
     rem_ptr = [0]
     rem_off = [0]
     data = []
@@ -539,3 +540,31 @@ def position_classes(rtn: Rtn, flags, horizon: int, budget) -> np.ndarray:
     part = refine_blocks(t, part, max(horizon, 1), budget)[:n]
     _, dense = np.unique(part, return_inverse=True)
     return dense.reshape(-1)
+
+
+
+_SAME_TRIES = 8  # representatives a position is compared with (bounds the cost on big grammars)
+
+
+def local_classes(rtn: Rtn, positions: list) -> dict:
+    """position -> representative, for `positions`: positions with one representative read every
+    string alike within their rule instances (`earley.local_table`), as the parts of the network
+    they reach through their own rules' edges are isomorphic (`kernels.same_local`; the callees'
+    positions are shared). Return positions of different rules often are (`}` closing objects)."""
+    from .kernels import same_local
+
+    n = rtn.n_pos
+    final = (rtn.final_nt >= 0).astype(np.int8)
+    scratch = (np.full(n, -1, np.int64), np.full(n, -1, np.int64), np.zeros(n, np.int64))
+    args = (rtn.trans, final, rtn.call_ptr, rtn.call_nt, rtn.call_next)
+    live = rtn.trans >= 0
+    nt, ptr = rtn.call_nt.tolist(), rtn.call_ptr.tolist()
+    reps: dict = {}  # quick signature (completes, byte edges, callees) -> representatives
+    out = {}
+    for p in positions:
+        sig = (int(final[p]), live[p].tobytes(), tuple(nt[ptr[p]: ptr[p + 1]]))
+        cands = reps.setdefault(sig, [])
+        out[p] = next((r for r in cands[:_SAME_TRIES] if same_local(*args, p, r, *scratch)), p)
+        if out[p] == p:
+            cands.append(p)
+    return out

@@ -317,7 +317,7 @@ def local_table(net: Network, r: int, strings: list) -> tuple:
     return oks, pops
 
 
-def stack_tables(net: Network, rems: list, check=None, calls: tuple | None = None) -> dict:
+def stack_tables(net: Network, rems: list, check=None, calls: tuple | None = None, same=None) -> dict:
     """The local tables of the run-time verdicts (cfg_matcher.py) as named arrays (cfg_loc_*).
 
     rems[u]: the sorted context-dependent remainders of exit state u. T is the set of suffixes
@@ -359,8 +359,15 @@ def stack_tables(net: Network, rems: list, check=None, calls: tuple | None = Non
             got |= new
             fresh.setdefault(m, set()).update(new)
 
+    known: dict = {}  # representative -> {string: (ok, pops)} walked from a position it stands for
+
     def walk(r: int, strings: list) -> tuple:
-        oks, pops = local_table(net, r, strings)
+        memo = known.setdefault(same.get(r, r) if same else r, {})
+        todo = [s for s in strings if s not in memo]  # (still sorted)
+        if todo:
+            memo.update(zip(todo, zip(*local_table(net, r, todo))))
+        oks = [memo[s][0] for s in strings]
+        pops = [memo[s][1] for s in strings]
         left = [s[j:] for s, js in zip(strings, pops) if js for j in js]
         pop_into(owner[r], left)
         return oks, list(map(len, pops)), left

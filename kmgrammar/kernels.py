@@ -1241,3 +1241,52 @@ def spread_rows(compact, order, n_words):
             n += 1
         ptr[r + 1] = n
     return ptr, idx[:n], val[:n]
+
+
+@nb.njit(cache=True, nogil=True)
+def same_local(trans, final, call_ptr, call_nt, call_next, a, b, map_a, map_b, queue):
+    """Whether the parts of the network reachable from positions a and b through their own
+    rules' edges (bytes, and calls to their return positions) are isomorphic with a mapped to b:
+    same completion flags, byte edges and callees (calls sorted by callee) at mapped positions.
+    map_a, map_b (int64 [n_pos], all -1) and queue (int64 [n_pos]) are scratch; the maps are
+    all -1 again on return."""
+    n_cls = trans.shape[1]
+    ok = True
+    map_a[a] = b
+    map_b[b] = a
+    queue[0] = a
+    head, tail = 0, 1  # queue[:tail]: the mapped positions of a's side, [head:tail] unchecked
+    while ok and head < tail:
+        p = queue[head]
+        head += 1
+        q = map_a[p]
+        n_calls = call_ptr[p + 1] - call_ptr[p]
+        if final[p] != final[q] or n_calls != call_ptr[q + 1] - call_ptr[q]:
+            ok = False
+            break
+        for j in range(n_cls + n_calls):
+            if j < n_cls:
+                x, y = trans[p, j], trans[q, j]
+            else:
+                k = j - n_cls
+                if call_nt[call_ptr[p] + k] != call_nt[call_ptr[q] + k]:
+                    ok = False
+                    break
+                x, y = call_next[call_ptr[p] + k], call_next[call_ptr[q] + k]
+            if (x < 0) != (y < 0):
+                ok = False
+                break
+            if x < 0:
+                continue
+            if map_a[x] < 0 and map_b[y] < 0:
+                map_a[x] = y
+                map_b[y] = x
+                queue[tail] = x
+                tail += 1
+            elif map_a[x] != y or map_b[y] != x:
+                ok = False
+                break
+    for i in range(tail):
+        map_b[map_a[queue[i]]] = -1
+        map_a[queue[i]] = -1
+    return ok

@@ -46,7 +46,7 @@ from .matcher import Matcher, _numpy_view
 
 _MASK_CACHE = 2048  # masks kept per grammar (up to 12.5 KB each at 100k tokens; most share their rows)
 _PROMOTE = 16  # fills after which a mask kept as a patch is kept whole too (see _Patch)
-_POSITION_SETS = 256  # row ORs and merged groups kept, by position set (few distinct sets occur)
+_POSITION_SETS = 256  # position sets with context-dependent tokens kept (few distinct sets occur)
 _W_CACHE = 8192  # stack vectors and verdicts kept per grammar
 _SMALL = 4096  # positions up to which a grammar's per-position tables are built up front (else on first use)
 _EAGER = 1 << 16  # pop pairs up to which a grammar's stack tables are converted up front (see _Tables)
@@ -103,7 +103,7 @@ class _PositionSet:
     __slots__ = ("rows", "gids", "tokens", "rows_at")
 
     def __init__(self, rt: "_Runtime", positions, accepting: bool):
-        self.rows = rt.rows_or(positions, accepting).view(np.int32)  # read only: shared by masks without groups
+        self.rows = rt.rows_or(positions, accepting)  # read only: shared by masks without groups
         with_groups = sorted(pos for pos in positions if rt.pos_tokens[pos] is not None)
         self.gids = [gid for pos in with_groups for gid in rt.pos_groups[pos]]
         self.tokens = tk = (None if not with_groups else rt.pos_tokens[with_groups[0]] if len(with_groups) == 1
@@ -111,21 +111,22 @@ class _PositionSet:
         if tk is not None:
             self.rows_at = self.rows[tk.words]
 
+    def verdicts(self, parts: dict) -> bytes:
+        """The verdicts of every group laid end to end in `gids` order (parts: gid -> (bytes, bool
+        vector over the remainders of its exit state); the bytes are the vector's): with the
+        position set, they determine the mask."""
+        gids = self.gids
+        return parts[gids[0]][0] if len(gids) == 1 else b"".join([parts[g][0] for g in gids])
+
     def mask(self, parts: dict) -> np.ndarray:
         """The mask (int32) given the verdicts of every group (see `patch`)."""
-        got = self.patch(parts)
+        got = self.patch(self.verdicts(parts)) if self.tokens is not None else self.rows
         return got.write(np.empty(len(self.rows), np.int32)) if type(got) is _Patch else got
 
-    def patch(self, parts: dict):
-        """The mask given the verdicts of every group (parts: gid -> (bytes, bool vector over the
-        remainders of its exit state); the bytes are the vector's): the rows (int32, shared), or
-        a `_Patch` of them."""
+    def patch(self, verdicts: bytes) -> "_Patch":
+        """The mask given `verdicts` (see `verdicts`), as a `_Patch` of the rows."""
         tk = self.tokens
-        if tk is None:  # the rows are the mask: shared, not copied (masks are read only)
-            return self.rows
-        gids = self.gids
-        viable = parts[gids[0]][1] if len(gids) == 1 else np.frombuffer(b"".join([parts[g][0] for g in gids]), bool)
-        add = tk.bit * viable[tk.slot]
+        add = tk.bit * np.frombuffer(verdicts, bool)[tk.slot]
         if tk.starts is not None:  # an OR per word, not a sum: a token may appear twice (two exits)
             add = np.bitwise_or.reduceat(add, tk.starts)
         return _Patch(self.rows, tk.words, self.rows_at | add)
@@ -298,11 +299,12 @@ class _Runtime:
         # Stored stack tables are indexed now, with the first matcher, not inside the first mask
         # that reads them (~50 us per grammar: ~1% of MaskBench masks are a grammar's first).
         self._tables = _Tables(a, rp) if self.group_positions and "cfg_loc_n" in a else None
+        self._can_pop = None if self._tables is None else self._tables.can_pop  # (read by every W)
         self.n_pos = n
         nn = n * len(a["cfg_nt_start"])  # see _w_at
         self.waiter_codes = (n, nn, (_LOCAL + 3) * nn, (_SAME + 3) * nn, (_NONE[0] + 3) * nn)
         self.masks = OrderedDict()  # by the chart's item codes (see stored_mask)
-        self.masks_v = OrderedDict()  # by (positions, accepting, verdicts per group)
+        self.masks_v = OrderedDict()  # by (position set, its verdicts): see _PositionSet.verdicts
         self.position_sets = OrderedDict()  # (positions, accepting) -> _PositionSet
         self.row_sets = OrderedDict()  # (distinct row ids, accepting) -> OR of those rows (and EOS)
         compiled.index_rows()  # new masks read rows for the first time all along a first document
@@ -330,8 +332,10 @@ class _Runtime:
         return t
 
     def rows_or(self, positions, accepting: bool, stored: bool = False):
-        """The OR of the positions' rows, and EOS if `accepting`, as a uint32 row (read only), or
-        with `stored` and a single row, that row as the artifact keeps it (see `stored_mask`).
+        """The OR of the positions' rows (any collection, repeats allowed), and EOS if `accepting`,
+        as an int32 row (read only), or with `stored` and a single row, that row as the artifact
+        keeps it (see `stored_mask`). It is the whole mask of charts without context-dependent
+        tokens.
         Charts in big JSON schemas hold ~40 positions sharing ~12 distinct rows, and position
         sets differ more often than their rows: ORed once per distinct row
         (`CompiledGrammar.rows_or`: one new array at most, none for a single row), cached by the
@@ -350,8 +354,8 @@ class _Runtime:
         key = (rows, accepting)
         got = self.row_sets.get(key)
         if got is None:
-            got = self.compiled.rows_or(rows, self.eos if accepting else None)
-            _put(self.row_sets, key, got, _POSITION_SETS)
+            got = self.compiled.rows_or(rows, self.eos if accepting else None).view(np.int32)
+            _put(self.row_sets, key, got)
         return got
 
     # -- stack vectors ----------------------------------------------------------------------
@@ -412,7 +416,9 @@ class _Runtime:
         below is not known yet, the list of those (chart, rule) pairs. One pass builds the rule
         group and the cache key (what each waiter reads: its rule, return position and the id of
         its caller's W), so a stack shape seen before costs this pass and one lookup."""
-        owner, can_pop = self.owner, self.tables.can_pop
+        owner, can_pop = self.owner, self._can_pop
+        if can_pop is None:
+            can_pop = self._can_pop = self.tables.can_pop
         # one int per waiter: r + n_pos * (m + n_rules * (what its caller adds + 3))
         n_pos, nn, local, same, none = self.waiter_codes
         wait = charts[j].wait
@@ -550,16 +556,24 @@ class _Runtime:
                 ch.mask = got
                 return got
         items = []
+        plain = True
         for pos, o in scan:
             m = group_rule[pos]
             if m < 0:
                 items.append(pos)
                 continue
+            plain = False
             w = charts[o].w
             e = w.get(m) if w is not None else None
             if e is None:
                 e = self.w(charts, o, m)
             items.append(pos + (e[0] + 3) * n_pos)
+        if plain:
+            # no context-dependent tokens: the mask is the OR of the positions' rows, cached by
+            # the set of rows (JSON Schema: a third of the charts of a first document hold a
+            # combination of positions never seen before, over rows seen many times)
+            got = ch.mask = self.rows_or(items, ch.accepting, stored=True)
+            return got
         if ch.accepting:
             items.append(-1)
         key = items[0] if len(items) == 1 else frozenset(items)
@@ -594,14 +608,14 @@ class _Runtime:
                         parts[gid] = (v.tobytes(), v)
         if not parts:  # no context-dependent tokens: the rows are the mask
             got = self.rows_or(positions, ch.accepting, stored=True)
-            if type(got) is not tuple:
-                got = got.view(np.int32)
         else:
             # different stacks often agree on every verdict: the same mask
-            key2 = (positions, ch.accepting, frozenset((gid, vb[0]) for gid, vb in parts.items()))
+            ps = self._position_set(positions, ch.accepting)
+            verdicts = ps.verdicts(parts)
+            key2 = (ps, verdicts)
             got = self.masks_v.get(key2)
             if got is None:
-                got = self._position_set(positions, ch.accepting).patch(parts)
+                got = ps.patch(verdicts)
                 _put(self.masks_v, key2, got)
         _put(self.masks, key, got)
         return got

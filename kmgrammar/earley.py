@@ -398,15 +398,17 @@ def stack_tables(net: Network, rems: list, check=None, calls: tuple | None = Non
     def ids(xs: list) -> np.ndarray:
         return np.fromiter(map(tid.__getitem__, xs), np.int64, len(xs))
 
+    # every walk of every r at once (r by r, walks in order), a few numpy calls in all
+    walks = [(k, w) for k, r in enumerate(returns) for w in walked_r[r]]
+    row = np.repeat(np.array([k for k, _ in walks], np.int64), np.array([len(w[0]) for _, w in walks], np.int64))
+    t = ids([x for _, w in walks for x in w[0]])
     ok = np.zeros(len(returns) * n, np.uint8)
-    ptr, src, dst = [0], [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
-    for k, r in enumerate(returns):
-        for batch, oks, counts, left in walked_r[r]:
-            t = ids(batch)
-            ok[k * n + t] = oks
-            src.append(np.repeat(t, counts))
-            dst.append(ids(left))
-        ptr.append(ptr[-1] + sum(len(d) for _, _, _, d in walked_r[r]))
+    ok[row * n + t] = [good for _, w in walks for good in w[1]]
+    src = np.repeat(t, np.array([c for _, w in walks for c in w[2]], np.int64))
+    dst = ids([x for _, w in walks for x in w[3]])
+    ptr = np.zeros(len(returns) + 1, np.int64)
+    np.add.at(ptr, np.array([k + 1 for k, _ in walks], np.int64), np.array([len(w[3]) for _, w in walks], np.int64))
+    np.cumsum(ptr, out=ptr)
     uok = [good for oks, _, _ in walked_u for good in oks]
     ucount = [c for _, counts, _ in walked_u for c in counts]
     uleft = [x for _, _, left in walked_u for x in left]
@@ -414,9 +416,9 @@ def stack_tables(net: Network, rems: list, check=None, calls: tuple | None = Non
         "cfg_loc_ret": np.array(returns, np.int32),
         "cfg_loc_n": np.array([n], np.int64),
         "cfg_loc_ok": ok,
-        "cfg_loc_pop_ptr": np.array(ptr, np.int64),
-        "cfg_loc_pop_src": np.concatenate(src).astype(np.int32),
-        "cfg_loc_pop_dst": np.concatenate(dst).astype(np.int32),
+        "cfg_loc_pop_ptr": ptr,
+        "cfg_loc_pop_src": src.astype(np.int32),
+        "cfg_loc_pop_dst": dst.astype(np.int32),
         "cfg_loc_uok": np.array(uok, np.uint8),
         "cfg_loc_upop_ptr": np.cumsum([0] + ucount, dtype=np.int64),
         "cfg_loc_upop_dst": ids(uleft).astype(np.int32),

@@ -538,7 +538,7 @@ def minimize(dfa: ByteDFA, budget: _Budget | None = None, *, refine: bool = True
 def literals_dfa(encoded: list, budget: _Budget) -> ByteDFA:
     """The minimal byte DFA accepting exactly the given byte strings, built from their trie
     (numba) instead of a subset construction: big enums and choice lists stay fast."""
-    from .kernels import build_trie
+    from .kernels import build_trie, trie_parents
 
     lengths = np.fromiter(map(len, encoded), np.int64, len(encoded))
     offsets = np.zeros(len(encoded) + 1, np.int64)
@@ -549,12 +549,8 @@ def literals_dfa(encoded: list, budget: _Budget) -> ByteDFA:
     n = len(node_byte)
     budget.check_states(n)
 
-    # Parent of each node: the nearest earlier node one level up (nodes are in DFS preorder).
-    parent = np.zeros(n, np.int64)
+    parent = trie_parents(node_depth)
     idx = np.arange(n)
-    for d in range(1, int(node_depth.max()) + 1):
-        here, above = idx[node_depth == d], idx[node_depth == d - 1]
-        parent[here] = above[np.searchsorted(above, here) - 1]
 
     used = np.unique(node_byte[1:])
     classes = np.zeros(256, np.uint8)

@@ -1290,3 +1290,16 @@ def same_local(trans, final, call_ptr, call_nt, call_next, a, b, map_a, map_b, q
         map_b[map_a[queue[i]]] = -1
         map_a[queue[i]] = -1
     return ok
+
+
+@nb.njit(cache=True, nogil=True)
+def trie_parents(node_depth):
+    """Parent of each node of a trie given in DFS preorder by its depths (the root, node 0: 0):
+    the nearest earlier node one level up."""
+    n = node_depth.shape[0]
+    parent = np.zeros(n, np.int64)
+    last = np.zeros(n + 1, np.int64)  # the last node met at each depth
+    for i in range(1, n):
+        parent[i] = last[node_depth[i] - 1]
+        last[node_depth[i]] = i
+    return parent

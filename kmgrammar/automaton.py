@@ -621,9 +621,13 @@ def _product(a: ByteDFA, b: ByteDFA, accept_fn, budget: _Budget) -> ByteDFA:
 def _complete(d: ByteDFA) -> ByteDFA:
     """Add an explicit non-accepting sink so every entry is defined."""
     n = d.n_states
-    trans = np.vstack([np.where(d.trans >= 0, d.trans, n), np.full((1, d.trans.shape[1]), n)]) if n else np.zeros((1, 1), np.int32)
+    if n:
+        trans = np.full((n + 1, d.trans.shape[1]), n, np.int32)
+        np.copyto(trans[:n], d.trans, where=d.trans >= 0)
+    else:
+        trans = np.zeros((1, 1), np.int32)
     classes = d.classes if n else EMPTY_DFA_CLASSES
-    return ByteDFA(trans.astype(np.int32), classes, np.append(d.accept, False))
+    return ByteDFA(trans, classes, np.append(d.accept, False))
 
 
 def intersect(a: ByteDFA, b: ByteDFA, limits: Limits | None = None) -> ByteDFA:

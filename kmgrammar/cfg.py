@@ -45,6 +45,17 @@ class Cfg:
     # rules the frontend wants kept as calls: small but shared by very many callers (JSON Schema's
     # property_order="any" members, one per property for 2^n callers)
     calls: frozenset = frozenset()
+    # A rule used more than once whose inlined automaton would exceed this many NFA-ish units
+    # (`cfg_rtn._size`) is kept as a call instead: inlining a precedence ladder is otherwise
+    # exponential. JSON Schema's rules are big object bodies (at 500, MaskBench's slowest
+    # compiles took ~40% longer); see GRAMMAR_INLINE_LIMIT for grammars written by hand.
+    inline_limit: int = 100
+
+
+# Hand-written grammars' rules are small precedence levels: inlining them costs little and leaves
+# fewer rule boundaries for the run-time stack checks (arithmetic.lark keeps `sum` alone instead of
+# `sum` and `product`: ~10% faster cold masks; python_expr/sql compile faster too).
+GRAMMAR_INLINE_LIMIT = 500
 
 
 # ---------------------------------------------------------------------------------------------
@@ -157,7 +168,7 @@ def load_lark(text: str, *, start: str = "start", limits: Limits | None = None,
     cfg_rules = {name: g.alt(*a) for name, a in alts.items()}
     top = "$start"
     cfg_rules[top] = g.Seq((ign, Ref(start))) if ign is not None else Ref(start)
-    cfg = Cfg(cfg_rules, top, "lark")
+    cfg = Cfg(cfg_rules, top, "lark", inline_limit=GRAMMAR_INLINE_LIMIT)
     check(cfg)
     if greedy_warning:
         traps = greedy_traps(terms, rules, ignore, term_dfa, start)

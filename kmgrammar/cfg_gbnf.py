@@ -13,7 +13,7 @@ import re
 
 from . import grammar as g
 from .automaton import Limits
-from .cfg import Cfg, Ref, check
+from .cfg import GRAMMAR_INLINE_LIMIT, Cfg, Ref, check
 from .errors import CompileError, GrammarSyntaxError
 
 _NAME = re.compile(r"[A-Za-z0-9_-]+")
@@ -215,6 +215,6 @@ def load_gbnf(text: str, *, start: str = "root", limits: Limits | None = None) -
     rules = _Parser(text).rules()
     if start not in rules:
         raise CompileError(f"GBNF grammar has no {start!r} rule (the start rule)")
-    cfg = Cfg(rules, start, "gbnf")
+    cfg = Cfg(rules, start, "gbnf", inline_limit=GRAMMAR_INLINE_LIMIT)
     check(cfg)
     return cfg

@@ -97,11 +97,6 @@ def call_targets(edges: dict, recursive: set) -> set:
         rest.discard(pick)
 
 
-# A rule used more than once whose inlined automaton would exceed this many NFA-ish units is kept
-# as a call instead (inlining a precedence ladder, e.g. python_expr.lark, is otherwise exponential).
-_INLINE_LIMIT = 100
-
-
 def _size(node, sizes: dict, keep: set) -> int:
     t = type(node)
     if t is Ref:
@@ -119,7 +114,7 @@ def _size(node, sizes: dict, keep: set) -> int:
 
 
 def _large_shared(cfg: Cfg, edges: dict, keep: set) -> set:
-    """Non-kept rules referenced more than once whose inlined size exceeds _INLINE_LIMIT."""
+    """Non-kept rules referenced more than once whose inlined size exceeds `cfg.inline_limit`."""
     uses: dict = {}
     stack = list(cfg.rules.values())
     while stack:
@@ -145,7 +140,7 @@ def _large_shared(cfg: Cfg, edges: dict, keep: set) -> set:
                 continue
             done.add(n)
             sizes[n] = _size(cfg.rules[n], sizes, keep)
-            if sizes[n] > _INLINE_LIMIT and uses.get(n, 0) > 1 and n != cfg.start:
+            if sizes[n] > cfg.inline_limit and uses.get(n, 0) > 1 and n != cfg.start:
                 keep.add(n)
     return keep
 

@@ -70,19 +70,19 @@ class _Tokens:
 
     __slots__ = ("slot", "n_slots", "toks", "bit", "words", "starts")
 
-    def __init__(self, toks: np.ndarray, slot: np.ndarray, n_slots: int):
+    def __init__(self, toks: np.ndarray, slot: np.ndarray, n_slots: int, bit: np.ndarray,
+                 words: np.ndarray, starts: np.ndarray):
+        self.toks, self.slot, self.n_slots, self.bit, self.words = toks, slot, n_slots, bit, words
+        self.starts = None if len(starts) == len(toks) else starts
+
+    @staticmethod
+    def of(toks: np.ndarray, slot: np.ndarray, n_slots: int) -> "_Tokens":
+        """From tokens in any order (ties keep their order)."""
         order = np.argsort(toks, kind="stable")
-        self.toks = toks = toks[order]
-        self.slot = slot[order]
-        self.n_slots = n_slots
-        self.bit = _BIT[toks & 31]
+        toks = toks[order]
         word = toks >> 5
-        first = np.empty(len(word), bool)
-        first[:1] = True
-        np.not_equal(word[1:], word[:-1], out=first[1:])
-        starts = first.nonzero()[0]
-        self.words = word[starts]
-        self.starts = None if len(starts) == len(word) else starts
+        starts = np.flatnonzero(np.diff(word, prepend=-1))
+        return _Tokens(toks, slot[order], n_slots, _BIT[toks & 31], word[starts], starts)
 
     @staticmethod
     def join(parts: list) -> "_Tokens":
@@ -91,7 +91,41 @@ class _Tokens:
         for p in parts:
             slots.append(p.slot + off)
             off += p.n_slots
-        return _Tokens(np.concatenate([p.toks for p in parts]), np.concatenate(slots), off)
+        return _Tokens.of(np.concatenate([p.toks for p in parts]), np.concatenate(slots), off)
+
+
+def _position_tokens(a: dict, n: int):
+    """tokens_of(p): the `_Tokens` of position p's groups, or None. Every position's tokens are
+    sorted in one go here (by position, then id, stable: as `_Tokens.of` would order them), so a
+    position's `_Tokens` is a few slices (made one by one with numpy, ~45 us inside the first
+    mask that needed them)."""
+    gp, gtp, rp, gs = a["cfg_grp_ptr"], a["cfg_grp_tok_ptr"], a["cfg_rem_ptr"], a["cfg_grp_state"]
+    grp_of = np.repeat(np.arange(len(gs)), np.diff(gtp))  # each token entry's group
+    pos_of = np.repeat(np.arange(n), np.diff(gp))  # each group's position
+    n_rem = (rp[gs + 1] - rp[gs]).astype(np.int64)  # remainders (verdict slots) of each group
+    cum = np.concatenate([[0], np.cumsum(n_rem)])
+    # slots: a group's remainders numbered after those of the earlier groups of its position
+    slot = a["cfg_grp_rem"].astype(np.intp) + (cum[:-1] - cum[gp[pos_of]])[grp_of]
+    tok = a["cfg_grp_tok"].astype(np.int64)
+    order = np.lexsort((tok, pos_of[grp_of]))
+    tok, slot = tok[order], slot[order]
+    word = tok >> 5
+    bit = _BIT[tok & 31]
+    ptr = gtp[gp]  # each position's token entries, in the same place after the sort
+    heads = np.zeros(len(tok), bool)  # first entry of each word within each position
+    heads[ptr[:-1][np.diff(ptr) > 0]] = True
+    heads[1:] |= word[1:] != word[:-1]
+    at = np.flatnonzero(heads)
+    hp = np.searchsorted(at, ptr).tolist()
+    ptr, slots, ng = ptr.tolist(), (cum[gp[1:]] - cum[gp[:-1]]).tolist(), np.diff(gp).tolist()
+
+    def tokens_of(p: int):
+        if not ng[p]:
+            return None
+        lo, hi, h = ptr[p], ptr[p + 1], at[hp[p]: hp[p + 1]]
+        return _Tokens(tok[lo:hi], slot[lo:hi], slots[p], bit[lo:hi], word[h], h - lo)
+
+    return tokens_of
 
 
 class _PositionSet:
@@ -249,8 +283,7 @@ class _Runtime:
         self.compiled = compiled
         self.n_words = compiled.n_words
         gp_a, gs_a = a["cfg_grp_ptr"], a["cfg_grp_state"]
-        gp, gs, gtp = gp_a.tolist(), gs_a.tolist(), a["cfg_grp_tok_ptr"].tolist()
-        tok, rem = a["cfg_grp_tok"], a["cfg_grp_rem"]
+        gp, gs = gp_a.tolist(), gs_a.tolist()
         # positions are numbered rule by rule, so a position's rule is the last start <= it
         owner = np.searchsorted(a["cfg_nt_start"], np.arange(n), side="right") - 1
         # an exit is reached inside the token without leaving its position's rule
@@ -275,12 +308,7 @@ class _Runtime:
         def rems_of(u: int) -> tuple:
             return tuple(data[ro[k]: ro[k + 1]] for k in range(rp[u], rp[u + 1]))
 
-        def tokens_of(p: int):  # the tokens of p's groups (_Tokens), or None
-            slots, off = [], 0
-            for k in range(gp[p], gp[p + 1]):
-                slots.append(rem[gtp[k]: gtp[k + 1]].astype(np.intp) + off)
-                off += rp[gs[k] + 1] - rp[gs[k]]
-            return _Tokens(tok[gtp[gp[p]]: gtp[gp[p + 1]]].astype(np.int64), np.concatenate(slots), off) if slots else None
+        tokens_of = _position_tokens(a, n)
 
         if lazy:
             self.pos_groups, self.rems, self.pos_tokens = Lazy(groups_of), Lazy(rems_of), Lazy(tokens_of)

@@ -400,7 +400,8 @@ class _Runtime:
         Memoised on the chart, charts below first (explicit stack), cached by what each waiter
         reads: stacks that differ only deeper than any suffix reaches share one entry."""
         c = charts[o]
-        if rule not in c.wait:
+        waiters = c.wait.get(rule)
+        if waiters is None:
             return _NONE
         memo = c.w
         if memo is None:
@@ -409,6 +410,12 @@ class _Runtime:
             got = memo.get(rule)
             if got is not None:
                 return got
+        if len(waiters) == 1:  # most rule instances: one caller, whose code alone is the key
+            code = self._code(charts, o, rule, *waiters[0])
+            got = self.w_cache.get(code) if code is not None else None
+            if got is not None:
+                memo.update(got)
+                return got[rule]
         got = self._w_at(charts, o, rule)
         if type(got) is list:  # some callers' own W below is not known yet: those first
             stack = got
@@ -430,42 +437,48 @@ class _Runtime:
         memo.update(got)
         return got[rule]
 
+    def _code(self, charts: list, j: int, m: int, r: int, o2: int):
+        """What waiter (r, o2) of rule m at chart j reads, as one int: r + n_pos * (m + n_rules *
+        (what its caller adds + 3)), the caller adding the id of its own W (None while that is
+        not known) or a constant where its W is not read (r never completes its rule, nobody
+        waits for it) or is part of this computation (the caller started at j too)."""
+        n_pos, nn, local, same, none = self.waiter_codes
+        can_pop = self._can_pop
+        if can_pop is None:
+            can_pop = self._can_pop = self.tables.can_pop
+        base = r + m * n_pos
+        if not can_pop[r]:
+            return base + local
+        if o2 == j:
+            return base + same
+        n, below = self.owner[r], charts[o2]
+        if n not in below.wait:
+            return base + none
+        e = below.w.get(n) if below.w is not None else None
+        return None if e is None else base + (e[0] + 3) * nn
+
     def _w_at(self, charts: list, j: int, rule: int):
         """W(j) of `rule` and of the rules it depends on at chart j (callers that started at j
         too and can pop: left recursion), as {rule: (id, vector)}; or, if some caller's own W
         below is not known yet, the list of those (chart, rule) pairs. One pass builds the rule
-        group and the cache key (what each waiter reads: its rule, return position and the id of
-        its caller's W), so a stack shape seen before costs this pass and one lookup."""
-        owner, can_pop = self.owner, self._can_pop
-        if can_pop is None:
-            can_pop = self._can_pop = self.tables.can_pop
-        # one int per waiter: r + n_pos * (m + n_rules * (what its caller adds + 3))
-        n_pos, nn, local, same, none = self.waiter_codes
+        group and the cache key (each waiter's `_code`), so a stack shape seen before costs this
+        pass and one lookup."""
+        owner, code_of = self.owner, self._code
         wait = charts[j].wait
         group, key, missing = [rule], [], None
         for m in group:  # grows while it is walked
-            base = m * n_pos
             for r, o2 in wait[m]:
-                if not can_pop[r]:
-                    key.append(r + base + local)
-                    continue
-                n = owner[r]
-                if o2 == j:
-                    key.append(r + base + same)
-                    if n in wait and n not in group:
-                        group.append(n)
-                    continue
-                below = charts[o2]
-                if n not in below.wait:
-                    key.append(r + base + none)
-                    continue
-                e = below.w.get(n) if below.w is not None else None
-                if e is None:
+                code = code_of(charts, j, m, r, o2)
+                if code is None:
                     if missing is None:
                         missing = []
-                    missing.append((o2, n))
-                else:
-                    key.append(r + base + (e[0] + 3) * nn)
+                    missing.append((o2, owner[r]))
+                    continue
+                key.append(code)
+                if o2 == j and self._can_pop[r]:  # the caller started here too: same computation
+                    n = owner[r]
+                    if n in wait and n not in group:
+                        group.append(n)
         if missing is not None:
             return missing
         key = key[0] if len(key) == 1 else frozenset(key)

@@ -542,7 +542,6 @@ def position_classes(rtn: Rtn, flags, horizon: int, budget) -> np.ndarray:
     return dense.reshape(-1)
 
 
-
 _SAME_TRIES = 8  # representatives a position is compared with (bounds the cost on big grammars)
 
 

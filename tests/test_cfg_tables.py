@@ -155,3 +155,31 @@ def test_spread_rows_matches_dense_rows():
             want = np.flatnonzero(dense)
             assert np.array_equal(idx[ptr[r]: ptr[r + 1]], want)
             assert np.array_equal(val[ptr[r]: ptr[r + 1]], dense[want])
+
+
+def test_stack_tables_shared_between_alike_positions_change_nothing(cl100k, monkeypatch):
+    """Return positions whose rule instances read every string alike (`kernels.same_local`) share
+    their stack-table walks: the artifacts equal those of walks made position by position, and
+    some walks are really shared (JSON Schema: `}` closing different objects)."""
+    from kmgrammar import compile_json_schema
+
+    schema = {"type": "object", "properties": {
+        "a": {"type": "object", "properties": {"x": {"type": "integer"}}},
+        "b": {"type": "object", "properties": {"y": {"type": "string"}}},
+        "c": {"type": "array", "items": {"type": "object"}}}}
+    make = [lambda: compile_json_schema(schema, cl100k, cache=False)]
+    make += [lambda n=n: compile_lark(grammars.load(n), cl100k, cache=False) for n in ("json", "arithmetic", "sql")]
+    local_classes = cfg_tables.local_classes
+    shared = []
+
+    def recording(rtn, positions):
+        got = local_classes(rtn, positions)
+        shared.append(sum(rep != p for p, rep in got.items()))
+        return got
+
+    monkeypatch.setattr(cfg_tables, "local_classes", recording)
+    together = [f() for f in make]
+    assert max(shared) > 0
+    monkeypatch.setattr(cfg_tables, "local_classes", lambda rtn, positions: {p: p for p in positions})
+    for f, a in zip(make, together):
+        _same_arrays(a, f())

@@ -34,8 +34,8 @@ from typing import Any
 
 import numpy as np
 
-from kmgrammar.errors import VocabError
-from kmgrammar.gguf_reader import read_gguf_metadata
+from .errors import VocabError
+from .gguf_reader import read_gguf_metadata
 
 __all__ = ["Vocabulary", "load_vocabulary"]
 

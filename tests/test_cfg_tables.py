@@ -157,6 +157,7 @@ def test_spread_rows_matches_dense_rows():
             assert np.array_equal(val[ptr[r]: ptr[r + 1]], dense[want])
 
 
+@pytest.mark.filterwarnings("ignore:grammar has greedy-lexing traps")  # sql.lark has some
 def test_stack_tables_shared_between_alike_positions_change_nothing(cl100k, monkeypatch):
     """Return positions whose rule instances read every string alike (`kernels.same_local`) share
     their stack-table walks: the artifacts equal those of walks made position by position, and

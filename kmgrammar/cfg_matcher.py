@@ -187,6 +187,9 @@ class _Patch:
         else:
             out[...] = self.rows
             out[self.idx] = self.words
+            self.fills += 1
+            if self.fills == _PROMOTE:
+                self.full = out.copy()
         return out
 
 
@@ -811,16 +814,8 @@ class GrammarMatcher(Matcher):
         if row is None:
             row = self._rt.stored_mask(self._charts)
         t = type(row)
-        if t is _Patch:  # (its `write`, inline)
-            full = row.full
-            if full is not None:
-                out[...] = full
-            else:
-                out[...] = row.rows
-                out[row.idx] = row.words
-                row.fills += 1
-                if row.fills == _PROMOTE:
-                    row.full = out.copy()
+        if t is _Patch:
+            row.write(out)
         elif t is tuple:
             write_stored(row, out)
         else:

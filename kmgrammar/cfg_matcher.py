@@ -116,14 +116,15 @@ def _position_tokens(a: dict, n: int):
     heads[ptr[:-1][np.diff(ptr) > 0]] = True
     heads[1:] |= word[1:] != word[:-1]
     at = np.flatnonzero(heads)
-    hp = np.searchsorted(at, ptr).tolist()
-    ptr, slots, ng = ptr.tolist(), (cum[gp[1:]] - cum[gp[:-1]]).tolist(), np.diff(gp).tolist()
+    hp = np.searchsorted(at, ptr)
+    slots = cum[gp[1:]] - cum[gp[:-1]]
+    # (arrays read with .item(): lists over a big schema's positions would cost megabytes)
 
     def tokens_of(p: int):
-        if not ng[p]:
+        if gp.item(p) == gp.item(p + 1):
             return None
-        lo, hi, h = ptr[p], ptr[p + 1], at[hp[p]: hp[p + 1]]
-        return _Tokens(tok[lo:hi], slot[lo:hi], slots[p], bit[lo:hi], word[h], h - lo)
+        lo, hi, h = ptr.item(p), ptr.item(p + 1), at[hp.item(p): hp.item(p + 1)]
+        return _Tokens(tok[lo:hi], slot[lo:hi], slots.item(p), bit[lo:hi], word[h], h - lo)
 
     return tokens_of
 

@@ -155,8 +155,9 @@ class _PositionSet:
 
     def mask(self, parts: dict) -> np.ndarray:
         """The mask (int32) given the verdicts of every group (see `patch`)."""
-        got = self.patch(self.verdicts(parts)) if self.tokens is not None else self.rows
-        return got.write(np.empty(len(self.rows), np.int32)) if type(got) is _Patch else got
+        if self.tokens is None:
+            return self.rows
+        return self.patch(self.verdicts(parts)).write(np.empty(len(self.rows), np.int32))
 
     def patch(self, verdicts: bytes) -> "_Patch":
         """The mask given `verdicts` (see `verdicts`), as a `_Patch` of the rows."""
@@ -586,10 +587,13 @@ class _Runtime:
         if len(scan) > _FEW_ITEMS:  # big charts (JSON Schema: 100-200 items, seldom with groups)
             positions = frozenset(map(_first, scan))
             if positions.isdisjoint(self.group_positions):  # the key the loop below would build
+                # no context-dependent tokens (as below), but first by the positions already
+                # gathered: finding a big set's distinct rows costs a few numpy calls
                 key = positions | _ACCEPTING if ch.accepting else positions
                 got = self.masks.get(key)
                 if got is None:
-                    got = self._new_mask(charts, key, positions)
+                    got = self.rows_or(positions, ch.accepting, stored=True)
+                    _put(self.masks, key, got)
                 ch.mask = got
                 return got
         items = []
@@ -620,13 +624,13 @@ class _Runtime:
         ch.mask = got
         return got
 
-    def _new_mask(self, charts: list, key, positions=None):
+    def _new_mask(self, charts: list, key):
+        """The mask of a chart with context-dependent tokens (some item's position has groups)."""
         ch = charts[-1]
-        if positions is None:
-            positions = frozenset(map(_first, ch.scan))
+        positions = frozenset(map(_first, ch.scan))
         parts: dict = {}  # group id -> verdicts of its remainders (OR over the items' origins)
         group_rule, pos_groups, group_u, v_cache = self.group_rule, self.pos_groups, self.group_u, self.v_cache
-        for pos, o in (() if positions.isdisjoint(self.group_positions) else ch.scan):
+        for pos, o in ch.scan:
             m = group_rule[pos]
             if m >= 0:
                 w = charts[o].w  # known for every such item (stored_mask), unless the rule is not waited for
@@ -643,17 +647,14 @@ class _Runtime:
                     elif prev[0] != vb[0]:
                         v = prev[1] | vb[1]
                         parts[gid] = (v.tobytes(), v)
-        if not parts:  # no context-dependent tokens: the rows are the mask
-            got = self.rows_or(positions, ch.accepting, stored=True)
-        else:
-            # different stacks often agree on every verdict: the same mask
-            ps = self._position_set(positions, ch.accepting)
-            verdicts = ps.verdicts(parts)
-            key2 = (ps, verdicts)
-            got = self.masks_v.get(key2)
-            if got is None:
-                got = ps.patch(verdicts)
-                _put(self.masks_v, key2, got)
+        # different stacks often agree on every verdict: the same mask
+        ps = self._position_set(positions, ch.accepting)
+        verdicts = ps.verdicts(parts)
+        key2 = (ps, verdicts)
+        got = self.masks_v.get(key2)
+        if got is None:
+            got = ps.patch(verdicts)
+            _put(self.masks_v, key2, got)
         _put(self.masks, key, got)
         return got
 

@@ -184,3 +184,10 @@ def test_stack_tables_shared_between_alike_positions_change_nothing(cl100k, monk
     monkeypatch.setattr(cfg_tables, "local_classes", lambda rtn, positions: {p: p for p in positions})
     for f, a in zip(make, together):
         _same_arrays(a, f())
+
+
+def test_hand_written_grammars_inline_shared_precedence_levels(cl100k):
+    """arithmetic.lark's `product` (used three times by `sum`) is inlined: `sum` is the only rule
+    kept besides the start rule, so a nesting level is one rule boundary at run time."""
+    c = compile_lark(grammars.load("arithmetic"), cl100k, cache=False)
+    assert c.stats["nonterminals"] == 2

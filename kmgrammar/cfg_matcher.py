@@ -584,6 +584,13 @@ class _Runtime:
         # by one int per item, its position plus (W id + 3) * n_pos where it has groups (ids are
         # >= -2), and -1 if accepting (no tuples to build, hash and compare).
         group_rule, n_pos, scan = self.group_rule, self.n_pos, ch.scan
+        if len(scan) == 1 and not ch.accepting:
+            # one item and no context-dependent tokens (inside a string or a number, two thirds
+            # of a JSON Schema walk's charts): its row as stored, as a regular matcher serves it
+            pos = scan[0][0]
+            if group_rule[pos] < 0:
+                got = ch.mask = self.compiled.stored_row(self.state_row[pos])
+                return got
         if len(scan) > _FEW_ITEMS:  # big charts (JSON Schema: 100-200 items, seldom with groups)
             positions = frozenset(map(_first, scan))
             if positions.isdisjoint(self.group_positions):  # the key the loop below would build

@@ -389,10 +389,7 @@ def _dfa_edges(dfa: ByteDFA) -> tuple:
     got = _EDGES.get(id(dfa))
     if got is not None and got[0] is dfa:
         return got[1]
-    spans = _class_spans(dfa.classes)
-    n_sp = np.array([len(x) for x in spans], np.int64)
-    lo = np.array([a for x in spans for a, _ in x], np.int64)
-    hi = np.array([b for x in spans for _, b in x], np.int64)
+    n_sp, lo, hi = _class_spans(dfa.classes)
     q, c = np.nonzero(dfa.trans >= 0)
     t = dfa.trans[q, c].astype(np.int64)
     k = n_sp[c]  # one edge per span of the class
@@ -425,15 +422,15 @@ def _charset_template(ranges: tuple) -> tuple:
     return n, tuple(edges)
 
 
-def _class_spans(classes: np.ndarray) -> list:
-    """For each byte class, its bytes as contiguous (lo, hi) spans."""
-    spans: list = [[] for _ in range(int(classes.max()) + 1)]
-    start = 0
-    for b in range(1, 257):
-        if b == 256 or classes[b] != classes[start]:
-            spans[classes[start]].append((start, b - 1))
-            start = b
-    return spans
+def _class_spans(classes: np.ndarray) -> tuple:
+    """The bytes of each class as maximal contiguous spans: (spans per class, lo, hi), the spans
+    listed class by class, ascending within a class."""
+    classes = classes.astype(np.int64)
+    cut = np.flatnonzero(classes[1:] != classes[:-1]) + 1
+    lo = np.concatenate(([0], cut))
+    hi = np.concatenate((cut - 1, [255]))
+    order = np.argsort(classes[lo], kind="stable")
+    return np.bincount(classes[lo], minlength=int(classes.max()) + 1), lo[order], hi[order]
 
 
 # Work units (NFA states visited, class cells bucketed) per second assumed for

@@ -225,6 +225,7 @@ class Rtn:
     nt_start: np.ndarray  # int32 [n_nt]
     nullable: np.ndarray  # bool [n_nt]
     top: int
+    shared: list | None = None  # per nonterminal: the process-wide automaton it was built from, or None
 
     @property
     def n_pos(self) -> int:
@@ -251,7 +252,8 @@ _RULES_MAX_POSITIONS = 1000
 
 
 def _rule_automaton(rules: dict, name: str, refs: set, keep: dict, keep_names: list, budget: _Budget) -> tuple:
-    """`_automaton` of kept rule `name`, or the one built before for the same body."""
+    """(`_automaton` of kept rule `name`, or the one built before for the same body; the
+    process-wide entry it is (its arrays and callee names), or None)."""
     body = rules[name]
     order = tuple(sorted(refs, key=keep.__getitem__)) if refs <= keep.keys() else None
     if order is not None:
@@ -264,11 +266,12 @@ def _rule_automaton(rules: dict, name: str, refs: set, keep: dict, keep_names: l
                 and hit[4] <= budget.nfa_cap()):
             classes, trans, callee_names, calls, accept = hit[2]
             budget.check_time()
-            return classes, trans, np.array([keep[c] for c in callee_names], np.int64), calls, accept
+            return (classes, trans, np.array([keep[c] for c in callee_names], np.int64), calls, accept), hit[2]
     nfa = _CallNFA(budget, rules, keep)
     s, e = nfa.build(body)
     part, n_sub = _automaton(nfa, s, e, budget)
     budget.check_time()
+    entry = None
     if order is not None and part[1].shape[0] <= _RULES_MAX_POSITIONS:
         classes, trans, callees, calls, accept = part
         for a in (classes, trans, calls, accept):
@@ -278,7 +281,7 @@ def _rule_automaton(rules: dict, name: str, refs: set, keep: dict, keep_names: l
             _RULES[id(body)] = (body, order, entry, n_sub, len(nfa.eps))
             while len(_RULES) > _RULES_SIZE:
                 _RULES.popitem(last=False)
-    return part
+    return part, entry
 
 
 def build_rtn(cfg: Cfg, recursive: set, limits: Limits) -> Rtn:
@@ -296,7 +299,8 @@ def build_rtn(cfg: Cfg, recursive: set, limits: Limits) -> Rtn:
     targets = _large_shared(cfg, edges, call_targets(edges, recursive) | (cfg.calls & cfg.rules.keys()))
     keep_names = [cfg.start] + sorted(n for n in targets if n != cfg.start)
     keep = {n: k for k, n in enumerate(keep_names)}
-    parts = [_rule_automaton(cfg.rules, name, edges[name], keep, keep_names, budget) for name in keep_names]
+    parts, shared = zip(*[_rule_automaton(cfg.rules, name, edges[name], keep, keep_names, budget)
+                          for name in keep_names])
     n_pos = sum(p[1].shape[0] for p in parts)
     budget.check_states(n_pos)
     # One byte-class table for all nonterminals: bytes no automaton distinguishes share a class,
@@ -331,9 +335,39 @@ def build_rtn(cfg: Cfg, recursive: set, limits: Limits) -> Rtn:
     np.cumsum(np.concatenate(call_cnt), out=call_ptr[1:])
     rtn = Rtn(keep_names, trans, gcls, final_nt, owner, call_ptr.astype(np.int32),
               np.concatenate(call_nt).astype(np.int32), np.concatenate(call_next).astype(np.int32), nt_start,
-              np.zeros(len(parts), bool), 0)
+              np.zeros(len(parts), bool), 0, list(shared))
     rtn.nullable = _nullable(rtn)
     return rtn
+
+
+def shared_keys(rtn: Rtn) -> dict:
+    """nonterminal -> (key, entries) for the nonterminals whose automaton and every automaton they
+    reach through calls are process-wide ones (`_rule_automaton`): the key (those entries' ids and
+    how their calls connect them, numbered from M breadth first) is the same in every grammar of
+    the process that has this sub-network, and only there while `entries` (kept alive by whoever
+    keeps the key) exist. What a rule instance does with a string depends on its sub-network
+    alone (`earley.local_table`), so such results may be kept per process under these keys."""
+    if not rtn.shared:
+        return {}
+    index = {name: k for k, name in enumerate(rtn.names)}
+    out = {}
+    for m, entry in enumerate(rtn.shared):
+        if entry is None:
+            continue
+        order, seen, sig = [m], {m: 0}, []
+        for x in order:  # (grows while it is read)
+            e = rtn.shared[x]
+            if e is None:
+                break
+            callees = [index[c] for c in e[2]]
+            for c in callees:
+                if c not in seen:
+                    seen[c] = len(order)
+                    order.append(c)
+            sig.append((id(e), tuple(seen[c] for c in callees)))
+        else:
+            out[m] = (tuple(sig), tuple(rtn.shared[x] for x in order))
+    return out
 
 
 def _nullable(rtn: Rtn) -> np.ndarray:

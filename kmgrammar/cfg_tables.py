@@ -22,7 +22,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from .cfg_rtn import Rtn, actions, byte_sets, follow2
+from .cfg_rtn import Rtn, actions, byte_sets, follow2, shared_keys
 from .earley import Network, classify_sorted, stack_tables
 from .token_automaton import _encode_rows, split_tries, vocab_trie, words_for
 
@@ -62,8 +62,10 @@ def build_cfg_tables(rtn: Rtn, vocab, budget) -> tuple:
     _plain_rows(clean, reps[plain], net_args, vocab, n_words, budget,
                 lambda ids, out, fps=None, owned=False: rows_c.add_at(plain[ids], out, fps, owned))
     mixed = np.flatnonzero(~pure)
+    # (a walk's chunk of rows is fresh and never written again: its distinct rows are kept as
+    # views of it, not copied one by one; a fresh 12.5 KB copy costs page faults)
     _, ex_c = _walk(clean, reps[mixed], net_args, n_words, budget,
-                    keep=lambda lo, out: rows_c.add_at(mixed[lo: lo + len(out)], out))
+                    keep=lambda lo, out: rows_c.add_at(mixed[lo: lo + len(out)], out, owned=True))
     # The dirty walk sets bits of the dirty trie's tokens only: it writes them compactly (bit j
     # for the trie's j-th token), and each distinct (class row, dirty bits) pair becomes one row.
     d_order = dirty[5]
@@ -189,7 +191,7 @@ def build_cfg_tables(rtn: Rtn, vocab, budget) -> tuple:
         if len(valid):
             row = rows.row(p).copy()
             np.bitwise_or.at(row, valid >> 5, np.left_shift(np.uint32(1), (valid & 31).astype(np.uint32)))
-            rows.set(p, row)
+            rows.row_of[p] = rows.id_of(row, owned=True)
             n_valid += len(valid)
         keep = np.flatnonzero(st == 2)
         if len(keep):
@@ -209,8 +211,15 @@ def build_cfg_tables(rtn: Rtn, vocab, budget) -> tuple:
         grp_ptr.append(len(grp_state))
     # what each rule instance does with the suffixes that reach it (run-time verdicts)
     same = local_classes(rtn, sorted(set(rtn.call_next.tolist()) | dep_sorted.keys()))
+    keys = shared_keys(rtn)  # (JSON Schema's json_value: its walks are the same in every grammar)
+
+    def shared(p: int):
+        m = int(rtn.owner[p])
+        got = keys.get(m)
+        return None if got is None else ((got[0], p - int(rtn.nt_start[m])), got[1])
+
     loc = stack_tables(net, [dep_sorted.get(u, []) for u in range(n)], budget.check_time,
-                       (rtn.call_nt, rtn.call_next), same)
+                       (rtn.call_nt, rtn.call_next), same, shared if keys else None)
     rem_ptr = [0]
     rem_off = [0]
     data = []
@@ -324,9 +333,6 @@ class _Rows:
     def row(self, p: int) -> np.ndarray:
         return self.uniq[self.row_of[p]]
 
-    def set(self, p: int, row) -> None:
-        self.row_of[p] = self.id_of(row)
-
     def final(self) -> tuple:
         """(distinct rows in use, numbered by first position using them; row index per position)."""
         used, first = np.unique(self.row_of, return_index=True)
@@ -411,9 +417,9 @@ def _hash_keys(n_words: int) -> np.ndarray:
 
 def _plain_rows(clean: tuple, states: np.ndarray, net_args: tuple, vocab, n_words: int, budget, keep) -> None:
     """Regular walks (`_walk(..., regular=True)`) of the clean trie from `states`, or their rows
-    from the cache: keep(indices into states, rows, fingerprints, owned) receives every row once
-    (cached rows: read-only, owned, with their `_Rows` fingerprints; walked ones: a matrix of
-    rows to copy, with or without)."""
+    from the cache: keep(indices into states, rows, fingerprints, owned) receives every row once,
+    owned, with its `_Rows` fingerprint (cached rows: read-only; walked ones: a fresh matrix,
+    never written again)."""
     from . import kernels
 
     trans, classes = net_args[0], net_args[1]
@@ -441,7 +447,7 @@ def _plain_rows(clean: tuple, states: np.ndarray, net_args: tuple, vocab, n_word
     def store(lo, out):
         ids = miss[lo: lo + len(out)]
         fps = kernels.row_hashes(out, _hash_keys(n_words)).tolist()
-        keep(ids, out, fps)
+        keep(ids, out, fps, True)
         big = np.flatnonzero(np.count_nonzero(out, axis=1) >= _ROW_CACHE_MIN_WORDS)
         with _ROW_CACHE_LOCK:
             for j in big.tolist():

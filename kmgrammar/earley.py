@@ -17,6 +17,8 @@ iff its last chart is non-empty. Charts are immutable once closed and shared by 
 from __future__ import annotations
 
 import bisect
+import threading
+from collections import OrderedDict
 
 from .errors import MatcherError
 
@@ -317,7 +319,18 @@ def local_table(net: Network, r: int, strings: list) -> tuple:
     return oks, pops
 
 
-def stack_tables(net: Network, rems: list, check=None, calls: tuple | None = None, same=None) -> dict:
+# What `local_table` found per process, for positions of sub-networks every grammar of the process
+# may share (JSON Schema's `json_value`): (sub-network key, position in its first rule) ->
+# (entries that keep the key's ids valid, {string: (ok, pops)}). Bounded: least recently used
+# keys first out, and a key's strings stop growing at _LOCAL_STRINGS.
+_LOCAL: "OrderedDict[tuple, tuple]" = OrderedDict()
+_LOCAL_LOCK = threading.Lock()
+_LOCAL_SIZE = 256
+_LOCAL_STRINGS = 4096
+
+
+def stack_tables(net: Network, rems: list, check=None, calls: tuple | None = None, same=None,
+                 shared=None) -> dict:
     """The local tables of the run-time verdicts (cfg_matcher.py) as named arrays (cfg_loc_*).
 
     rems[u]: the sorted context-dependent remainders of exit state u. T is the set of suffixes
@@ -331,7 +344,9 @@ def stack_tables(net: Network, rems: list, check=None, calls: tuple | None = Non
       cfg_loc_upop_ptr/dst per remainder, the suffixes left after each pop of u's rule
     `check()`, when given, is called between walks (a compile time limit). `calls`: the RTN's
     (call_nt, call_next) arrays, when the caller has them (read instead of every position's
-    calls in `net`, which a lazy network would make one by one)."""
+    calls in `net`, which a lazy network would make one by one). `same`: position -> a
+    representative position that reads every string alike. `shared`: position -> (key, entries)
+    or None, for positions whose walks are kept per process under that key (see `_LOCAL`)."""
     import numpy as np
 
     # Only what pops out of M can reach the return position of a call of M: walk each r over
@@ -362,10 +377,17 @@ def stack_tables(net: Network, rems: list, check=None, calls: tuple | None = Non
     known: dict = {}  # representative -> {string: (ok, pops)} walked from a position it stands for
 
     def walk(r: int, strings: list) -> tuple:
-        memo = known.setdefault(same.get(r, r) if same else r, {})
+        rep = same.get(r, r) if same else r
+        memo = known.get(rep)
+        if memo is None:
+            # (members of a class read alike: the class may use its first walker's key)
+            memo = known[rep] = _shared_memo(shared(rep) or shared(r)) if shared else {}
         todo = [s for s in strings if s not in memo]  # (still sorted)
         if todo:
-            memo.update(zip(todo, zip(*local_table(net, r, todo))))
+            got = dict(zip(todo, zip(*local_table(net, r, todo))))
+            if type(memo) is _Shared:
+                memo.add(got)
+            memo.update(got)
         oks = [memo[s][0] for s in strings]
         pops = [memo[s][1] for s in strings]
         left = [s[j:] for s, js in zip(strings, pops) if js for j in js]
@@ -423,3 +445,33 @@ def stack_tables(net: Network, rems: list, check=None, calls: tuple | None = Non
         "cfg_loc_upop_ptr": np.cumsum([0] + ucount, dtype=np.int64),
         "cfg_loc_upop_dst": ids(uleft).astype(np.int32),
     }
+
+
+class _Shared(dict):
+    """A walk memo backed by a per-process one (`_LOCAL`): starts as a copy of what the process
+    knows; `add` also hands new results to the process (up to _LOCAL_STRINGS per key)."""
+
+    __slots__ = ("box",)
+
+    def add(self, got: dict) -> None:
+        with _LOCAL_LOCK:
+            if len(self.box) < _LOCAL_STRINGS:
+                self.box.update(got)
+
+
+def _shared_memo(found):
+    """The walk memo of a position: a fresh dict, or for `found` = (key, entries) a `_Shared`."""
+    if found is None:
+        return {}
+    key, entries = found
+    with _LOCAL_LOCK:
+        got = _LOCAL.get(key)
+        if got is None:
+            got = _LOCAL[key] = (entries, {})
+            while len(_LOCAL) > _LOCAL_SIZE:
+                _LOCAL.popitem(last=False)
+        else:
+            _LOCAL.move_to_end(key)
+        memo = _Shared(got[1])
+    memo.box = got[1]
+    return memo

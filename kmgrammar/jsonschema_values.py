@@ -683,11 +683,44 @@ def _cmp_final(st, di: str, df: str) -> int:
     return -1 if n < len(df) else 0
 
 
+# number_dfa results per process, by the exact spelling of their bounds (str of each Decimal:
+# equal strings are equal Decimals, digits and exponent alike): the same bounds (minimum 0,
+# maximum 100, int32/int64 limits) recur within a schema and across schemas, and a wide bound's
+# step-by-step construction costs up to seconds. Each entry keeps the smallest max_states it was
+# built under (below it, built afresh, to raise as it would have); read-only; least recently
+# used first out.
+_NUMBERS: "OrderedDict[tuple, tuple]" = OrderedDict()
+_NUMBERS_LOCK = threading.Lock()
+_NUMBERS_SIZE = 256
+
+
 def number_dfa(*, integer: bool, lower=None, lower_excl=False, upper=None, upper_excl=False,
                multiple=None, limits: Limits) -> ByteDFA:
     """Canonical numbers (see module doc) with value in the bounds and a multiple of `multiple`.
 
     Bounds and `multiple` are Decimals (None = absent)."""
+    key = (bool(integer), None if lower is None else str(lower), bool(lower_excl),
+           None if upper is None else str(upper), bool(upper_excl), None if multiple is None else str(multiple))
+    with _NUMBERS_LOCK:
+        got = _NUMBERS.get(key)
+        if got is not None:
+            _NUMBERS.move_to_end(key)
+    if got is not None and got[0] <= limits.max_states:
+        return got[1]
+    dfa = _number_dfa(integer, lower, lower_excl, upper, upper_excl, multiple, limits)
+    if dfa.n_states == 0:  # (bounds no number meets: the shared empty DFA, not kept)
+        return dfa
+    for a in (dfa.trans, dfa.classes, dfa.accept):
+        a.flags.writeable = False
+    with _NUMBERS_LOCK:
+        old = _NUMBERS.get(key)
+        _NUMBERS[key] = (min(limits.max_states, old[0]) if old is not None else limits.max_states, dfa)
+        while len(_NUMBERS) > _NUMBERS_SIZE:
+            _NUMBERS.popitem(last=False)
+    return dfa
+
+
+def _number_dfa(integer: bool, lower, lower_excl, upper, upper_excl, multiple, limits: Limits) -> ByteDFA:
     bounds = []
     for b, excl, is_lower in ((lower, lower_excl, True), (upper, upper_excl, False)):
         if b is None:

@@ -70,3 +70,41 @@ def test_json_value_walks_kept_per_process_equal_fresh_ones(cl100k, monkeypatch)
             for k in want._arrays:
                 assert np.array_equal(want._arrays[k], got._arrays[k]), k
     assert earley._LOCAL and sum(walked) < n_fresh
+
+
+def test_number_dfas_kept_per_process_by_exact_bounds(monkeypatch):
+    """`number_dfa` results are kept per process by the spelling of their bounds: bounds that
+    differ in a detail (exclusive or not, integer or not, 0 or 0.0, 1E+2 or 100), built one after
+    the other, give the DFAs of fresh builds, with the right language; a smaller max_states than
+    the one a kept DFA was built under builds it afresh (and raises)."""
+    from decimal import Decimal as D
+
+    cases = [
+        dict(integer=True, lower=D(0)),
+        dict(integer=True, lower=D(0), lower_excl=True),
+        dict(integer=False, lower=D(0)),
+        dict(integer=True, lower=D("0.0")),
+        dict(integer=True, lower=D(0), upper=D(100)),
+        dict(integer=True, upper=D(100), upper_excl=True),
+        dict(integer=True, lower=D(0), multiple=D(5)),
+        dict(integer=False, lower=D("1E+2")),
+        dict(integer=False, lower=D("100"), lower_excl=True),
+    ]
+    probes = {b"0": [1, 0, 1, 1, 1, 1, 1, 0, 0], b"5": [1, 1, 1, 1, 1, 1, 1, 0, 0],
+              b"100": [1, 1, 1, 1, 1, 0, 1, 1, 0], b"0.5": [0, 0, 1, 0, 0, 0, 0, 0, 0],
+              b"-1": [0, 0, 0, 0, 0, 1, 0, 0, 0], b"7": [1, 1, 1, 1, 1, 1, 0, 0, 0]}
+    fresh = []
+    for c in cases:
+        jv._NUMBERS.clear()
+        fresh.append(jv.number_dfa(**c, limits=Limits()))
+    jv._NUMBERS.clear()
+    for round_ in range(2):
+        for k, c in enumerate(cases):
+            got = jv.number_dfa(**c, limits=Limits())
+            assert _same(got, fresh[k]), c
+            assert not got.trans.flags.writeable
+            for text, want in probes.items():
+                assert got.matches(text) == bool(want[k]), (c, text)
+    assert len(jv._NUMBERS) == len(cases)
+    with pytest.raises(CompileLimitError):
+        jv.number_dfa(**cases[4], limits=Limits(max_states=3))

@@ -70,8 +70,7 @@ def _other_keys(names, lim):
     def build(lm):
         key = jv.quoted_key(_any_content(lm), lm)
         if names:
-            declared = jv.build(g.alt(*[g.text(json.dumps(n, ensure_ascii=False)) for n in names]), lm)
-            key = jv.difference(key, declared, lm)
+            key = jv.without_literals(key, [json.dumps(n, ensure_ascii=False).encode("utf-8") for n in names], lm)
         return key
 
     return _shared_dfa(("keys", tuple(names)), build, lim)

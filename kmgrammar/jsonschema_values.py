@@ -340,6 +340,49 @@ def difference(a: ByteDFA, b: ByteDFA, limits: Limits) -> ByteDFA:
     return _product(_complete(a), _complete(b), lambda x, y: bool(x) and not y, _Budget(limits))
 
 
+def without_literals(a: ByteDFA, literals: list, limits: Limits) -> ByteDFA:
+    """`difference(a, the byte strings literals)`, built directly from the literals' trie: a
+    state of the product is a trie node (a prefix of some literal, read by `a` into one state)
+    or, once off the trie, a state of `a` alone; then minimised. An open object's other keys
+    (any key but the declared names) cost ~4x less than through the generic product."""
+    from .kernels import build_trie, trie_parents
+
+    budget = _Budget(limits)
+    lengths = np.fromiter(map(len, literals), np.int64, len(literals))
+    offsets = np.zeros(len(literals) + 1, np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    data = np.frombuffer(b"".join(literals), np.uint8) if offsets[-1] else np.zeros(1, np.uint8)
+    order = np.array(sorted(range(len(literals)), key=literals.__getitem__), np.int32)
+    node_byte, node_depth, _end, node_lo, node_hi = build_trie(data, offsets, order)
+    n_t, n_a = len(node_byte), a.n_states
+    budget.check_states(n_t + n_a)
+    parent = trie_parents(node_depth)
+    # classes: a's, with every byte on a trie edge in a class of its own
+    on_edge = np.zeros(256, bool)
+    on_edge[node_byte[1:]] = True
+    _u, first, cls = np.unique(a.classes.astype(np.int64) * 257 + np.where(on_edge, np.arange(1, 257), 0),
+                               return_index=True, return_inverse=True)
+    cls = cls.reshape(-1)
+    ta = a.trans[:, a.classes[first]] if n_a else np.zeros((0, len(first)), np.int32)
+    # a's state after each node's prefix (-1: a rejects it), parents before children (DFS order)
+    at = np.full(n_t, -1, np.int64)
+    at[0] = 0 if n_a else -1
+    par, col, at_l = parent.tolist(), cls[node_byte].tolist(), at.tolist()
+    for i in range(1, n_t):
+        q = at_l[par[i]]
+        at_l[i] = int(ta[q, col[i]]) if q >= 0 else -1
+    at = np.array(at_l, np.int64)
+    table = np.full((n_t + n_a, len(first)), -1, np.int32)
+    table[n_t:] = np.where(ta >= 0, ta + n_t, -1)
+    live = np.flatnonzero(at >= 0)
+    table[live] = table[n_t + at[live]]  # leaving the trie: a alone
+    child = np.arange(1, n_t)
+    table[parent[child], cls[node_byte[child]]] = np.where(at[child] >= 0, child, -1)
+    accept = np.concatenate([(at >= 0) & a.accept[np.maximum(at, 0)] & ~(node_hi > node_lo), a.accept]) \
+        if n_a else np.zeros(n_t, bool)
+    return minimize(ByteDFA(table, cls.astype(np.uint8), accept), budget)
+
+
 def intersection(a: ByteDFA, b: ByteDFA, limits: Limits) -> ByteDFA:
     return _product(_complete(a), _complete(b), lambda x, y: bool(x) and bool(y), _Budget(limits))
 

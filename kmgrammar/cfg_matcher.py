@@ -35,7 +35,6 @@ import gc
 import itertools
 from bisect import bisect_left
 from collections import OrderedDict
-from operator import itemgetter
 
 import numpy as np
 
@@ -53,7 +52,6 @@ _EAGER = 1 << 16  # pop pairs up to which a grammar's stack tables are converted
 _GATHER = 64  # position sets over this many find their distinct rows by a numpy gather (see rows_or)
 _FEW_ITEMS = 8  # charts with more scanned items look for items with groups by a set operation
 _ACCEPTING = frozenset([-1])  # what accepting adds to a mask key
-_first = itemgetter(0)
 _BIT = np.left_shift(np.uint32(1), np.arange(32, dtype=np.uint32)).view(np.int32)  # a token's bit in its word
 _NONE = (-2, None)  # W of a rule nobody waits for (the start rule at offset 0): reads nothing
 # What a waiter's caller contributes to a W cache key instead of the id of its own W:
@@ -287,6 +285,7 @@ class _Runtime:
                            0, max_depth, lazy)
         self.compiled = compiled
         self.n_words = compiled.n_words
+        self.shift, self.pos_mask = self.net.shift, self.net.mask  # a chart item: origin << shift | position
         gp_a, gs_a = a["cfg_grp_ptr"], a["cfg_grp_state"]
         gp, gs = gp_a.tolist(), gs_a.tolist()
         # positions are numbered rule by rule, so a position's rule is the last start <= it
@@ -416,7 +415,8 @@ class _Runtime:
             if got is not None:
                 return got
         if len(waiters) == 1:  # most rule instances: one caller, whose code alone is the key
-            code = self._code(charts, o, rule, *waiters[0])
+            it = waiters[0]
+            code = self._code(charts, o, rule, it & self.pos_mask, it >> self.shift)
             got = self.w_cache.get(code) if code is not None else None
             if got is not None:
                 memo.update(got)
@@ -468,11 +468,12 @@ class _Runtime:
         below is not known yet, the list of those (chart, rule) pairs. One pass builds the rule
         group and the cache key (each waiter's `_code`), so a stack shape seen before costs this
         pass and one lookup."""
-        owner, code_of = self.owner, self._code
+        owner, code_of, shift, pos_mask = self.owner, self._code, self.shift, self.pos_mask
         wait = charts[j].wait
         group, key, missing = [rule], [], None
         for m in group:  # grows while it is walked
-            for r, o2 in wait[m]:
+            for it in wait[m]:
+                r, o2 = it & pos_mask, it >> shift
                 code = code_of(charts, j, m, r, o2)
                 if code is None:
                     if missing is None:
@@ -496,12 +497,14 @@ class _Runtime:
     def _w_of(self, charts: list, j: int, group: list) -> dict:
         t = self.tables
         owner, can_pop, ok, pop = self.owner, t.can_pop, t.ok, t.pop
+        shift, pos_mask = self.shift, self.pos_mask
         wait = charts[j].wait
         out, owned, loops = {}, set(), []
         for m in group:
             acc = None
             waiters = wait[m]
-            for r, o2 in (waiters if len(waiters) == 1 else set(waiters)):
+            for it in (waiters if len(waiters) == 1 else set(waiters)):
+                r, o2 = it & pos_mask, it >> shift
                 if acc is None:
                     acc = ok[r]  # shared until written: most rules have one waiter
                 elif m in owned:
@@ -576,23 +579,24 @@ class _Runtime:
             return got
         near = self.near
         # depth grows by at most one per byte, so short inputs are never near max_depth
-        if len(charts) > near and (ch.depth > near or any(charts[o].depth > near for _, o in ch.scan)):
+        shift = self.shift
+        if len(charts) > near and (ch.depth > near or any(charts[it >> shift].depth > near for it in ch.scan)):
             got = ch.mask = self._compute_walked(charts)
             return got
         # The mask is a function of the items' positions and, where a position has
         # context-dependent tokens, of what the stack below reads after its rule (W ids): keyed
         # by one int per item, its position plus (W id + 3) * n_pos where it has groups (ids are
         # >= -2), and -1 if accepting (no tuples to build, hash and compare).
-        group_rule, n_pos, scan = self.group_rule, self.n_pos, ch.scan
+        group_rule, n_pos, scan, pos_mask = self.group_rule, self.n_pos, ch.scan, self.pos_mask
         if len(scan) == 1 and not ch.accepting:
             # one item and no context-dependent tokens (inside a string or a number, two thirds
             # of a JSON Schema walk's charts): its row as stored, as a regular matcher serves it
-            pos = scan[0][0]
+            pos = scan[0] & pos_mask
             if group_rule[pos] < 0:
                 got = ch.mask = self.compiled.stored_row(self.state_row[pos])
                 return got
         if len(scan) > _FEW_ITEMS:  # big charts (JSON Schema: 100-200 items, seldom with groups)
-            positions = frozenset(map(_first, scan))
+            positions = frozenset(map(pos_mask.__and__, scan))
             if positions.isdisjoint(self.group_positions):  # the key the loop below would build
                 # no context-dependent tokens (as below), but first by the positions already
                 # gathered: finding a big set's distinct rows costs a few numpy calls
@@ -605,12 +609,14 @@ class _Runtime:
                 return got
         items = []
         plain = True
-        for pos, o in scan:
+        for it in scan:
+            pos = it & pos_mask
             m = group_rule[pos]
             if m < 0:
                 items.append(pos)
                 continue
             plain = False
+            o = it >> shift
             w = charts[o].w
             e = w.get(m) if w is not None else None
             if e is None:
@@ -634,12 +640,15 @@ class _Runtime:
     def _new_mask(self, charts: list, key):
         """The mask of a chart with context-dependent tokens (some item's position has groups)."""
         ch = charts[-1]
-        positions = frozenset(map(_first, ch.scan))
+        shift, pos_mask = self.shift, self.pos_mask
+        positions = frozenset(map(pos_mask.__and__, ch.scan))
         parts: dict = {}  # group id -> verdicts of its remainders (OR over the items' origins)
         group_rule, pos_groups, group_u, v_cache = self.group_rule, self.pos_groups, self.group_u, self.v_cache
-        for pos, o in ch.scan:
+        for it in ch.scan:
+            pos = it & pos_mask
             m = group_rule[pos]
             if m >= 0:
+                o = it >> shift
                 w = charts[o].w  # known for every such item (stored_mask), unless the rule is not waited for
                 e = w.get(m) if w is not None else None
                 if e is None:
@@ -678,18 +687,19 @@ class _Runtime:
         at the limit exactly as accepting the token would)."""
         ch = charts[-1]
         parts: dict = {}
-        for pos, o in ch.scan:
+        for it in ch.scan:
+            pos, o = it & self.pos_mask, it >> self.shift
             for gid in self.pos_groups[pos]:
                 v = self._walk(charts, self.group_u[gid], o)
                 prev = parts.get(gid)
                 if prev is not None:
                     v |= prev[1]
                 parts[gid] = (v.tobytes(), v)
-        return self._position_set(frozenset(pos for pos, _ in ch.scan), ch.accepting).mask(parts)
+        return self._position_set(frozenset(map(self.pos_mask.__and__, ch.scan)), ch.accepting).mask(parts)
 
     def _walk(self, charts: list, u: int, o: int) -> np.ndarray:
         i = len(charts)
-        charts.append(self.net.close(charts, i, [(u, o)]))
+        charts.append(self.net.close(charts, i, [self.net.item(u, o)]))
         try:
             return np.array(check_sorted(self.net, charts, self.rems[u]), bool)
         finally:
@@ -850,8 +860,8 @@ class GrammarMatcher(Matcher):
         try:
             while not charts[-1].accepting and len(out) < 256:
                 cand = set()
-                for pos, _ in charts[-1].scan:
-                    row = net.rows[pos]
+                for it in charts[-1].scan:
+                    row = net.rows[it & net.mask]
                     cand.update(b for b in range(256) if row[net.cls[b]] >= 0)
                 alive = []
                 for b in sorted(cand):

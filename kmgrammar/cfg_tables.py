@@ -163,7 +163,7 @@ def build_cfg_tables(rtn: Rtn, vocab, budget) -> tuple:
         if kind == 1:  # the starting rule completes: context-dependent by construction
             st = [2] * len(strings)
         else:
-            charts = [net.close([], 0, [(u, -1)])]
+            charts = [net.close([], 0, [net.item(u, -1)])]
             st = classify_sorted(net, charts, strings, follow[int(rtn.owner[u])])
             n_checked += len(strings)
         status[(kind, u)] = np.array([st[k] for k in np.argsort(np.array([ids[x] for x in strings]))], np.int8) \

@@ -1,7 +1,9 @@
 """Earley recognizer over bytes on an RTN (`cfg_rtn.Rtn`), with explicit charts and no recursion.
 
 An item is (position, origin): a nonterminal's automaton sits at `position`, having started at
-byte offset `origin`. Chart i holds the closed item set after i bytes:
+byte offset `origin`; it is kept as one int, origin << shift | position (`Network.item`): a
+tuple per item made half of a JSON Schema step's cost garbage-collector passes over them. Chart i
+holds the closed item set after i bytes:
   scan     items whose position has byte edges (the only ones a next byte can move),
   wait     M -> [(next position, origin)] for items that called M at offset i (completions of M
            started here advance these),
@@ -75,7 +77,8 @@ class Chart:
 class Network:
     """The RTN as Python tuples for fast scalar stepping (built once per compiled grammar)."""
 
-    __slots__ = ("n", "rows", "cls", "calls", "final_nt", "has_bytes", "start", "nullable", "top", "max_depth")
+    __slots__ = ("n", "rows", "cls", "calls", "final_nt", "has_bytes", "start", "nullable", "top", "max_depth",
+                 "shift", "mask")
 
     def __init__(self, trans, classes, final_nt, call_ptr, call_nt, call_next, nt_start, nullable,
                  top: int = 0, max_depth: int = DEFAULT_MAX_DEPTH, lazy: bool = False):
@@ -99,15 +102,25 @@ class Network:
         self.nullable = tuple(bool(x) for x in nullable)
         self.top = top
         self.max_depth = max_depth
+        self.shift = max(1, n.bit_length())  # an item: origin << shift | position
+        self.mask = (1 << self.shift) - 1
+
+    def item(self, pos: int, origin: int) -> int:
+        """The item (pos, origin) as kept in charts (origin >= -1; read back as it & mask,
+        it >> shift)."""
+        return origin << self.shift | pos
 
     def close(self, charts: list, i: int, kernel, limit: int = 0) -> Chart:
         """Close `kernel` (items at offset i) under prediction and completion. More than `limit`
         items (when > 0) raises ChartLimitError before the work grows further."""
         calls, final_nt, has_bytes, start, nullable = self.calls, self.final_nt, self.has_bytes, self.start, self.nullable
+        shift, mask = self.shift, self.mask
+        here = i << shift  # origin i: the items predicted in this chart
         seen = set(kernel)
         work = list(seen)
         depth = 1 << 30
-        for _, o in work:
+        for it in work:
+            o = it >> shift
             d = charts[o].depth if 0 <= o < i else 0
             if d < depth:
                 depth = d
@@ -121,30 +134,32 @@ class Network:
             if limit and len(seen) > limit:
                 raise ChartLimitError(limit)
             it = work.pop()
-            pos, o = it
+            pos = it & mask
             if has_bytes[pos]:
                 scan.append(it)
             cl = calls[pos]
             if cl:
+                at = it - pos  # origin << shift
                 for m, nxt in cl:
                     lst = wait.get(m)
                     if lst is None:
                         wait[m] = lst = []
                         if allow:
-                            s_it = (start[m], i)
+                            s_it = here | start[m]
                             if s_it not in seen:
                                 seen.add(s_it)
                                 work.append(s_it)
                         else:
                             truncated = True
-                    lst.append((nxt, o))
+                    n_it = at | nxt
+                    lst.append(n_it)
                     if nullable[m] and allow:
-                        n_it = (nxt, o)
                         if n_it not in seen:
                             seen.add(n_it)
                             work.append(n_it)
             n = final_nt[pos]
             if n >= 0:
+                o = it >> shift
                 if o < 0:
                     popped = True
                     continue
@@ -165,25 +180,28 @@ class Network:
     def step(self, charts: list, byte: int, limit: int = 0) -> Chart:
         """The chart after one more byte (its `alive` is False when the byte is not viable)."""
         c = self.cls[byte]
-        rows = self.rows
+        rows, mask = self.rows, self.mask
         kernel = []
-        for pos, o in charts[-1].scan:
+        for it in charts[-1].scan:
+            pos = it & mask
             nxt = rows[pos][c]
             if nxt >= 0:
-                kernel.append((nxt, o))
+                kernel.append(it - pos | nxt)
         if not kernel:
             return _DEAD
         if len(kernel) == 1:
             # Fast path: one item inside a rule, no call and no completion possible here.
-            pos, o = kernel[0]
+            it = kernel[0]
+            pos = it & mask
             if not self.calls[pos] and self.final_nt[pos] < 0:
                 i = len(charts)
+                o = it >> self.shift
                 depth = (charts[o].depth if 0 <= o < i else 0) + 1
                 return Chart(kernel, {}, False, False, True, depth, False, 1)
         return self.close(charts, len(charts), kernel, limit)
 
     def initial(self) -> Chart:
-        return self.close([], 0, [(self.start[self.top], 0)])
+        return self.close([], 0, [self.start[self.top]])
 
 
 _DEAD = Chart([], {}, False, False, False, 0, False)
@@ -283,7 +301,7 @@ def local_table(net: Network, r: int, strings: list) -> tuple:
     caller with s[j:] still to read). Both are properties of r and s alone, whatever the stack;
     one walk shares prefixes with the previous string, and the run of strings under a dead prefix
     is answered at once (they read the same charts; their offset lists are one shared list)."""
-    charts = [net.close([], 0, [(r, -1)])]
+    charts = [net.close([], 0, [net.item(r, -1)])]
     at = [0] if charts[0].popped else []  # the offsets j of the charts that popped, ascending
     oks, pops = [], []
     prev = b""

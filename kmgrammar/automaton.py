@@ -8,6 +8,8 @@ masks exact: a byte string is a viable prefix iff walking it never falls off the
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -532,17 +534,62 @@ def minimize(dfa: ByteDFA, budget: _Budget | None = None, *, refine: bool = True
 # Public builders and operations
 
 
+class DfaMemo:
+    """Byte DFAs kept per process under exact keys (read-only, least recently used out first).
+    An entry keeps the smallest max_states it was built under: a build that fits under M fits
+    under any larger M, and below M it is built afresh (to raise as it would have)."""
+
+    def __init__(self, size: int, keep=lambda dfa: True):
+        self.size, self.keep = size, keep  # keep(dfa): whether a build is worth keeping
+        self.entries: "OrderedDict[object, tuple]" = OrderedDict()
+        self.lock = threading.Lock()
+
+    def get(self, key, limits: Limits, build) -> ByteDFA:
+        """build(limits), or the DFA built before for `key` under at most limits.max_states."""
+        with self.lock:
+            got = self.entries.get(key)
+            if got is not None:
+                self.entries.move_to_end(key)
+        if got is not None and got[0] <= limits.max_states:
+            return got[1]
+        dfa = build(limits)
+        if self.keep(dfa):
+            for a in (dfa.trans, dfa.classes, dfa.accept):
+                a.flags.writeable = False
+            with self.lock:
+                old = self.entries.get(key)
+                self.entries[key] = (min(limits.max_states, old[0]) if old is not None else limits.max_states, dfa)
+                while len(self.entries) > self.size:
+                    self.entries.popitem(last=False)
+        return dfa
+
+    def clear(self) -> None:
+        with self.lock:
+            self.entries.clear()
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+
+def literal_trie(literals: list) -> tuple:
+    """The trie of byte strings `literals` (`kernels.build_trie`): node_byte, node_depth, end,
+    node_lo, node_hi."""
+    from .kernels import build_trie
+
+    lengths = np.fromiter(map(len, literals), np.int64, len(literals))
+    offsets = np.zeros(len(literals) + 1, np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    data = np.frombuffer(b"".join(literals), np.uint8) if offsets[-1] else np.zeros(1, np.uint8)
+    order = np.array(sorted(range(len(literals)), key=literals.__getitem__), np.int32)
+    return build_trie(data, offsets, order)
+
+
 def literals_dfa(encoded: list, budget: _Budget) -> ByteDFA:
     """The minimal byte DFA accepting exactly the given byte strings, built from their trie
     (numba) instead of a subset construction: big enums and choice lists stay fast."""
-    from .kernels import build_trie, trie_parents
+    from .kernels import trie_parents
 
-    lengths = np.fromiter(map(len, encoded), np.int64, len(encoded))
-    offsets = np.zeros(len(encoded) + 1, np.int64)
-    np.cumsum(lengths, out=offsets[1:])
-    data = np.frombuffer(b"".join(encoded), np.uint8) if offsets[-1] else np.zeros(1, np.uint8)
-    order = np.array(sorted(range(len(encoded)), key=encoded.__getitem__), np.int32)
-    node_byte, node_depth, _end, node_lo, node_hi = build_trie(data, offsets, order)
+    node_byte, node_depth, _end, node_lo, node_hi = literal_trie(encoded)
     n = len(node_byte)
     budget.check_states(n)
 

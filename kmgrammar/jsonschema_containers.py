@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import threading
 import warnings
-from collections import OrderedDict
 
 from . import grammar as g
 from . import jsonschema_values as jv
+from .automaton import DfaMemo
 from .cfg import Ref as _Ref
 from .errors import CompileLimitError
 from .jsonschema_base import LENIENT_ANY_DEPTH, _EMPTY, _has_ref, _json_key, _ptr
@@ -32,37 +31,12 @@ _SHARED_MIN_STATES = 1000
 
 # Per process: the DFA of any string content, and per tuple of declared names the keys of an
 # open object's other members (any quoted key but those names): it costs ~1 ms to build, and
-# objects of one shape recur within a schema and across schemas. Each entry keeps the smallest
-# max_states it was built under: a build that fits under M fits under any larger M, and below M
-# it is built afresh (to raise as it would have). Least recently used first out.
-_KEYS_OF: "OrderedDict[object, tuple]" = OrderedDict()
-_KEYS_OF_LOCK = threading.Lock()
-_KEYS_OF_SIZE = 512
-_KEYS_OF_MAX_STATES = 4096  # bigger key automata are one schema's own: not kept
-
-
-def _shared_dfa(tag, build, lim):
-    """build(lim), or the DFA built before for `tag` under at most lim.max_states."""
-    with _KEYS_OF_LOCK:
-        got = _KEYS_OF.get(tag)
-        if got is not None:
-            _KEYS_OF.move_to_end(tag)
-    if got is not None and got[0] <= lim.max_states:
-        return got[1]
-    dfa = build(lim)
-    if dfa.n_states <= _KEYS_OF_MAX_STATES:
-        for a in (dfa.trans, dfa.classes, dfa.accept):
-            a.flags.writeable = False
-        with _KEYS_OF_LOCK:
-            old = _KEYS_OF.get(tag)
-            _KEYS_OF[tag] = (min(lim.max_states, old[0]) if old is not None else lim.max_states, dfa)
-            while len(_KEYS_OF) > _KEYS_OF_SIZE:
-                _KEYS_OF.popitem(last=False)
-    return dfa
+# objects of one shape recur within a schema and across schemas (see `DfaMemo`).
+_KEYS_OF = DfaMemo(512, keep=lambda dfa: dfa.n_states <= 4096)  # bigger: one schema's own, not kept
 
 
 def _any_content(lim):
-    return _shared_dfa(None, lambda lm: jv.build(jv.length_node(0, None), lm), lim)
+    return _KEYS_OF.get(None, lim, lambda lm: jv.build(jv.length_node(0, None), lm))
 
 
 def _other_keys(names, lim):
@@ -73,7 +47,7 @@ def _other_keys(names, lim):
             key = jv.without_literals(key, [json.dumps(n, ensure_ascii=False).encode("utf-8") for n in names], lm)
         return key
 
-    return _shared_dfa(("keys", tuple(names)), build, lim)
+    return _KEYS_OF.get(("keys", tuple(names)), lim, build)
 
 
 class ContainerMixin:

@@ -25,8 +25,8 @@ from functools import lru_cache
 import numpy as np
 
 from . import grammar as g
-from .automaton import (ByteDFA, Limits, _Budget, _complete, _determinize, _empty_dfa, _NFA, _product, literals_dfa,
-                        minimize)
+from .automaton import (ByteDFA, DfaMemo, Limits, _Budget, _complete, _determinize, _empty_dfa, _NFA, _product,
+                        literal_trie, literals_dfa, minimize)
 from .errors import CompileError, CompileLimitError
 
 # ---------------------------------------------------------------------------------------------
@@ -345,15 +345,10 @@ def without_literals(a: ByteDFA, literals: list, limits: Limits) -> ByteDFA:
     state of the product is a trie node (a prefix of some literal, read by `a` into one state)
     or, once off the trie, a state of `a` alone; then minimised. An open object's other keys
     (any key but the declared names) cost ~4x less than through the generic product."""
-    from .kernels import build_trie, trie_parents
+    from .kernels import trie_parents
 
     budget = _Budget(limits)
-    lengths = np.fromiter(map(len, literals), np.int64, len(literals))
-    offsets = np.zeros(len(literals) + 1, np.int64)
-    np.cumsum(lengths, out=offsets[1:])
-    data = np.frombuffer(b"".join(literals), np.uint8) if offsets[-1] else np.zeros(1, np.uint8)
-    order = np.array(sorted(range(len(literals)), key=literals.__getitem__), np.int32)
-    node_byte, node_depth, _end, node_lo, node_hi = build_trie(data, offsets, order)
+    node_byte, node_depth, _end, node_lo, node_hi = literal_trie(literals)
     n_t, n_a = len(node_byte), a.n_states
     budget.check_states(n_t + n_a)
     parent = trie_parents(node_depth)
@@ -729,12 +724,8 @@ def _cmp_final(st, di: str, df: str) -> int:
 # number_dfa results per process, by the exact spelling of their bounds (str of each Decimal:
 # equal strings are equal Decimals, digits and exponent alike): the same bounds (minimum 0,
 # maximum 100, int32/int64 limits) recur within a schema and across schemas, and a wide bound's
-# step-by-step construction costs up to seconds. Each entry keeps the smallest max_states it was
-# built under (below it, built afresh, to raise as it would have); read-only; least recently
-# used first out.
-_NUMBERS: "OrderedDict[tuple, tuple]" = OrderedDict()
-_NUMBERS_LOCK = threading.Lock()
-_NUMBERS_SIZE = 256
+# step-by-step construction costs up to seconds (see `DfaMemo`).
+_NUMBERS = DfaMemo(256, keep=lambda dfa: dfa.n_states > 0)  # (the shared empty DFA is not kept)
 
 
 def number_dfa(*, integer: bool, lower=None, lower_excl=False, upper=None, upper_excl=False,
@@ -744,23 +735,8 @@ def number_dfa(*, integer: bool, lower=None, lower_excl=False, upper=None, upper
     Bounds and `multiple` are Decimals (None = absent)."""
     key = (bool(integer), None if lower is None else str(lower), bool(lower_excl),
            None if upper is None else str(upper), bool(upper_excl), None if multiple is None else str(multiple))
-    with _NUMBERS_LOCK:
-        got = _NUMBERS.get(key)
-        if got is not None:
-            _NUMBERS.move_to_end(key)
-    if got is not None and got[0] <= limits.max_states:
-        return got[1]
-    dfa = _number_dfa(integer, lower, lower_excl, upper, upper_excl, multiple, limits)
-    if dfa.n_states == 0:  # (bounds no number meets: the shared empty DFA, not kept)
-        return dfa
-    for a in (dfa.trans, dfa.classes, dfa.accept):
-        a.flags.writeable = False
-    with _NUMBERS_LOCK:
-        old = _NUMBERS.get(key)
-        _NUMBERS[key] = (min(limits.max_states, old[0]) if old is not None else limits.max_states, dfa)
-        while len(_NUMBERS) > _NUMBERS_SIZE:
-            _NUMBERS.popitem(last=False)
-    return dfa
+    return _NUMBERS.get(key, limits, lambda lim: _number_dfa(integer, lower, lower_excl, upper, upper_excl,
+                                                             multiple, lim))
 
 
 def _number_dfa(integer: bool, lower, lower_excl, upper, upper_excl, multiple, limits: Limits) -> ByteDFA:

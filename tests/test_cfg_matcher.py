@@ -393,3 +393,19 @@ def test_threads_share_a_compiled_grammar():
     for t in threads:
         t.join()
     assert not errors
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 8, 1000, 1 << 16])
+def test_earley_items_read_back(n):
+    """An item is one int: every position of a network of n positions, with the unknown caller
+    (-1), the first chart and a far one, reads back as it was made."""
+    from kmgrammar.earley import Network
+
+    z = np.zeros(n, np.int32)
+    net = Network(np.full((n, 1), -1, np.int32), np.zeros(256, np.uint8), np.full(n, -1, np.int32),
+                  np.zeros(n + 1, np.int32), np.zeros(0, np.int32), np.zeros(0, np.int32), z[:1],
+                  np.zeros(1, np.uint8), lazy=True)
+    for pos in sorted({0, 1, n // 2, n - 1}):
+        for origin in (-1, 0, 1, 123_456):
+            it = net.item(pos, origin)
+            assert (it & net.mask, it >> net.shift) == (pos, origin)

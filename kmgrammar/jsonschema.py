@@ -453,6 +453,9 @@ class Lowerer(LogicMixin, ContainerMixin):
         without enum/const/format, precomputed."""
         if parts is None:
             parts = self.value_parts(flat)
+        parts = self.joined_parts(flat, parts)
+        if parts is None:
+            return self.unsure()
         t = _type_of(v)
         if t not in ("array", "object"):
             dfa = self.literal_check(flat, "number" if t == "integer" else t)
@@ -535,6 +538,26 @@ class Lowerer(LogicMixin, ContainerMixin):
                     return False
             stack.extend(y for k, y in x.items() if k not in ANNOTATIONS and k not in ("enum", "const"))
         return True
+
+    def joined_parts(self, flat, parts):
+        """`parts` as the validator must read them: unevaluatedItems/unevaluatedProperties see
+        the annotations of their own schema's in-place subschemas only, so a subschema that the
+        conjunction split off (an anyOf/oneOf/if branch, an allOf member) goes back under its
+        parent's allOf. None when nested splits leave that ambiguous."""
+        out = None
+        for i, (s, _p, skip) in enumerate(flat):
+            if not skip or not ("unevaluatedItems" in s or "unevaluatedProperties" in s):
+                continue
+            reach = self.in_place(s)
+            inner = [j for j, (y, _q, _k) in enumerate(flat) if j != i and id(y) in reach]
+            if not inner:
+                continue
+            if any(flat[j][2] and ("unevaluatedItems" in flat[j][0] or "unevaluatedProperties" in flat[j][0])
+                   for j in inner):
+                return None
+            out = list(parts) if out is None else out
+            out[i] = dict(parts[i], allOf=list(parts[i].get("allOf", [])) + [parts[j] for j in inner])
+        return parts if out is None else out
 
     @staticmethod
     def value_parts(flat) -> list:

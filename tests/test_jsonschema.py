@@ -604,6 +604,21 @@ def test_unevaluated_properties_and_items():
             "unevaluatedItems": False, "type": "array"}, [["foo"], ["foo", 42, True], ["foo", None], [1]])
 
 
+def test_enum_values_see_unevaluated_annotations_of_split_branches():
+    # An enum/const container is checked by the validator against the conjunction; an anyOf
+    # branch lowered as an item of its own must stay in scope of its parent's unevaluatedItems:
+    # [1] is evaluated by the branch's prefixItems (and by contains), so `not` rules it out.
+    # (The fuzzer found the negated cases accepting [1].)
+    _check({"enum": [[1], [2]], "not": {"unevaluatedItems": False, "anyOf": [{"prefixItems": [{"const": 1}]}]}},
+           [[1], [2]])
+    _check({"enum": [[1], [2]], "unevaluatedItems": False, "anyOf": [{"prefixItems": [{"const": 1}]}]}, [[1], [2]])
+    _check({"enum": [[1], [2]], "unevaluatedItems": False, "anyOf": [{"contains": {"const": 2}}]}, [[1], [2]])
+    _check({"enum": [{"a": 1}, {"b": 1}], "unevaluatedProperties": False, "oneOf": [{"properties": {"a": {}}}]},
+           [{"a": 1}, {"b": 1}])
+    with pytest.raises(CompileError, match="empty language"):  # [1] is valid for the negated schema
+        schema_to_dfa({"const": [1], "not": {"unevaluatedItems": False, "anyOf": [{"contains": {}}]}})
+
+
 def test_key_order_expands_refs_in_place():
     # the schema's own property c first, then its allOf members' in order: a (the $ref target's, in place), b
     schema = {"$defs": {"one": {"properties": {"a": {"type": "integer"}}}},

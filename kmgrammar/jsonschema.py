@@ -33,8 +33,12 @@ Departures (documented, tested):
   first), then `required`-only names, then any other keys; inside `oneOf`/`not`/`if`
   differences, per JSON path by first appearance in that subschema. property_order="any" accepts
   declared properties (and object enum/const values) in every order instead, extra keys anywhere
-  (2^n automaton nodes for n declared properties: a limit error past 10, or for a regular
-  object past ~30k estimated states, `jsonschema_containers.ANY_ORDER_MAX_*`);
+  (2^n automaton nodes for n declared properties, each at most once). Past 10 of them, or for a
+  regular object past ~30k estimated states, only the required ones are tracked (2^r nodes, a
+  limit error past 10 required) and a declared key may repeat as an extra key may: a parser
+  keeps the last copy, valid as every copy is; a minProperties the required keys do not ensure,
+  or such an object inside not/oneOf/if/maxContains differences, is a limit error
+  (`jsonschema_containers.ANY_ORDER_MAX_*`);
 - extra keys (additionalProperties/patternProperties) are not checked for duplicates; where a
   repeated key would let an invalid document through, the schema is UnsupportedFeatureError: a
   minProperties that repeats could make up (at least 2 more than the required keys), and
@@ -897,9 +901,10 @@ def schema_to_grammar(schema, *, whitespace="compact", separators=None, indent=N
     """A `ByteDFA` when the schema's language is regular, else a `cfg.Cfg` (start rule "start").
 
     property_order: "schema" (declared properties in schema order) or "any" (declared properties
-    in any order, each at most once; 2^n automaton nodes for n declared properties of one object,
-    a CompileLimitError past `jsonschema_containers.ANY_ORDER_MAX_PROPERTIES`, or for a regular
-    object, whose values are copied per node, past `ANY_ORDER_MAX_STATES` estimated states).
+    in any order, each at most once; 2^n automaton nodes for n declared properties of one object.
+    Past `jsonschema_containers.ANY_ORDER_MAX_PROPERTIES` of them, or for a regular object, whose
+    values are copied per node, past `ANY_ORDER_MAX_STATES` estimated states, only the required
+    ones are tracked and declared keys may repeat; a CompileLimitError past those limits again).
 
     Raises UnsupportedFeatureError (all unsupported keywords, sorted by JSON pointer),
     CompileError (invalid schema, empty language), CompileLimitError."""

@@ -17,6 +17,9 @@ from .jsonschema_logic import _RANK_DEPTH
 # context-free object spends a few positions per node (its members are shared rules), a regular
 # one's DFA holds each value once per set of properties written before it: about 2^(n-1) x the
 # states of its members, bounded by ANY_ORDER_MAX_STATES (both CompileLimitError past them).
+# Past either limit only the required properties are tracked (2^r nodes, r at most
+# ANY_ORDER_MAX_PROPERTIES) and a declared key may repeat, as an undeclared one may: every
+# copy's value satisfies the key's schemas, so the one a parser keeps does too.
 ANY_ORDER_MAX_PROPERTIES = 10
 ANY_ORDER_MAX_STATES = 30_000
 
@@ -402,7 +405,7 @@ class ContainerMixin:
             keytext = json.dumps(n, ensure_ascii=False)
             cands.append((n, conj, keytext, conj is not None and (pn_dfa is None or pn_dfa.matches(keytext.encode("utf-8")))))
         if self.property_order == "any":  # over the limit: say so before lowering any value
-            self.any_order_check(sum(c[3] for c in cands))
+            self.any_order_check(sum(c[3] for c in cands), required=sum(c[3] and c[0] in required for c in cands))
         members = []  # (name, value node or None, required)
         for n, conj, keytext, ok in cands:
             val = None
@@ -535,23 +538,49 @@ class ContainerMixin:
         anyway (a value is any JSON value or recursive), each member (key, separator, value) is
         one rule and so is each node, calling the members and the next node: a node costs a few
         positions whatever the values; a regular object's DFA holds each value once per set
-        (ANY_ORDER_MAX_STATES)."""
+        (ANY_ORDER_MAX_STATES). Past either limit the set holds only the required properties and
+        declared keys may repeat (see ANY_ORDER_MAX_PROPERTIES)."""
         st = self.style
         decl = [(k, v, req) for k, v, req in members if v is not None]
         ksep = st.key_sep()
         labels = [g.seq(g.text(k), ksep, v) for k, v, _r in decl]
         extra_member = g.alt(*[g.seq(k, ksep, v) for k, v in extra]) if extra else None
         shared = any(_has_ref(x) for x in labels + [extra_member] if x is not None)
-        est = None
-        if not shared and len(decl) > 1:
-            memo: dict = {}
-            est = (1 << len(decl) - 1) * sum(_states_estimate(x, memo) for x in labels)
-        self.any_order_check(len(decl), est)
+        memo: dict = {}
+        total = None if shared else sum(_states_estimate(x, memo) for x in labels)
+
+        def estimate(n_tracked):  # one node or two cost what schema order costs
+            return None if total is None or n_tracked < 2 else (1 << n_tracked - 1) * total
+
+        tracked = list(range(len(decl)))
+        est = estimate(len(tracked))
+        repeat = len(decl) > ANY_ORDER_MAX_PROPERTIES or (est is not None and est > ANY_ORDER_MAX_STATES)
+        if repeat:
+            tracked = [i for i, (_k, _v, req) in enumerate(decl) if req]
+            est = estimate(len(tracked))
+            # Members are counted, and repeats would count twice: only a minProperties that the
+            # required keys already ensure is exact (it is then dropped).
+            if lo > len(tracked):
+                raise CompileLimitError(f"property_order='any' at {self.cur_ptr}: minProperties {lo} over "
+                                        f"{len(decl)} declared properties, {len(tracked)} of them required "
+                                        "(past the tracked properties, keys may repeat and members are not "
+                                        "distinct keys); use property_order='schema'", "property_order")
+            if self.rank is not None:
+                # inside an automaton difference (not/oneOf/if/maxContains) a repeated key would
+                # make the language of texts differ from that of parsed values (check_negatable)
+                raise CompileLimitError(f"property_order='any' at {self.cur_ptr}: {len(decl)} declared properties "
+                                        "inside not/oneOf/if/maxContains, where each must be tracked; use "
+                                        "property_order='schema'", "property_order")
+            lo = 0
+        bits = [0] * len(decl)
+        for j, i in enumerate(tracked):
+            bits[i] = 1 << j
+        self.any_order_check(len(decl), est, required=len(tracked) if repeat else None)
         if shared:
             labels = [self.member_rule(x) for x in labels]
             if extra_member is not None:
                 extra_member = self.member_rule(extra_member)
-        required = sum(1 << i for i, (_k, _v, req) in enumerate(decl) if req)
+        required = sum(bits[i] for i, (_k, _v, req) in enumerate(decl) if req)
         cap = (hi + 1 if hi is not None else lo) if (lo > 0 or hi is not None) else 1
         nodes: dict = {}
 
@@ -572,9 +601,9 @@ class ContainerMixin:
             c2 = min(c + 1, cap)
             if hi is None or c + 1 <= hi:
                 for i, lab in enumerate(labels):
-                    if not seen >> i & 1:
-                        edges.append((u, nid(seen | 1 << i, c2), g.seq(pre, lab)))
-                        todo.append((seen | 1 << i, c2))
+                    if repeat or not seen & bits[i]:
+                        edges.append((u, nid(seen | bits[i], c2), g.seq(pre, lab)))
+                        todo.append((seen | bits[i], c2))
                 if extra_member is not None:
                     edges.append((u, nid(seen, c2), g.seq(pre, extra_member)))
                     todo.append((seen, c2))
@@ -602,12 +631,14 @@ class ContainerMixin:
             self.calls.add(f"{base}{u}")
         return _Ref(f"{base}{graph.start}")
 
-    def any_order_check(self, n: int, states: int | None = None):
-        """CompileLimitError if an object of n declared properties (whose regular automaton would
-        have about `states` states) is over property_order="any"'s limits."""
+    def any_order_check(self, n: int, states: int | None = None, required: int | None = None):
+        """CompileLimitError if an object of n declared properties, `required` of them required
+        (whose regular automaton would have about `states` states) is over property_order="any"'s
+        limits: past ANY_ORDER_MAX_PROPERTIES properties the required ones are still tracked."""
         why = None
-        if n > ANY_ORDER_MAX_PROPERTIES:
-            why = f"need 2^{n} automaton nodes (at most {ANY_ORDER_MAX_PROPERTIES} properties)"
+        if n > ANY_ORDER_MAX_PROPERTIES and required is not None and required > ANY_ORDER_MAX_PROPERTIES:
+            why = (f"need 2^{required} automaton nodes for the {required} required ones (at most "
+                   f"{ANY_ORDER_MAX_PROPERTIES} tracked)")
         elif states is not None and states > ANY_ORDER_MAX_STATES:
             why = f"need ~{states} automaton states (at most {ANY_ORDER_MAX_STATES})"
         if why is not None:

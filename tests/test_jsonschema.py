@@ -798,7 +798,8 @@ def test_property_order_any_accepts_every_order_once():
                          "not": {"const": {"a": 1, "b": 2}}, "additionalProperties": False}, property_order="any")
     assert not neg.matches(b'{"b":2,"a":1}') and not neg.matches(b'{"a":1,"b":2}') and neg.matches(b'{"b":3,"a":1}')
     with pytest.raises(CompileLimitError, match="property_order='any'") as info:
-        schema_to_dfa({"type": "object", "properties": {f"p{i}": {} for i in range(11)}}, property_order="any")
+        schema_to_dfa({"type": "object", "properties": {f"p{i}": {} for i in range(11)},
+                       "required": [f"p{i}" for i in range(11)]}, property_order="any")
     assert info.value.limit == "property_order"
     with pytest.raises(CompileError, match="property_order"):
         schema_to_dfa({}, property_order="random")

@@ -106,6 +106,50 @@ def test_any_order_matches_validator(name, cl100k):
     assert n_ok > 10
 
 
+WIDE = {f"p{i}": t for i, t in enumerate([{"type": "integer"}, {"type": "string"}, {"type": "boolean"},
+                                             {"enum": [1, "s"]}, {"type": "null"}, {"type": "integer"},
+                                             {"type": "string"}, {"type": "integer"}, {"type": "boolean"},
+                                             {"type": "null"}, {"type": "string"}, {"type": "integer"}])}
+WIDE_CASES = {
+    "wide-closed": ({"type": "object", "properties": WIDE, "required": ["p0", "p4"], "additionalProperties": False},
+                    "dfa"),
+    "wide-counted": ({"type": "object", "properties": WIDE, "required": ["p3"], "minProperties": 1,
+                      "maxProperties": 3, "additionalProperties": {"type": "boolean"}}, "dfa"),
+    "wide-open-cfg": ({"type": "object", "properties": dict(WIDE, p5={}), "required": ["p1", "p5", "p9"]}, "cfg"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(WIDE_CASES))
+def test_any_order_past_the_limit_tracks_required_keys(name, cl100k):
+    """Past ANY_ORDER_MAX_PROPERTIES declared properties a declared key may repeat: a document is
+    allowed iff every copy of every member is valid for its key, the members (copies counted)
+    respect maxProperties, and the value a parser keeps (the last copy) validates."""
+    schema, kind = WIDE_CASES[name]
+    assert len(schema["properties"]) > ANY_ORDER_MAX_PROPERTIES
+    got_kind, accepts = _acceptor(schema, cl100k)
+    assert got_kind == kind
+    per_key = {kw: schema[kw] for kw in ("properties", "additionalProperties") if kw in schema}
+    keys = sorted(schema["properties"]) + ["x"]
+    rng = random.Random(name)
+    n_ok = n_repeat = 0
+    good = {k: [v for v in VALUES if js.Draft202012Validator(per_key).is_valid({k: v})] or VALUES for k in keys}
+
+    def doc():  # some keys, some of them twice, the required ones mostly there; values mostly good
+        ks = rng.sample(keys, rng.randint(0, 4)) + rng.sample(keys, rng.randint(0, 2))
+        ks += [k for k in schema.get("required", []) if rng.random() < 0.9]
+        rng.shuffle(ks)
+        return [(k, rng.choice(good[k] if rng.random() < 0.9 else VALUES)) for k in ks]
+
+    for members in _documents(schema, keys[:4], rng, n_random=0) + [doc() for _ in range(600)]:
+        want = (js.Draft202012Validator(schema).is_valid(dict(members))
+                and all(js.Draft202012Validator(per_key).is_valid({k: v}) for k, v in members)
+                and len(members) <= schema.get("maxProperties", len(members)))
+        assert accepts(_text(members)) == want, (name, members)
+        n_ok += want
+        n_repeat += want and len({k for k, _v in members}) < len(members)
+    assert n_ok > 10 and n_repeat > 0
+
+
 def test_any_order_nested_and_every_permutation(cl100k):
     """Every order of five declared properties, in an object inside an open (context-free) one."""
     inner = {"type": "object", "properties": {k: {"type": "integer"} for k in "abcde"},
@@ -123,18 +167,33 @@ def test_any_order_nested_and_every_permutation(cl100k):
 
 
 def test_any_order_limits():
-    regular = {"type": "object", "additionalProperties": False,
-               "properties": {f"p{i}": {"type": "integer"} for i in range(ANY_ORDER_MAX_PROPERTIES + 1)}}
-    with pytest.raises(CompileLimitError, match="property_order='any'"):
+    many = [f"p{i}" for i in range(ANY_ORDER_MAX_PROPERTIES + 1)]
+    regular = {"type": "object", "additionalProperties": False, "required": many,
+               "properties": {k: {"type": "integer"} for k in many}}
+    with pytest.raises(CompileLimitError, match="property_order='any'.*required") as info:
         schema_to_grammar(regular, property_order="any")
-    shared = {"type": "object", "properties": {f"p{i}": {} for i in range(ANY_ORDER_MAX_PROPERTIES + 1)}}
-    with pytest.raises(CompileLimitError, match="property_order='any'"):
-        schema_to_grammar(shared, property_order="any")
+    assert info.value.limit == "property_order"
+    shared = {"type": "object", "properties": {k: {} for k in many}}
+    with pytest.raises(CompileLimitError, match="property_order='any'.*required"):
+        schema_to_grammar(dict(shared, required=many), property_order="any")
+    # past the tracked properties members are counted, not distinct keys: a minProperties that
+    # the required keys do not ensure cannot be enforced, nor can repeats inside an automaton
+    # difference (regular objects under not/oneOf)
+    ints = {"type": "object", "properties": {k: {"type": "integer"} for k in many}, "additionalProperties": False}
+    for bad in (dict(shared, required=["p0"], minProperties=2), dict(ints, **{"not": {"required": ["p1"]}}),
+                {"type": "array", "items": {"oneOf": [ints, {"required": ["p1"]}]}}):
+        with pytest.raises(CompileLimitError, match="property_order='any'") as info:
+            schema_to_grammar(bad, property_order="any")
+        assert info.value.limit == "property_order"
     # a regular object's values are copied per set of properties written: bounded by their states
     big = {"type": "object", "additionalProperties": False,
            "properties": {f"p{i}": {"type": "string", "maxLength": 40} for i in range(8)}}
     assert 2 ** 7 * 8 * 40 > ANY_ORDER_MAX_STATES
     with pytest.raises(CompileLimitError, match="states"):
-        schema_to_grammar(big, property_order="any")
+        schema_to_grammar(dict(big, required=sorted(big["properties"])), property_order="any")
+    # ...unless only the required ones are tracked (none here): then declared keys may repeat
+    relaxed = schema_to_grammar(big, property_order="any")
+    assert isinstance(relaxed, ByteDFA) and relaxed.n_states < ANY_ORDER_MAX_STATES
+    assert relaxed.matches(b'{"p7":"a","p0":"b","p7":""}') and not relaxed.matches(b'{"p7":"a","p0":1}')
     # schema order is the default and has no such limit
     assert not isinstance(schema_to_grammar(shared), ByteDFA)

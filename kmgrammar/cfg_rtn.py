@@ -340,34 +340,47 @@ def build_rtn(cfg: Cfg, recursive: set, limits: Limits) -> Rtn:
     return rtn
 
 
-def shared_keys(rtn: Rtn) -> dict:
-    """nonterminal -> (key, entries) for the nonterminals whose automaton and every automaton they
-    reach through calls are process-wide ones (`_rule_automaton`): the key (those entries' ids and
-    how their calls connect them, numbered from M breadth first) is the same in every grammar of
-    the process that has this sub-network, and only there while `entries` (kept alive by whoever
-    keeps the key) exist. What a rule instance does with a string depends on its sub-network
-    alone (`earley.local_table`), so such results may be kept per process under these keys."""
+# A sub-network bigger than this is not keyed: its key would cost as much to build as the walks
+# it saves, and computing every rule's key eagerly was quadratic (12 s of a 23 s compile on a
+# schema with 3,650 rules, each reaching most of the others).
+SHARED_NET_MAX = 32
+
+
+def shared_keys(rtn: Rtn):
+    """A lookup nonterminal -> (key, entries) or None, for the nonterminals whose automaton and
+    every automaton they reach through calls (at most SHARED_NET_MAX) are process-wide ones
+    (`_rule_automaton`): the key (those entries' ids and how their calls connect them, numbered
+    from M breadth first) is the same in every grammar of the process that has this sub-network,
+    and only there while `entries` (kept alive by whoever keeps the key) exist. What a rule
+    instance does with a string depends on its sub-network alone (`earley.local_table`), so such
+    results may be kept per process under these keys. Keys are built on first lookup."""
     if not rtn.shared:
-        return {}
+        return None
     index = {name: k for k, name in enumerate(rtn.names)}
-    out = {}
-    for m, entry in enumerate(rtn.shared):
-        if entry is None:
-            continue
-        order, seen, sig = [m], {m: 0}, []
-        for x in order:  # (grows while it is read)
-            e = rtn.shared[x]
-            if e is None:
-                break
-            callees = [index[c] for c in e[2]]
-            for c in callees:
-                if c not in seen:
-                    seen[c] = len(order)
-                    order.append(c)
-            sig.append((id(e), tuple(seen[c] for c in callees)))
-        else:
-            out[m] = (tuple(sig), tuple(rtn.shared[x] for x in order))
-    return out
+    memo: dict = {}
+
+    def key_of(m: int):
+        if m in memo:
+            return memo[m]
+        got = None
+        if rtn.shared[m] is not None:
+            order, seen, sig = [m], {m: 0}, []
+            for x in order:  # (grows while it is read)
+                e = rtn.shared[x]
+                if e is None or len(order) > SHARED_NET_MAX:
+                    break
+                callees = [index[c] for c in e[2]]
+                for c in callees:
+                    if c not in seen:
+                        seen[c] = len(order)
+                        order.append(c)
+                sig.append((id(e), tuple(seen[c] for c in callees)))
+            else:
+                got = (tuple(sig), tuple(rtn.shared[x] for x in order))
+        memo[m] = got
+        return got
+
+    return key_of
 
 
 def _nullable(rtn: Rtn) -> np.ndarray:

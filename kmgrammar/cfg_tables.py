@@ -211,15 +211,15 @@ def build_cfg_tables(rtn: Rtn, vocab, budget) -> tuple:
         grp_ptr.append(len(grp_state))
     # what each rule instance does with the suffixes that reach it (run-time verdicts)
     same = local_classes(rtn, sorted(set(rtn.call_next.tolist()) | dep_sorted.keys()))
-    keys = shared_keys(rtn)  # (JSON Schema's json_value: its walks are the same in every grammar)
+    key_of = shared_keys(rtn)  # (JSON Schema's json_value: its walks are the same in every grammar)
 
     def shared(p: int):
         m = int(rtn.owner[p])
-        got = keys.get(m)
+        got = key_of(m)
         return None if got is None else ((got[0], p - int(rtn.nt_start[m])), got[1])
 
     loc = stack_tables(net, [dep_sorted.get(u, []) for u in range(n)], budget.check_time,
-                       (rtn.call_nt, rtn.call_next), same, shared if keys else None)
+                       (rtn.call_nt, rtn.call_next), same, shared if key_of else None)
     rem_ptr = [0]
     rem_off = [0]
     data = []

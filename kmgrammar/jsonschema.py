@@ -33,8 +33,9 @@ Departures (documented, tested):
   first), then `required`-only names, then any other keys; inside `oneOf`/`not`/`if`
   differences, per JSON path by first appearance in that subschema. property_order="any" accepts
   declared properties (and object enum/const values) in every order instead, extra keys anywhere
-  (2^n automaton nodes for n declared properties, each at most once). Past 10 of them, or for a
-  regular object past ~30k estimated states, only the required ones are tracked (2^r nodes, a
+  (2^n automaton nodes for n declared properties, each at most once). Past 10 of them, for a
+  regular object past ~30k estimated states, or for a context-free one past 448 member calls
+  (n * 2^(n-1), where that is exact), only the required ones are tracked (2^r nodes, a
   limit error past 10 required) and a declared key may repeat as an extra key may: a parser
   keeps the last copy, valid as every copy is; a minProperties the required keys do not ensure,
   or such an object inside not/oneOf/if/maxContains differences, is a limit error
@@ -903,8 +904,10 @@ def schema_to_grammar(schema, *, whitespace="compact", separators=None, indent=N
     property_order: "schema" (declared properties in schema order) or "any" (declared properties
     in any order, each at most once; 2^n automaton nodes for n declared properties of one object.
     Past `jsonschema_containers.ANY_ORDER_MAX_PROPERTIES` of them, or for a regular object, whose
-    values are copied per node, past `ANY_ORDER_MAX_STATES` estimated states, only the required
-    ones are tracked and declared keys may repeat; a CompileLimitError past those limits again).
+    values are copied per node, past `ANY_ORDER_MAX_STATES` estimated states, or for a
+    context-free one past `ANY_ORDER_MAX_CALLS` member calls where tracking fewer is exact, only
+    the required ones are tracked and declared keys may repeat; a CompileLimitError past those
+    limits again).
 
     Raises UnsupportedFeatureError (all unsupported keywords, sorted by JSON pointer),
     CompileError (invalid schema, empty language), CompileLimitError."""

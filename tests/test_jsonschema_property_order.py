@@ -16,7 +16,7 @@ from kmgrammar.automaton import ByteDFA
 from kmgrammar.compiler import compile_json_schema
 from kmgrammar.errors import CompileLimitError
 from kmgrammar.jsonschema import schema_to_grammar
-from kmgrammar.jsonschema_containers import ANY_ORDER_MAX_PROPERTIES, ANY_ORDER_MAX_STATES
+from kmgrammar.jsonschema_containers import ANY_ORDER_MAX_CALLS, ANY_ORDER_MAX_PROPERTIES, ANY_ORDER_MAX_STATES
 
 VALUES = [1, "s", True, None, {"q": 1}]
 
@@ -148,6 +148,28 @@ def test_any_order_past_the_limit_tracks_required_keys(name, cl100k):
         n_ok += want
         n_repeat += want and len({k for k, _v in members}) < len(members)
     assert n_ok > 10 and n_repeat > 0
+
+
+def test_any_order_many_calls_track_required_keys_where_exact(cl100k):
+    """A context-free object of 8 declared properties (8 * 2^7 member calls, past
+    ANY_ORDER_MAX_CALLS) tracks only its required keys, so an optional one may repeat; with a
+    minProperties the required keys do not ensure, every key stays tracked (no repeats)."""
+    props = {f"p{i}": {"type": "integer"} for i in range(8)}
+    props["p5"] = {}
+    assert 8 << 7 > ANY_ORDER_MAX_CALLS and len(props) <= ANY_ORDER_MAX_PROPERTIES
+    relaxed = {"type": "object", "properties": props, "required": ["p1"]}
+    counted = dict(relaxed, minProperties=2)
+    _k, loose = _acceptor(relaxed, cl100k)
+    _k, tight = _acceptor(counted, cl100k)
+    for text, ok_loose, ok_tight in [
+        (b'{"p7":1,"p1":2,"p0":3}', True, True),
+        (b'{"p1":2}', True, False),
+        (b'{"p3":1,"p1":2,"p3":4}', True, False),  # a repeat: only where keys are not all tracked
+        (b'{"p3":1,"p1":2,"p3":"x"}', False, False),  # every copy must be valid
+        (b'{"p3":1,"p0":2}', False, False),  # required p1 missing
+        (b'{"p5":[1],"x":{"y":null},"p1":0}', True, True),
+    ]:
+        assert loose(text) == ok_loose and tight(text) == ok_tight, text
 
 
 def test_any_order_nested_and_every_permutation(cl100k):

@@ -22,8 +22,8 @@ from .jsonschema_logic import _RANK_DEPTH
 # copy's value satisfies the key's schemas, so the one a parser keeps does too.
 # A context-free object's n*2^(n-1) member calls are each a return position that compile time
 # walks for the token remainders crossing it (~0.5 ms per call measured on Kubernetes schemas): past
-# ANY_ORDER_MAX_CALLS only the required properties are tracked, where that is exact (no
-# minProperties above the required count, not inside an automaton difference).
+# ANY_ORDER_MAX_CALLS only the required properties are tracked, where they are fewer and that is
+# exact (no minProperties above the required count, not inside an automaton difference).
 ANY_ORDER_MAX_PROPERTIES = 10
 ANY_ORDER_MAX_STATES = 30_000
 ANY_ORDER_MAX_CALLS = 448
@@ -543,9 +543,11 @@ class ContainerMixin:
         anyway (a value is any JSON value or recursive), each member (key, separator, value) is
         one rule and so is each node, calling the members and the next node: a node costs a few
         positions whatever the values; a regular object's DFA holds each value once per set
-        (ANY_ORDER_MAX_STATES). Past either limit, or past ANY_ORDER_MAX_CALLS member calls of a
-        context-free object where that is exact, the set holds only the required properties and
-        declared keys may repeat (see ANY_ORDER_MAX_PROPERTIES)."""
+        (ANY_ORDER_MAX_STATES; past it, where tracking only the required properties would not
+        do, the members become rules as for a context-free object). Past either limit, or past
+        ANY_ORDER_MAX_CALLS member calls of a context-free object where that is exact, the set
+        holds only the required properties and declared keys may repeat (see
+        ANY_ORDER_MAX_PROPERTIES)."""
         st = self.style
         decl = [(k, v, req) for k, v, req in members if v is not None]
         ksep = st.key_sep()
@@ -561,9 +563,14 @@ class ContainerMixin:
         tracked = list(range(len(decl)))
         est = estimate(len(tracked))
         n_req = sum(1 for _k, _v, req in decl if req)
+        if (est is not None and est > ANY_ORDER_MAX_STATES and self.rank is None and self.cfg_ok()
+                and (lo > n_req or (estimate(n_req) or 0) > ANY_ORDER_MAX_STATES)):
+            # too big as one DFA even tracking the required keys only (or not exact that way):
+            # members as rules, so a node costs a few positions whatever the values
+            shared, total, est = True, None, None
         many_calls = shared and len(decl) << max(len(decl) - 1, 0) > ANY_ORDER_MAX_CALLS
         repeat = (len(decl) > ANY_ORDER_MAX_PROPERTIES or (est is not None and est > ANY_ORDER_MAX_STATES)
-                  or (many_calls and lo <= n_req and self.rank is None))
+                  or (many_calls and lo <= n_req < len(decl) and self.rank is None))
         if repeat:
             tracked = [i for i, (_k, _v, req) in enumerate(decl) if req]
             est = estimate(len(tracked))

@@ -35,11 +35,11 @@ Departures (documented, tested):
   declared properties (and object enum/const values) in every order instead, extra keys anywhere
   (2^n automaton nodes for n declared properties, each at most once). Past 10 of them, for a
   regular object past ~30k estimated states, or for a context-free one past 448 member calls
-  (n * 2^(n-1), where that is exact), only the required ones are tracked (2^r nodes, a
-  limit error past 10 required) and a declared key may repeat as an extra key may: a parser
-  keeps the last copy, valid as every copy is; a minProperties the required keys do not ensure,
-  or such an object inside not/oneOf/if/maxContains differences, is a limit error
-  (`jsonschema_containers.ANY_ORDER_MAX_*`);
+  (n * 2^(n-1)) or 2,048 in the whole schema, where that is exact, only the required ones are
+  tracked (2^r nodes, a limit error past 10 required) and a declared key may repeat as an
+  extra key may: a parser keeps the last copy, valid as every copy is; a minProperties the
+  required keys do not ensure, or such an object inside not/oneOf/if/maxContains differences,
+  is a limit error (`jsonschema_containers.ANY_ORDER_*`);
 - extra keys (additionalProperties/patternProperties) are not checked for duplicates; where a
   repeated key would let an invalid document through, the schema is UnsupportedFeatureError: a
   minProperties that repeats could make up (at least 2 more than the required keys), and
@@ -142,6 +142,7 @@ class Lowerer(LogicMixin, ContainerMixin):
         self.rank = None
         self.rules: dict = {}  # nonterminal -> node (non-regular parts: any value, recursion)
         self.calls: set = set()  # rules kept as calls however small (`Cfg.calls`)
+        self.any_order_calls = 0  # member calls of context-free objects in any order so far
         self.inprogress: dict = {}
         self.cur_ptr = "#"
         self.empty_rank = _Rank()
@@ -905,7 +906,8 @@ def schema_to_grammar(schema, *, whitespace="compact", separators=None, indent=N
     in any order, each at most once; 2^n automaton nodes for n declared properties of one object.
     Past `jsonschema_containers.ANY_ORDER_MAX_PROPERTIES` of them, or for a regular object, whose
     values are copied per node, past `ANY_ORDER_MAX_STATES` estimated states, or for a
-    context-free one past `ANY_ORDER_MAX_CALLS` member calls where tracking fewer is exact, only
+    context-free one past `ANY_ORDER_MAX_CALLS` member calls (or `ANY_ORDER_BUDGET_CALLS` for
+    the schema) where tracking fewer is exact, only
     the required ones are tracked and declared keys may repeat; a CompileLimitError past those
     limits again).
 

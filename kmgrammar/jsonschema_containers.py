@@ -22,11 +22,13 @@ from .jsonschema_logic import _RANK_DEPTH
 # copy's value satisfies the key's schemas, so the one a parser keeps does too.
 # A context-free object's n*2^(n-1) member calls are each a return position that compile time
 # walks for the token remainders crossing it (~0.5 ms per call measured on Kubernetes schemas): past
-# ANY_ORDER_MAX_CALLS only the required properties are tracked, where they are fewer and that is
-# exact (no minProperties above the required count, not inside an automaton difference).
+# ANY_ORDER_MAX_CALLS, or past ANY_ORDER_BUDGET_CALLS for the whole schema, only the required
+# properties are tracked, where they are fewer and that is exact (no minProperties above the
+# required count, not inside an automaton difference).
 ANY_ORDER_MAX_PROPERTIES = 10
 ANY_ORDER_MAX_STATES = 30_000
 ANY_ORDER_MAX_CALLS = 448
+ANY_ORDER_BUDGET_CALLS = 2048
 
 
 # The `json_value` rule's body per output style, built once per process (the same every compile:
@@ -545,7 +547,8 @@ class ContainerMixin:
         positions whatever the values; a regular object's DFA holds each value once per set
         (ANY_ORDER_MAX_STATES; past it, where tracking only the required properties would not
         do, the members become rules as for a context-free object). Past either limit, or past
-        ANY_ORDER_MAX_CALLS member calls of a context-free object where that is exact, the set
+        ANY_ORDER_MAX_CALLS member calls of a context-free object (ANY_ORDER_BUDGET_CALLS for the
+        schema) where that is exact, the set
         holds only the required properties and declared keys may repeat (see
         ANY_ORDER_MAX_PROPERTIES)."""
         st = self.style
@@ -568,7 +571,9 @@ class ContainerMixin:
             # too big as one DFA even tracking the required keys only (or not exact that way):
             # members as rules, so a node costs a few positions whatever the values
             shared, total, est = True, None, None
-        many_calls = shared and len(decl) << max(len(decl) - 1, 0) > ANY_ORDER_MAX_CALLS
+        calls = len(decl) << max(len(decl) - 1, 0)
+        many_calls = shared and (calls > ANY_ORDER_MAX_CALLS
+                                 or self.any_order_calls + calls > ANY_ORDER_BUDGET_CALLS)
         repeat = (len(decl) > ANY_ORDER_MAX_PROPERTIES or (est is not None and est > ANY_ORDER_MAX_STATES)
                   or (many_calls and lo <= n_req < len(decl) and self.rank is None))
         if repeat:
@@ -626,7 +631,10 @@ class ContainerMixin:
             if seen & required == required and c >= lo:
                 edges.append((u, end, st.empty("{}") if c == 0 else st.close("}", depth)))
         graph = jv.Graph(len(nodes), start, (end,), tuple(edges))
-        return self.graph_rules(graph) if shared else graph
+        if not shared:
+            return graph
+        self.any_order_calls += len(edges)
+        return self.graph_rules(graph)
 
     def graph_rules(self, graph):
         """A graph as one rule per node, each kept as a call: a node's rule holds only its own

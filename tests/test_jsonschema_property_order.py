@@ -16,7 +16,8 @@ from kmgrammar.automaton import ByteDFA
 from kmgrammar.compiler import compile_json_schema
 from kmgrammar.errors import CompileLimitError
 from kmgrammar.jsonschema import schema_to_grammar
-from kmgrammar.jsonschema_containers import ANY_ORDER_MAX_CALLS, ANY_ORDER_MAX_PROPERTIES, ANY_ORDER_MAX_STATES
+from kmgrammar.jsonschema_containers import (ANY_ORDER_BUDGET_CALLS, ANY_ORDER_MAX_CALLS, ANY_ORDER_MAX_PROPERTIES,
+                                             ANY_ORDER_MAX_STATES)
 
 VALUES = [1, "s", True, None, {"q": 1}]
 
@@ -170,6 +171,24 @@ def test_any_order_many_calls_track_required_keys_where_exact(cl100k):
         (b'{"p5":[1],"x":{"y":null},"p1":0}', True, True),
     ]:
         assert loose(text) == ok_loose and tight(text) == ok_tight, text
+
+
+def test_any_order_calls_budget_per_schema(cl100k):
+    """Context-free objects track every key while the schema's member calls stay within
+    ANY_ORDER_BUDGET_CALLS; the ones lowered after that track their required keys only."""
+    def obj(j):
+        props = {f"k{j}_{i}": {"type": "integer"} for i in range(6)}
+        props[f"k{j}_5"] = {}  # any JSON value: context-free
+        return {"type": "object", "properties": props, "required": [f"k{j}_0"]}
+
+    n = ANY_ORDER_BUDGET_CALLS // (6 << 5) + 2
+    schema = {"type": "object", "properties": {f"o{j}": obj(j) for j in range(n)}}
+    _k, accepts = _acceptor(schema, cl100k)
+    first, last = 0, n - 1
+    for j, repeats in ((first, False), (last, True)):
+        assert accepts(f'{{"o{j}":{{"k{j}_2":1,"k{j}_0":2,"k{j}_5":[]}}}}'.encode())
+        assert accepts(f'{{"o{j}":{{"k{j}_2":1,"k{j}_0":2,"k{j}_2":3}}}}'.encode()) == repeats
+        assert not accepts(f'{{"o{j}":{{"k{j}_2":1}}}}'.encode())
 
 
 def test_any_order_big_regular_object_becomes_rules(cl100k):

@@ -50,6 +50,9 @@ class Cfg:
     # exponential. JSON Schema's rules are big object bodies (at 500, MaskBench's slowest
     # compiles took ~40% longer); see GRAMMAR_INLINE_LIMIT for grammars written by hand.
     inline_limit: int = 100
+    # False: the frontend knows the language is too big for one DFA even without recursion (JSON
+    # Schema's members made rules for size), so the network is built without trying to inline
+    regular: bool = True
 
 
 # Hand-written grammars' rules are small precedence levels: inlining them costs little and leaves

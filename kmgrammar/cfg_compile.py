@@ -50,7 +50,7 @@ def _compile(fmt, text, vocab, to_cfg, options, key, cache, limits, t0) -> Compi
     rec = recursive_rules(cfg)
 
     dfa = None
-    if not rec:
+    if not rec and cfg.regular:
         try:
             dfa = build_dfa(to_regular(cfg, rec, budget), budget.left())
         except CompileLimitError as e:

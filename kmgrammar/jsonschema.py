@@ -143,6 +143,7 @@ class Lowerer(LogicMixin, ContainerMixin):
         self.rules: dict = {}  # nonterminal -> node (non-regular parts: any value, recursion)
         self.calls: set = set()  # rules kept as calls however small (`Cfg.calls`)
         self.any_order_calls = 0  # member calls of context-free objects in any order so far
+        self.too_big_for_dfa = False  # an object's members were made rules for size alone
         self.inprogress: dict = {}
         self.cur_ptr = "#"
         self.empty_rank = _Rank()
@@ -933,7 +934,8 @@ def schema_to_grammar(schema, *, whitespace="compact", separators=None, indent=N
             rules["start"] = _to_cfg_node(style.outer(node), rules, memo, low.lim())
             for name, body in list(low.rules.items()):
                 rules[name] = _to_cfg_node(body, rules, memo, low.lim())
-            cfg = Cfg(rules=rules, start="start", origin="json_schema", calls=frozenset(low.calls))
+            cfg = Cfg(rules=rules, start="start", origin="json_schema", calls=frozenset(low.calls),
+                      regular=not low.too_big_for_dfa)
             dfa = None
         else:
             dfa = low.dfa(style.outer(node))

@@ -571,6 +571,7 @@ class ContainerMixin:
             # too big as one DFA even tracking the required keys only (or not exact that way):
             # members as rules, so a node costs a few positions whatever the values
             shared, total, est = True, None, None
+            self.too_big_for_dfa = True
         calls = len(decl) << max(len(decl) - 1, 0)
         many_calls = shared and (calls > ANY_ORDER_MAX_CALLS
                                  or self.any_order_calls + calls > ANY_ORDER_BUDGET_CALLS)

@@ -13,7 +13,7 @@ from . import cache as _cache
 from .artifact import CompiledGrammar
 from .automaton import _Budget, build_dfa
 from .earley import DEFAULT_MAX_DEPTH
-from .errors import CompileError, CompileLimitError
+from .errors import CompileError
 
 
 def compile_grammar(fmt: str, text: str, vocab, to_cfg, *, options: dict, cache: bool = True,
@@ -49,16 +49,8 @@ def _compile(fmt, text, vocab, to_cfg, options, key, cache, limits, t0) -> Compi
     budget.check_time()
     rec = recursive_rules(cfg)
 
-    dfa = None
     if not rec and cfg.regular:
-        try:
-            dfa = build_dfa(to_regular(cfg, rec, budget), budget.left())
-        except CompileLimitError as e:
-            # inlining the rules a frontend keeps as calls (JSON Schema's objects in any key
-            # order) can copy a rule once per path to it; the network holds each once
-            if e.limit != "max_states" or not cfg.calls:
-                raise
-    if dfa is not None:
+        dfa = build_dfa(to_regular(cfg, rec, budget), budget.left())
         if dfa.is_empty():
             raise CompileError("the grammar's language is empty")
         return compile_with_cache(fmt, text, options, vocab, lambda lim: dfa, cache=cache,

@@ -908,9 +908,8 @@ def schema_to_grammar(schema, *, whitespace="compact", separators=None, indent=N
     Past `jsonschema_containers.ANY_ORDER_MAX_PROPERTIES` of them, or for a regular object, whose
     values are copied per node, past `ANY_ORDER_MAX_STATES` estimated states, or for a
     context-free one past `ANY_ORDER_MAX_CALLS` member calls (or `ANY_ORDER_BUDGET_CALLS` for
-    the schema) where tracking fewer is exact, only
-    the required ones are tracked and declared keys may repeat; a CompileLimitError past those
-    limits again).
+    the schema) where tracking fewer is exact, only the required ones are tracked and declared
+    keys may repeat; a CompileLimitError past those limits again).
 
     Raises UnsupportedFeatureError (all unsupported keywords, sorted by JSON pointer),
     CompileError (invalid schema, empty language), CompileLimitError."""

@@ -548,9 +548,8 @@ class ContainerMixin:
         (ANY_ORDER_MAX_STATES; past it, where tracking only the required properties would not
         do, the members become rules as for a context-free object). Past either limit, or past
         ANY_ORDER_MAX_CALLS member calls of a context-free object (ANY_ORDER_BUDGET_CALLS for the
-        schema) where that is exact, the set
-        holds only the required properties and declared keys may repeat (see
-        ANY_ORDER_MAX_PROPERTIES)."""
+        schema) where that is exact, the set holds only the required properties and declared
+        keys may repeat (see ANY_ORDER_MAX_PROPERTIES)."""
         st = self.style
         decl = [(k, v, req) for k, v, req in members if v is not None]
         ksep = st.key_sep()

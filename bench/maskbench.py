@@ -16,7 +16,7 @@ labelled by validating its text (`relabelled_valid` counts the labels that chang
 its own order: `--property-order any` compiles with property_order="any" (declared properties
 in any order), a file over that option's limits (`CompileLimitError` naming it) in schema order
 instead (`schema_order_fallbacks` in the output). The default is the library's schema order
-(any order costs ~1.7x compile time at p50 on the stride-10 sample, bench/README.md). A valid
+(any order costs ~1.4-1.6x schema order's compile time per file at the median, bench/README.md). A valid
 instance the matcher rejects is searched for a key order that it accepts (writing each object's
 members in every order the matcher allows, bounded): `valid_rejected_key_order_only` counts those
 found, `valid_rejected_key_order_unknown` the searches that gave up, and

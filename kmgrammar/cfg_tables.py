@@ -24,7 +24,7 @@ import numpy as np
 
 from .cfg_rtn import Rtn, actions, byte_sets, follow2, shared_keys
 from .earley import Network, classify_sorted, stack_tables
-from .token_automaton import _encode_rows, split_tries, vocab_trie, words_for
+from .token_automaton import SPLIT, _encode_rows, split_tries, vocab_trie, words_for
 
 _CHUNK = 256
 _EXIT_CAP = 1 << 12  # exits room per kernel call (doubled when a state needs more)
@@ -41,10 +41,10 @@ def build_cfg_tables(rtn: Rtn, vocab, budget) -> tuple:
     n = rtn.n_pos
     net_args = (np.ascontiguousarray(rtn.trans), np.ascontiguousarray(rtn.classes), flags, rtn.call_ptr,
                 call_start, call_ret, call_first, call_skip, np.ascontiguousarray(rtn.owner.astype(np.int32)), f2)
-    # Tokens without a _SPLIT byte are walked once per class of positions (`position_classes`),
+    # Tokens without a SPLIT byte are walked once per class of positions (`position_classes`),
     # the others (a small trie) from every position; a token's walk depends only on its bytes, so
     # the two walks together give each position's row and exits.
-    clean, dirty = split_tries(vocab, _SPLIT)
+    clean, dirty = split_tries(vocab, SPLIT)
     horizon = int(vocab_trie(vocab)[1].max()) if vocab_trie(vocab)[1].size else 0
     cls = position_classes(rtn, flags, horizon, budget)
     n_cls = int(cls.max()) + 1 if n else 0
@@ -423,7 +423,7 @@ def _plain_rows(clean: tuple, states: np.ndarray, net_args: tuple, vocab, n_word
     from . import kernels
 
     trans, classes = net_args[0], net_args[1]
-    cols = np.array([b for b in range(256) if b not in _SPLIT], np.uint8)
+    cols = np.array([b for b in range(256) if b not in SPLIT], np.uint8)
     code = np.empty(len(states) * _CODE_MAX_NODES * len(cols), np.int8)
     ptr = np.zeros(len(states) + 1, np.int64)
     kernels.closure_codes(trans, classes, cols, states, _CODE_MAX_NODES, code, ptr)
@@ -498,19 +498,14 @@ def _first_tok(node_lo: np.ndarray, node_hi: np.ndarray) -> np.ndarray:
     return first_tok
 
 
-# Bytes after which positions that otherwise behave alike usually part ways (a string's closing
-# quote, then a different key); tokens holding one are walked from every position.
-_SPLIT = b'"'
-
-
 def _pure(rtn: Rtn, flags, depth: int) -> np.ndarray:
-    """Positions from which no byte string of at most `depth` bytes without a _SPLIT byte reaches
+    """Positions from which no byte string of at most `depth` bytes without a SPLIT byte reaches
     a position with a call or a completion (nor the position itself has one)."""
     from .kernels import reach_within
 
     special = (np.diff(rtn.call_ptr) > 0) | (flags & 2).any(axis=1)
     split = np.zeros(256, bool)
-    split[list(_SPLIT)] = True
+    split[list(SPLIT)] = True
     cols = np.unique(rtn.classes[~split])
     reach = reach_within(rtn.trans, cols.astype(np.int64), special, depth)
     return ~reach
@@ -518,13 +513,13 @@ def _pure(rtn: Rtn, flags, depth: int) -> np.ndarray:
 
 def position_classes(rtn: Rtn, flags, horizon: int, budget) -> np.ndarray:
     """Dense class per position such that positions of one class walk every token without a
-    _SPLIT byte alike (same row, same exits).
+    SPLIT byte alike (same row, same exits).
 
     Positions with a call or a completion ("special": their walk depends on the stack and exits
     name them) each get a class of their own. The others only follow byte edges, so two of them
     walk a string alike iff they agree, byte by byte, on liveness and on which special position
     they reach (after which both walks are the same walk): Moore refinement for `horizon` rounds
-    (the longest token) over the byte classes that hold some byte outside _SPLIT. A walk's first
+    (the longest token) over the byte classes that hold some byte outside SPLIT. A walk's first
     byte follows byte edges only, so the start position's own calls do not matter there, but it
     may be reached again later, so specials stay alone."""
     from .automaton import refine_blocks
@@ -534,7 +529,7 @@ def position_classes(rtn: Rtn, flags, horizon: int, budget) -> np.ndarray:
         return np.zeros(0, np.int64)
     special = (np.diff(rtn.call_ptr) > 0) | (flags & 2).any(axis=1)
     split = np.zeros(256, bool)
-    split[list(_SPLIT)] = True
+    split[list(SPLIT)] = True
     kept_col = np.zeros(rtn.trans.shape[1], bool)
     kept_col[np.unique(rtn.classes[~split])] = True
     t = rtn.trans[:, kept_col]

@@ -1,8 +1,8 @@
 """Byte DFA x vocabulary -> token automaton: for every DFA state, the exact set of allowed tokens.
 
-For each state the vocabulary trie is walked against the DFA (numba, `kernels.walk_masks`);
-a token is allowed iff its bytes stay inside the trimmed DFA, i.e. iff they can still be
-extended to a complete output. A token's successor is the DFA state its bytes lead to, so the
+The vocabulary trie is walked against the DFA (numba, `kernels.walk_masks`) from one state of
+each class of states that behave alike on every token; a token is allowed iff its bytes stay
+inside the trimmed DFA, i.e. iff they can still be extended to a complete output. A token's successor is the DFA state its bytes lead to, so the
 successor table is the byte DFA itself plus the token bytes: O(len(token)) per step and no
 per-(state, token) storage. Masks are packed bitmask rows (int32, bit i % 32 of word i // 32).
 
@@ -20,6 +20,9 @@ from .automaton import ByteDFA, refine_blocks
 from .errors import VocabError
 
 _CHUNK = 256  # states per kernel call: bounds the scratch rows to 256 x vocab/8 bytes
+# Bytes after which states that otherwise behave alike usually part ways (a string's closing
+# quote, then a different key): tokens holding one are walked from finer classes of states.
+SPLIT = b'"'
 _MAX_TOKEN_BYTES = 4000
 
 _TRIES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
@@ -98,64 +101,83 @@ def build_token_automaton(dfa: ByteDFA, vocab, budget=None) -> tuple:
     (state_row, row_fill, row_dense, row_start, exc_idx, exc_val, dense, forced);
     stats counts states, distinct rows and (state, token) transitions.
     """
-    from . import kernels
-
-    node_byte, node_depth, node_end, node_lo, node_hi, order = vocab_trie(vocab)
     n_words = words_for(vocab.vocab_size)
     eos_row = _pack_ids(vocab.eos_token_ids, n_words)
     n = dfa.n_states
     trans = np.ascontiguousarray(dfa.trans)
     classes = np.ascontiguousarray(dfa.classes)
-    # Only one state per horizon class is walked: see `horizon_classes`.
+    node_depth = vocab_trie(vocab)[1]
     horizon = int(node_depth.max()) if len(node_depth) else 0
-    cls_of = horizon_classes(dfa, horizon, budget)
-    reps = np.full(int(cls_of.max()) + 1 if n else 0, -1, np.int64)
-    reps[cls_of[::-1]] = np.arange(n - 1, -1, -1)
-    # Distinct rows per (horizon class, accepting?): a state's row is its class's walk, plus EOS.
-    row_of = np.zeros((len(reps), 2), np.int32)
-    needed = np.zeros((len(reps), 2), bool)
-    needed[cls_of, dfa.accept.astype(np.int64)] = True
-    needed = needed.tolist()
-    class_size = np.bincount(cls_of, minlength=len(reps))
+    # A token's bit depends only on which byte strings of at most `horizon` bytes stay alive, so
+    # one state per horizon class is walked (`horizon_classes`). Tokens without a SPLIT byte are
+    # walked once per coarser class, alike on SPLIT-free strings only: the copies of a value that
+    # an object makes per set of keys written differ only past the value's closing quote.
+    clean, dirty = split_tries(vocab, SPLIT)
+    split = np.zeros(256, bool)
+    split[list(SPLIT)] = True
+    cls_dirty = horizon_classes(dfa.trans, horizon, budget)
+    cls_clean = horizon_classes(dfa.trans[:, np.unique(dfa.classes[~split])], horizon, budget)
+    clean_of, rows_clean, t_clean = _walk_classes(trans, classes, cls_clean, clean, n_words, budget)
+    dirty_of, rows_dirty, t_dirty = _walk_classes(trans, classes, cls_dirty, dirty, n_words, budget)
+    # A state's row: its two walks, plus EOS where it accepts; identical rows are stored once.
+    n_dirty = len(rows_dirty)
+    key = (clean_of[cls_clean] * n_dirty + dirty_of[cls_dirty]) * 2 + dfa.accept
+    combos, state_combo = np.unique(key, return_inverse=True)
     index: dict = {}
     uniq: list = []
-    transitions = 0
-    for lo in range(0, len(reps), _CHUNK):
-        if budget is not None:
-            budget.check_time()
-        chunk = np.arange(lo, min(len(reps), lo + _CHUNK))
-        states = reps[chunk].astype(np.int32)
-        out = np.zeros((len(states), n_words), np.uint32)
-        counts = np.zeros(len(states), np.int64)
-        kernels.walk_masks(trans, classes, states, node_byte, node_depth, node_end, node_lo, node_hi,
-                           order, out, counts)
-        transitions += int(counts @ class_size[chunk])
-        for k, c in enumerate(chunk.tolist()):
-            for with_eos in (0, 1):
-                if not needed[c][with_eos]:
-                    continue
-                row = out[k] | eos_row if with_eos else out[k]
-                key = row.tobytes()
-                r = index.get(key)
-                if r is None:
-                    r = index[key] = len(uniq)
-                    uniq.append(row.copy())
-                row_of[c, with_eos] = r
-    state_row = row_of[cls_of, dfa.accept.astype(np.int64)]
+    combo_row = np.zeros(len(combos), np.int32)
+    for k, c in enumerate(combos.tolist()):
+        row = rows_clean[c // 2 // n_dirty] | rows_dirty[c // 2 % n_dirty]
+        if c & 1:
+            row |= eos_row
+        r = index.setdefault(row.tobytes(), len(uniq))
+        if r == len(uniq):
+            uniq.append(row)
+        combo_row[k] = r
     arrays = _encode_rows(uniq, n_words)
-    arrays["state_row"] = state_row
+    arrays["state_row"] = combo_row[state_combo.reshape(-1)]
     arrays["forced"] = forced_bytes_table(dfa)
     stats = {
         "states": n,
-        "walked_states": int(len(reps)),
+        "walked_states": len(t_clean) + len(t_dirty),
         "distinct_rows": len(uniq),
-        "token_transitions": int(transitions),
+        "token_transitions": int(t_clean[cls_clean].sum() + t_dirty[cls_dirty].sum()),
         "eos_states": int(dfa.accept.sum()),
     }
     return arrays, stats
 
 
-def horizon_classes(dfa: ByteDFA, horizon: int, budget=None) -> np.ndarray:
+def _walk_classes(trans, classes, cls_of, trie, n_words: int, budget) -> tuple:
+    """Walk `trie` from the first state of each class. Returns each class's row number, the
+    distinct rows, and each class's count of allowed tokens."""
+    from . import kernels
+
+    node_byte, node_depth, node_end, node_lo, node_hi, order = trie
+    n = len(cls_of)
+    reps = np.full(int(cls_of.max()) + 1 if n else 0, -1, np.int64)
+    reps[cls_of[::-1]] = np.arange(n - 1, -1, -1)
+    row_of = np.zeros(len(reps), np.int64)
+    counts = np.zeros(len(reps), np.int64)
+    index: dict = {}
+    uniq: list = []
+    for lo in range(0, len(reps), _CHUNK):
+        if budget is not None:
+            budget.check_time()
+        hi = min(len(reps), lo + _CHUNK)
+        out = np.zeros((hi - lo, n_words), np.uint32)
+        kernels.walk_masks(trans, classes, reps[lo:hi].astype(np.int32), node_byte, node_depth, node_end,
+                           node_lo, node_hi, order, out, counts[lo:hi])
+        for k in range(hi - lo):
+            r = index.setdefault(out[k].tobytes(), len(uniq))
+            if r == len(uniq):
+                uniq.append(out[k].copy())
+            row_of[lo + k] = r
+    if not uniq:
+        uniq.append(np.zeros(n_words, np.uint32))
+    return row_of, uniq, counts
+
+
+def horizon_classes(trans: np.ndarray, horizon: int, budget=None) -> np.ndarray:
     """Group states that keep exactly the same byte strings alive up to `horizon` bytes.
 
     Every state of a trimmed DFA is live, so a token (at most `horizon` bytes) is allowed from
@@ -163,10 +185,10 @@ def horizon_classes(dfa: ByteDFA, horizon: int, budget=None) -> np.ndarray:
     have the same mask (EOS aside). Counted repeats such as `.{0,300}` collapse from hundreds
     of states to about `horizon` walks. Refinement stops early once the partition is stable.
     """
-    n = dfa.n_states
+    n = trans.shape[0]
     if n == 0:
         return np.zeros(0, np.int64)
-    t = np.vstack([np.where(dfa.trans >= 0, dfa.trans, n), np.full((1, dfa.trans.shape[1]), n)])
+    t = np.vstack([np.where(trans >= 0, trans, n), np.full((1, trans.shape[1]), n)])
     part = np.zeros(n + 1, np.int64)
     part[n] = 1
     part = refine_blocks(t, part, max(horizon, 1), budget)

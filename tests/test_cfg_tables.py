@@ -43,7 +43,7 @@ def test_time_limit_checked_inside_a_chunk(cl100k, monkeypatch):
     net_args = (np.ascontiguousarray(rtn.trans), np.ascontiguousarray(rtn.classes), flags, rtn.call_ptr,
                 call_start, call_ret, call_first, call_skip, np.ascontiguousarray(rtn.owner.astype(np.int32)),
                 follow2(rtn, sets))
-    clean, _ = split_tries(cl100k, cfg_tables._SPLIT)
+    clean, _ = split_tries(cl100k, cfg_tables.SPLIT)
 
     class Expired:  # the deadline passes once the chunk has started
         calls = 0

@@ -97,6 +97,32 @@ def test_mask_is_exact(pattern, cl100k):
         assert not allowed & (cl100k.special_token_ids - set(cl100k.eos_token_ids))
 
 
+def test_quote_tokens_exact_where_value_copies_share_walks(cl100k):
+    """Copies of a string value that differ only past its closing quote (the key written next)
+    share one walk of the tokens without a quote; tokens with one are walked per copy. Both
+    halves against the oracle, from inside each copy."""
+    from kmgrammar.token_automaton import SPLIT, horizon_classes
+
+    value = '"[a-z ]{0,6}"'
+    pattern = rf'\{{("a":{value}(,"b":{value})?|"b":{value}(,"a":{value})?)\}}'
+    compiled = kmgrammar.compile_regex(pattern, cl100k)
+    dfa = compiled.dfa
+    clean_cols = np.unique(dfa.classes[[b for b in range(256) if b not in SPLIT]])
+    horizon = max(len(b) for b in cl100k.token_bytes)
+    assert (horizon_classes(dfa.trans[:, clean_cols], horizon).max()
+            < horizon_classes(dfa.trans, horizon).max())  # the copies do share walks
+    tb = cl100k.token_bytes
+    quoted = [t for t in range(len(tb)) if b'"' in tb[t] and t not in cl100k.special_token_ids]
+    others = random.Random(5).sample([t for t in range(len(tb)) if b'"' not in tb[t]], 1500)
+    for prefix in (b'{"a":"x', b'{"b":"x', b'{"a":"x","b":"y', b'{"b":"y","a":"x', b'{"a":"', b'{"b":"'):
+        m = Matcher(compiled)
+        assert m.accept_string(prefix)
+        allowed = set(m.allowed_token_ids().tolist())
+        for t in quoted + others:
+            assert (t in allowed) == _viable(pattern, prefix + tb[t]), (prefix, tb[t])
+        assert len(allowed & set(quoted)) > 0
+
+
 def _random_member(dfa, rng: random.Random, max_len: int = 60) -> bytes:
     """A random string of the language (walk until an accepting state, then stop by chance)."""
     s, out = 0, bytearray()

@@ -180,7 +180,7 @@ def utf8_sequences(lo: int, hi: int) -> list:
 # Thompson construction
 
 
-_COMPOUND = (g.Seq, g.Alt, g.Repeat)
+_COMPOUND = (g.Seq, g.Alt, g.Repeat, g.Graph)
 
 # Literal alternatives beyond this many are built as a minimal DFA first (then embedded).
 _BIG_ALT = 256
@@ -271,6 +271,20 @@ class _NFA:
             return self._repeat(node)
         if kind is g.Dfa:
             return self._embed(node.dfa)
+        if kind is g.Graph:
+            s, e = self.state(), self.state()
+            ids = [self.state() for _ in range(node.n)]
+            self.eps[s].append(ids[node.start])
+            for f in node.finals:
+                self.eps[ids[f]].append(e)
+            for u, v, lab in node.edges:
+                if lab is None:
+                    self.eps[ids[u]].append(ids[v])
+                    continue
+                a, b = self.build(lab)
+                self.eps[ids[u]].append(a)
+                self.eps[b].append(ids[v])
+            return s, e
         raise TypeError(f"not a grammar node: {node!r}")
 
     def _sequences(self, seqs: list) -> tuple:

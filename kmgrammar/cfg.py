@@ -197,6 +197,8 @@ def refs(node) -> set:
             stack.extend(n.items)
         elif isinstance(n, g.Repeat):
             stack.append(n.item)
+        elif isinstance(n, g.Graph):
+            stack.extend(lab for _u, _v, lab in n.edges if lab is not None)
     return out
 
 
@@ -214,6 +216,15 @@ def _productive(node, prod: set) -> bool:
         return not node.dfa.is_empty()
     if t is g.CharSet or t is g.ByteSet:
         return bool(node.ranges)
+    if t is g.Graph:  # a final node reachable over productive edges
+        reach, stack = {node.start}, [node.start]
+        while stack:
+            u = stack.pop()
+            for a, b, lab in node.edges:
+                if a == u and b not in reach and (lab is None or _productive(lab, prod)):
+                    reach.add(b)
+                    stack.append(b)
+        return any(f in reach for f in node.finals)
     return True
 
 

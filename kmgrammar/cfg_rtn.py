@@ -110,6 +110,8 @@ def _size(node, sizes: dict, keep: set) -> int:
         return node.dfa.n_states
     if t is g.Bytes:
         return len(node.data) + 1
+    if t is g.Graph:
+        return node.n + sum(_size(lab, sizes, keep) for _u, _v, lab in node.edges if lab is not None)
     return 2
 
 
@@ -125,6 +127,8 @@ def _large_shared(cfg: Cfg, edges: dict, keep: set) -> set:
             stack.extend(n.items)
         elif type(n) is g.Repeat:
             stack.append(n.item)
+        elif type(n) is g.Graph:
+            stack.extend(lab for _u, _v, lab in n.edges if lab is not None)
     keep = set(keep)
     sizes: dict = {}
     done: set = set()
@@ -164,6 +168,9 @@ def to_regular(cfg: Cfg, recursive: set, budget: _Budget):
             return g.Alt(tuple(inline(x) for x in node.items))
         if t is g.Repeat:
             return g.Repeat(inline(node.item), node.min, node.max)
+        if t is g.Graph:
+            return g.Graph(node.n, node.start, node.finals,
+                           tuple((u, v, None if lab is None else inline(lab)) for u, v, lab in node.edges))
         return node
 
     return inline(cfg.rules[cfg.start])

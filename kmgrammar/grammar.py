@@ -1,4 +1,5 @@
-"""The regular-language IR every frontend lowers to: bytes, character sets, sequence, choice, repeat.
+"""The regular-language IR every frontend lowers to: bytes, character sets, sequence, choice, repeat,
+and graphs (an automaton whose edges are nodes).
 
 Frontends (regex, choice lists, JSON Schema) build these nodes; `automaton.build_dfa` turns a node
 into a byte-level DFA. Character sets are code point ranges and are encoded to UTF-8 by the
@@ -61,7 +62,20 @@ class Dfa:
     dfa: object
 
 
-Node = Union[Bytes, ByteSet, CharSet, Seq, Alt, Repeat, Dfa]
+@dataclass(frozen=True, eq=False)
+class Graph:
+    """A sub-language given as an automaton whose edges are nodes: n nodes, paths from `start`
+    to one of `finals`, edges (u, v, node or None for an empty edge). It is built straight into
+    the Thompson NFA, so a DAG of paths (n optional properties, any-order objects) costs its
+    edges, not its paths."""
+
+    n: int
+    start: int
+    finals: tuple
+    edges: tuple
+
+
+Node = Union[Bytes, ByteSet, CharSet, Seq, Alt, Repeat, Dfa, Graph]
 
 EMPTY = Seq(())  # the language {""}
 

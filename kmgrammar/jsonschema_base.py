@@ -128,7 +128,8 @@ def _has_ref(node) -> bool:
 
 
 def _to_cfg_node(node, rules: dict, memo: dict, limits: Limits):
-    """Replace `Graph`s: regular ones by their DFA, the others by one nonterminal per graph node."""
+    """Replace `Graph`s: regular ones by their DFA, the others by a nonterminal whose body is the
+    graph (its edges converted): one rule automaton, however many paths the graph has."""
     t = type(node)
     if t in (g.Seq, g.Alt):
         items = tuple(_to_cfg_node(x, rules, memo, limits) for x in node.items)
@@ -146,22 +147,11 @@ def _to_cfg_node(node, rules: dict, memo: dict, limits: Limits):
     if not _has_ref(node):
         got = memo[id(node)] = g.Dfa(jv.build(node, limits))
         return got
-    gid = len(memo)
-    memo[id(node)] = got = _Ref(f"g{gid}_{node.start}")
-    out: dict = {u: [] for u in range(node.n)}
-    loops: dict = {u: [] for u in range(node.n)}
-    for u, v, lab in node.edges:
-        lab = None if lab is None else _to_cfg_node(lab, rules, memo, limits)
-        (loops[u] if u == v else out[u]).append((v, lab))
-    for u in range(node.n):
-        alts = [g.seq(lab, _Ref(f"g{gid}_{v}")) if lab is not None else _Ref(f"g{gid}_{v}") for v, lab in out[u]]
-        if u in node.finals:
-            alts.append(g.EMPTY)
-        body = g.alt(*alts) if alts else _EMPTY
-        if loops[u]:  # self-loops as a repeat, not right recursion (no stack per member)
-            labs = [lab if lab is not None else g.EMPTY for _v, lab in loops[u]]
-            body = g.seq(g.Repeat(g.alt(*labs), 0, None), body)
-        rules[f"g{gid}_{u}"] = body
+    name = f"g{len(memo)}"
+    memo[id(node)] = got = _Ref(name)
+    rules[name] = jv.Graph(node.n, node.start, node.finals,
+                           tuple((u, v, None if lab is None else _to_cfg_node(lab, rules, memo, limits))
+                                 for u, v, lab in node.edges))
     return got
 
 

@@ -543,8 +543,9 @@ class ContainerMixin:
         anywhere. Nodes are (set of declared properties written, members written so far): 2^n
         nodes for n declared properties (ANY_ORDER_MAX_PROPERTIES). When the object is context-free
         anyway (a value is any JSON value or recursive), each member (key, separator, value) is
-        one rule and so is each node, calling the members and the next node: a node costs a few
-        positions whatever the values; a regular object's DFA holds each value once per set
+        one rule, called from the graph's edges, and the graph is one rule automaton
+        (`_to_cfg_node`): a node costs a few positions whatever the values, and no call is left
+        open from one member to the next; a regular object's DFA holds each value once per set
         (ANY_ORDER_MAX_STATES; past it, where tracking only the required properties would not
         do, the members become rules as for a context-free object). Past either limit, or past
         ANY_ORDER_MAX_CALLS member calls of a context-free object (ANY_ORDER_BUDGET_CALLS for the
@@ -630,30 +631,9 @@ class ContainerMixin:
                     todo.append((seen, c2))
             if seen & required == required and c >= lo:
                 edges.append((u, end, st.empty("{}") if c == 0 else st.close("}", depth)))
-        graph = jv.Graph(len(nodes), start, (end,), tuple(edges))
-        if not shared:
-            return graph
-        self.any_order_calls += len(edges)
-        return self.graph_rules(graph)
-
-    def graph_rules(self, graph):
-        """A graph as one rule per node, each kept as a call: a node's rule holds only its own
-        edges (calls to the members and to the next node), never a copy of the nodes after it."""
-        base = f"n{len(self.rules)}_"
-        out: dict = {u: [] for u in range(graph.n)}
-        loops: dict = {u: [] for u in range(graph.n)}
-        for u, v, lab in graph.edges:
-            (loops[u] if u == v else out[u]).append((v, lab))
-        for u in range(graph.n):
-            if u in graph.finals:
-                continue  # the end node: no edges out
-            alts = [lab if v in graph.finals else g.seq(lab, _Ref(f"{base}{v}")) for v, lab in out[u]]
-            body = g.alt(*alts) if alts else _EMPTY
-            if loops[u]:  # self-loops (extra keys once counting stops) as a repeat
-                body = g.seq(g.Repeat(g.alt(*[lab for _v, lab in loops[u]]), 0, None), body)
-            self.rules[f"{base}{u}"] = body
-            self.calls.add(f"{base}{u}")
-        return _Ref(f"{base}{graph.start}")
+        if shared:
+            self.any_order_calls += len(edges)
+        return jv.Graph(len(nodes), start, (end,), tuple(edges))
 
     def any_order_check(self, n: int, states: int | None = None, required: int | None = None):
         """CompileLimitError if an object of n declared properties, `required` of them required

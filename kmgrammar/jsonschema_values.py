@@ -143,36 +143,8 @@ class Style:
         return g.seq(_WS, node, _WS) if self.kind == "flexible" else node
 
 
-# ---------------------------------------------------------------------------------------------
-# Graph: a sub-language given as an automaton whose edges are IR nodes (objects, arrays with
-# counters). It is built straight into the Thompson NFA, so n optional properties cost O(n).
-
-
-@dataclass(frozen=True, eq=False)
-class Graph:
-    n: int
-    start: int
-    finals: tuple
-    edges: tuple  # (u, v, node)
-
-
-class _GraphNFA(_NFA):
-    def build(self, node):
-        if type(node) is Graph:
-            s, e = self.state(), self.state()
-            ids = [self.state() for _ in range(node.n)]
-            self.eps[s].append(ids[node.start])
-            for f in node.finals:
-                self.eps[ids[f]].append(e)
-            for u, v, lab in node.edges:
-                if lab is None:
-                    self.eps[ids[u]].append(ids[v])
-                    continue
-                a, b = self.build(lab)
-                self.eps[ids[u]].append(a)
-                self.eps[b].append(ids[v])
-            return s, e
-        return super().build(node)
+# Objects and arrays with counters are `grammar.Graph`s (built straight into the Thompson NFA).
+Graph = g.Graph
 
 
 def build(node, limits: Limits) -> ByteDFA:
@@ -183,7 +155,7 @@ def build(node, limits: Limits) -> ByteDFA:
     big = _big_leaves(node, limits)  # [(id of the node or DFA replaced, DFA)]
     while big:
         subs = dict(zip(_MARKERS, big))
-        nfa = _GraphNFA(budget)
+        nfa = _NFA(budget)
         s, e = nfa.build(_mark(node, {key: m for m, (key, _d) in subs.items()}, {}))
         if _foreign_markers(nfa.byte_edges()):
             break
@@ -191,7 +163,7 @@ def build(node, limits: Limits) -> ByteDFA:
         if got is not None:
             return got
         big.remove(subs[bad])
-    nfa = _GraphNFA(budget)
+    nfa = _NFA(budget)
     s, e = nfa.build(node)
     return _determinize(nfa, s, e, budget)
 

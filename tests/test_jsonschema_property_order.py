@@ -224,6 +224,18 @@ def test_any_order_nested_and_every_permutation(cl100k):
     assert not accepts(b'{"in":{"a":1,"e":2},"in":{"a":1,"e":2}}')
 
 
+def test_any_order_context_free_object_is_one_graph_rule():
+    """An open object's 2^n nodes are one rule whose body is the graph, its members rules called
+    from the edges: O(n) rules, not one per node (each calling the next, a stack per member)."""
+    from kmgrammar import grammar as g
+
+    props = {k: {"type": "integer"} for k in "abcdef"}
+    cfg = schema_to_grammar({"type": "object", "properties": props}, property_order="any")
+    graphs = [b for b in cfg.rules.values() if type(b) is g.Graph]
+    assert len(graphs) == 1 and graphs[0].n == 2 ** 6 + 2  # sets, the empty set after extra keys, the end
+    assert len(cfg.rules) == 6 + 4  # members, the extra member, the graph, json_value, start
+
+
 def test_any_order_limits():
     many = [f"p{i}" for i in range(ANY_ORDER_MAX_PROPERTIES + 1)]
     regular = {"type": "object", "additionalProperties": False, "required": many,

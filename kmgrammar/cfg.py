@@ -202,6 +202,47 @@ def refs(node) -> set:
     return out
 
 
+def productive(rules: dict) -> set:
+    """The rules some finite string derives from."""
+    prod: set = set()
+    changed = True
+    while changed:
+        changed = False
+        for name, rhs in rules.items():
+            if name not in prod and _productive(rhs, prod):
+                prod.add(name)
+                changed = True
+    return prod
+
+
+NEVER = g.ByteSet(())  # the empty language
+
+
+def without(node, names: set, memo: dict):
+    """`node` with references to `names` replaced by NEVER (unchanged subtrees stay the same
+    objects: a body shared by every compile keeps its identity)."""
+    got = memo.get(id(node))
+    if got is not None:
+        return got
+    t = type(node)
+    if t is Ref:
+        got = NEVER if node.name in names else node
+    elif t is g.Seq or t is g.Alt:
+        items = tuple(without(x, names, memo) for x in node.items)
+        got = node if all(a is b for a, b in zip(items, node.items)) else t(items)
+    elif t is g.Repeat:
+        item = without(node.item, names, memo)
+        got = node if item is node.item else g.Repeat(item, node.min, node.max)
+    elif t is g.Graph:
+        edges = tuple((u, v, None if lab is None else without(lab, names, memo)) for u, v, lab in node.edges)
+        same = all(a[2] is b[2] for a, b in zip(edges, node.edges))
+        got = node if same else g.Graph(node.n, node.start, node.finals, edges)
+    else:
+        got = node
+    memo[id(node)] = got
+    return got
+
+
 def _productive(node, prod: set) -> bool:
     t = type(node)
     if t is Ref:
@@ -284,14 +325,7 @@ def check(cfg: Cfg) -> None:
                 stack.append(m)
     for name in [n for n in rules if n not in reach]:
         del rules[name]
-    prod: set = set()
-    changed = True
-    while changed:
-        changed = False
-        for name, rhs in rules.items():
-            if name not in prod and _productive(rhs, prod):
-                prod.add(name)
-                changed = True
+    prod = productive(rules)
     if cfg.start not in prod:
         raise CompileError("the grammar's language is empty: the start rule can never be completed"
                            + _unproductive_note(rules, prod))

@@ -927,13 +927,22 @@ def schema_to_grammar(schema, *, whitespace="compact", separators=None, indent=N
         if low.errors:
             dfa = None
         elif low.rules or _has_ref(node):
-            from .cfg import Cfg
+            from .cfg import Cfg, productive, without
 
             rules, memo = {}, {}
             rules["start"] = _to_cfg_node(style.outer(node), rules, memo, low.lim())
             for name, body in list(low.rules.items()):
                 rules[name] = _to_cfg_node(body, rules, memo, low.lim())
-            cfg = Cfg(rules=rules, start="start", origin="json_schema", calls=frozenset(low.calls),
+            # A value that can never end (a required property whose schema is the object itself)
+            # must never be started: its rule becomes the empty language where it is used.
+            prod = productive(rules)
+            if "start" not in prod:
+                raise CompileError("the schema accepts no JSON value at all (empty language): every "
+                                   "value needs a nested value of the same kind, without end")
+            if len(prod) < len(rules):
+                memo = {}
+                rules = {n: without(body, set(rules) - prod, memo) for n, body in rules.items() if n in prod}
+            cfg = Cfg(rules=rules, start="start", origin="json_schema", calls=frozenset(low.calls) & prod,
                       regular=not low.too_big_for_dfa)
             dfa = None
         else:

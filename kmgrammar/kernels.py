@@ -967,9 +967,10 @@ def minimal_rule(trans, ck, cs, cd, n_sym, accept):
     for j in range(ck.shape[0]):
         full[ck[j], n_cls + cs[j]] = cd[j]
     part = np.empty(n + 1, np.int64)
+    live = _coreachable(full, accept)
     for s in range(n):
-        part[s] = 1 if accept[s] else 0
-    part[n] = 2  # the sink stays apart from real dead ends
+        part[s] = (1 if accept[s] else 0) if live[s] else 2  # dead ends join the sink: trimmed
+    part[n] = 2
     part = hopcroft_partition(full, part)
     n_part = part.max() + 1
     rep = np.empty(n_part, np.int64)  # each block's first state
@@ -984,6 +985,42 @@ def minimal_rule(trans, ck, cs, cd, n_sym, accept):
     acc = np.zeros(order.shape[0], np.bool_)
     kept_blocks(qt, order, rep, n, accept, q, acc)
     return q, acc
+
+
+@nb.njit(cache=True, nogil=True)
+def _coreachable(full, accept):
+    """States of `full` (row n: the sink) from which an accepting state is reachable."""
+    n, w = full.shape[0] - 1, full.shape[1]
+    n_pred = np.zeros(n + 2, np.int64)
+    for s in range(n):
+        for c in range(w):
+            n_pred[full[s, c] + 1] += 1
+    start = np.cumsum(n_pred)  # preds of t: src[start[t]: start[t + 1]]
+    fill = start.copy()
+    src = np.empty(start[-1], np.int64)
+    for s in range(n):
+        for c in range(w):
+            t = full[s, c]
+            src[fill[t]] = s
+            fill[t] += 1
+    live = np.zeros(n + 1, np.bool_)
+    stack = np.empty(n, np.int64)
+    m = 0
+    for s in range(n):
+        if accept[s]:
+            live[s] = True
+            stack[m] = s
+            m += 1
+    while m > 0:
+        m -= 1
+        t = stack[m]
+        for k in range(start[t], start[t + 1]):
+            s = src[k]
+            if not live[s]:
+                live[s] = True
+                stack[m] = s
+                m += 1
+    return live
 
 
 @nb.njit(cache=True, nogil=True)

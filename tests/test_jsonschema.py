@@ -303,6 +303,28 @@ def test_bad_schemas(schema, cls, fragment):
     assert fragment in str(info.value)
 
 
+_ENDLESS = {"type": "object", "properties": {"a": {"$ref": "#/$defs/x"}, "b": {"type": "integer"}},
+            "required": ["a"]}  # every x needs an x inside: no finite document
+
+
+@pytest.mark.parametrize("order", ["schema", "any"])
+def test_values_that_can_never_end(order, cl100k):
+    """A recursive schema with no finite instance is an empty-language error; where such a value
+    is optional, the key is never started (no token leads into a value that cannot end)."""
+    with pytest.raises(CompileError, match="empty language"):
+        compile_json_schema({"$defs": {"x": _ENDLESS}, "$ref": "#/$defs/x"}, cl100k, property_order=order,
+                            cache=False)
+    schema = {"type": "object", "properties": {"c": {"$ref": "#/$defs/x"}, "d": {"type": "integer"}},
+              "$defs": {"x": _ENDLESS}}
+    cg = compile_json_schema(schema, cl100k, property_order=order, cache=False)
+    for prefix, viable in [(b'{"c"', False), (b'{"d":1,"c"', False), (b'{"d":1,"c":', False), (b'{"c', True),
+                           (b'{"d":1,"cx":{"c":{"a":1}}}', True)]:
+        assert Matcher(cg).accept_string(prefix) == viable, prefix
+    m = Matcher(cg)
+    assert m.accept_string(b'{"d":1,"cx":{"c":{"a":1}}}') and m.is_accepting()
+    assert js.Draft202012Validator(schema).is_valid({"d": 1, "cx": {"c": {"a": 1}}})
+
+
 @pytest.mark.parametrize("schema", [
     {"type": "array", "items": {"enum": ["a", "b", 1, 1.0, True]}, "uniqueItems": True, "minItems": 1},
     {"type": "array", "items": {"type": ["boolean", "null"]}, "uniqueItems": True, "maxItems": 2},

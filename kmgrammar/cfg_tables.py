@@ -24,7 +24,7 @@ import numpy as np
 
 from .cfg_rtn import Rtn, actions, byte_sets, follow2, shared_keys
 from .earley import Network, classify_sorted, stack_tables
-from .token_automaton import SPLIT, _encode_rows, split_tries, vocab_trie, words_for
+from .token_automaton import SPLIT, _encode_rows, full_row_bits, split_tries, vocab_trie, words_for
 
 _CHUNK = 256
 _EXIT_CAP = 1 << 12  # exits room per kernel call (doubled when a state needs more)
@@ -84,7 +84,7 @@ def build_cfg_tables(rtn: Rtn, vocab, budget) -> tuple:
 
     _, ex_d = _walk(dirty[:5] + (np.arange(len(d_order), dtype=np.int32),), np.arange(n, dtype=np.int32),
                     net_args, words_for(len(d_order)), budget, keep=keep_dirty)
-    d_bits = _full_row_bits(list(d_keys), d_order, n_words)
+    d_bits = full_row_bits(list(d_keys), d_order, n_words)
     rows = _Rows(n, n_words)
     crow = rows_c.row_of[cls]
     _, first, inv = np.unique(crow * max(len(d_keys), 1) + d_of, return_index=True, return_inverse=True)
@@ -267,19 +267,6 @@ def build_cfg_tables(rtn: Rtn, vocab, budget) -> tuple:
         "context_dependent_remainders": len(data),
     }
     return arrays, stats
-
-
-def _full_row_bits(compact: list, order: np.ndarray, n_words: int) -> list:
-    """Per compact row (bytes of uint32 words, bit j for token order[j]): the nonzero words of
-    the same row over the whole vocabulary, as (word indices ascending, words)."""
-    from .kernels import spread_rows
-
-    if not compact:
-        return []
-    m = np.frombuffer(b"".join(compact), np.uint32).reshape(len(compact), words_for(len(order)))
-    ptr, idx, val = spread_rows(m, order, n_words)
-    ptr = ptr.tolist()
-    return [(idx[a:b], val[a:b]) for a, b in zip(ptr[:-1], ptr[1:])]
 
 
 class _Rows:

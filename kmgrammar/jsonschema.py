@@ -933,12 +933,12 @@ def schema_to_grammar(schema, *, whitespace="compact", separators=None, indent=N
             rules["start"] = _to_cfg_node(style.outer(node), rules, memo, low.lim())
             for name, body in list(low.rules.items()):
                 rules[name] = _to_cfg_node(body, rules, memo, low.lim())
-            # A value that can never end (a required property whose schema is the object itself)
-            # must never be started: its rule becomes the empty language where it is used.
+            # A rule no finite text derives from (a required property whose schema is the object
+            # itself; a value no branch allows) must never be started: it becomes the empty
+            # language where it is used.
             prod = productive(rules)
             if "start" not in prod:
-                raise CompileError("the schema accepts no JSON value at all (empty language): every "
-                                   "value needs a nested value of the same kind, without end")
+                raise CompileError("the schema accepts no JSON value at all (empty language)")
             if len(prod) < len(rules):
                 memo = {}
                 rules = {n: without(body, set(rules) - prod, memo) for n, body in rules.items() if n in prod}

@@ -1,10 +1,10 @@
 """Byte DFA x vocabulary -> token automaton: for every DFA state, the exact set of allowed tokens.
 
 The vocabulary trie is walked against the DFA (numba, `kernels.walk_masks`) from one state of
-each class of states that behave alike on every token; a token is allowed iff its bytes stay
-inside the trimmed DFA, i.e. iff they can still be extended to a complete output. A token's successor is the DFA state its bytes lead to, so the
-successor table is the byte DFA itself plus the token bytes: O(len(token)) per step and no
-per-(state, token) storage. Masks are packed bitmask rows (int32, bit i % 32 of word i // 32).
+each class of states that behave alike on its tokens; a token is allowed iff its bytes stay
+inside the trimmed DFA, i.e. iff they can still be extended to a complete output. A token's
+successor is the DFA state its bytes lead to, so the successor table is the byte DFA itself
+plus the token bytes: O(len(token)) per step and no per-(state, token) storage. Masks are packed bitmask rows (int32, bit i % 32 of word i // 32).
 
 Rows are stored compactly: identical rows are shared, and each distinct row is kept either
 dense or as a fill word (0 or all-ones) plus the few words that differ from it.
@@ -118,7 +118,12 @@ def build_token_automaton(dfa: ByteDFA, vocab, budget=None) -> tuple:
     cls_dirty = horizon_classes(dfa.trans, horizon, budget)
     cls_clean = horizon_classes(dfa.trans[:, np.unique(dfa.classes[~split])], horizon, budget)
     clean_of, rows_clean, t_clean = _walk_classes(trans, classes, cls_clean, clean, n_words, budget)
-    dirty_of, rows_dirty, t_dirty = _walk_classes(trans, classes, cls_dirty, dirty, n_words, budget)
+    # (the dirty walk sets bit j for the dirty trie's j-th token: rows of a few words)
+    d_order = dirty[5]
+    dirty_of, rows_dirty, t_dirty = _walk_classes(trans, classes, cls_dirty,
+                                                  dirty[:5] + (np.arange(len(d_order), dtype=np.int32),),
+                                                  words_for(len(d_order)), budget)
+    d_bits = full_row_bits([r.tobytes() for r in rows_dirty], d_order, n_words)
     # A state's row: its two walks, plus EOS where it accepts; identical rows are stored once.
     n_dirty = len(rows_dirty)
     key = (clean_of[cls_clean] * n_dirty + dirty_of[cls_dirty]) * 2 + dfa.accept
@@ -127,7 +132,9 @@ def build_token_automaton(dfa: ByteDFA, vocab, budget=None) -> tuple:
     uniq: list = []
     combo_row = np.zeros(len(combos), np.int32)
     for k, c in enumerate(combos.tolist()):
-        row = rows_clean[c // 2 // n_dirty] | rows_dirty[c // 2 % n_dirty]
+        row = rows_clean[c // 2 // n_dirty].copy()
+        w, v = d_bits[c // 2 % n_dirty]
+        row[w] |= v
         if c & 1:
             row |= eos_row
         r = index.setdefault(row.tobytes(), len(uniq))
@@ -149,7 +156,7 @@ def build_token_automaton(dfa: ByteDFA, vocab, budget=None) -> tuple:
 
 def _walk_classes(trans, classes, cls_of, trie, n_words: int, budget) -> tuple:
     """Walk `trie` from the first state of each class. Returns each class's row number, the
-    distinct rows, and each class's count of allowed tokens."""
+    distinct rows (bits of the trie's token ids), and each class's count of allowed tokens."""
     from . import kernels
 
     node_byte, node_depth, node_end, node_lo, node_hi, order = trie
@@ -175,6 +182,19 @@ def _walk_classes(trans, classes, cls_of, trie, n_words: int, budget) -> tuple:
     if not uniq:
         uniq.append(np.zeros(n_words, np.uint32))
     return row_of, uniq, counts
+
+
+def full_row_bits(compact: list, order: np.ndarray, n_words: int) -> list:
+    """Per compact row (bytes of uint32 words, bit j for token order[j]): the nonzero words of
+    the same row over the whole vocabulary, as (word indices ascending, words)."""
+    from .kernels import spread_rows
+
+    if not compact:
+        return []
+    m = np.frombuffer(b"".join(compact), np.uint32).reshape(len(compact), words_for(len(order)))
+    ptr, idx, val = spread_rows(m, order, n_words)
+    ptr = ptr.tolist()
+    return [(idx[a:b], val[a:b]) for a, b in zip(ptr[:-1], ptr[1:])]
 
 
 def horizon_classes(trans: np.ndarray, horizon: int, budget=None) -> np.ndarray:

@@ -325,6 +325,21 @@ def test_values_that_can_never_end(order, cl100k):
     assert js.Draft202012Validator(schema).is_valid({"d": 1, "cx": {"c": {"a": 1}}})
 
 
+def test_impossible_value_in_an_open_object(cl100k):
+    """In a context-free schema (extra keys open), a property no value satisfies (every value with
+    all its required keys matches two oneOf branches) empties the schema when required and is
+    never started when optional."""
+    dims = {"type": "object", "properties": {"r": {"type": "number"}, "w": {"type": "number"}},
+            "required": ["r", "w"], "oneOf": [{"required": ["r"]}, {"required": ["w"]}]}
+    with pytest.raises(CompileError, match="empty language"):
+        compile_json_schema({"type": "object", "properties": {"d": dims}, "required": ["d"]}, cl100k, cache=False)
+    cg = compile_json_schema({"type": "object", "properties": {"d": dims, "s": {"type": "string"}}}, cl100k,
+                             cache=False)
+    assert not Matcher(cg).accept_string(b'{"d"')
+    m = Matcher(cg)
+    assert m.accept_string(b'{"s":"x","dd":{"r":1}}') and m.is_accepting()
+
+
 @pytest.mark.parametrize("schema", [
     {"type": "array", "items": {"enum": ["a", "b", 1, 1.0, True]}, "uniqueItems": True, "minItems": 1},
     {"type": "array", "items": {"type": ["boolean", "null"]}, "uniqueItems": True, "maxItems": 2},

@@ -60,3 +60,15 @@ def test_no_order_for_an_invalid_value(maskbench, compiled, data):
 def test_gives_up_past_its_budget(maskbench, compiled):
     data = {"c": [1, 2], "b": {"y": True, "x": "s"}, "a": 3}
     assert maskbench._accepted_in_some_key_order(compiled, data, serialize, budget=3) is None
+
+
+def test_any_order_alone_counts_fallbacks_as_limits(maskbench):
+    """A file compiled in schema order after property_order="any"'s limit error counts as that
+    error: not compiled, its instances not counted."""
+    done = {"file": "a.json", "status": "ok", "compile_s": 0.01, "states": 5, "valid": 2, "valid_accepted": 2,
+            "invalid": 1, "invalid_rejected": 1, "mask_ns": [1000, 3000]}
+    fallback = dict(done, file="b.json", status="false_negative", valid_accepted=1, order="schema", compile_s=0.5)
+    got = maskbench.any_order_alone([done, fallback])
+    assert got["status"] == {"ok": 1, "limit": 1}
+    assert got["compiled_pct"] == 50.0 and got["valid_accepted"] == "2/2" and got["invalid_rejected"] == "1/1"
+    assert got["compile_ms"]["max"] == 10.0 and got["mask_us"]["n"] == 2

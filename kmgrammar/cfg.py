@@ -258,11 +258,13 @@ def _productive(node, prod: set) -> bool:
     if t is g.CharSet or t is g.ByteSet:
         return bool(node.ranges)
     if t is g.Graph:  # a final node reachable over productive edges
+        out: dict = {}
+        for a, b, lab in node.edges:
+            out.setdefault(a, []).append((b, lab))
         reach, stack = {node.start}, [node.start]
         while stack:
-            u = stack.pop()
-            for a, b, lab in node.edges:
-                if a == u and b not in reach and (lab is None or _productive(lab, prod)):
+            for b, lab in out.get(stack.pop(), ()):
+                if b not in reach and (lab is None or _productive(lab, prod)):
                     reach.add(b)
                     stack.append(b)
         return any(f in reach for f in node.finals)

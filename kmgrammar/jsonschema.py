@@ -940,8 +940,8 @@ def schema_to_grammar(schema, *, whitespace="compact", separators=None, indent=N
             if "start" not in prod:
                 raise CompileError("the schema accepts no JSON value at all (empty language)")
             if len(prod) < len(rules):
-                memo = {}
-                rules = {n: without(body, set(rules) - prod, memo) for n, body in rules.items() if n in prod}
+                dead, seen = set(rules) - prod, {}
+                rules = {n: without(body, dead, seen) for n, body in rules.items() if n in prod}
             cfg = Cfg(rules=rules, start="start", origin="json_schema", calls=frozenset(low.calls) & prod,
                       regular=not low.too_big_for_dfa)
             dfa = None

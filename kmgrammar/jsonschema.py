@@ -49,7 +49,9 @@ Departures (documented, tested):
   annotation by default); standard formats not listed there are UnsupportedFeatureError, others
   (int32, ...) annotations; hostname rejects A-labels ("xn--") and counts no total length past
   the subset it accepts; time/date-time leap seconds only with whole-hour offsets (email's domain
-  is a hostname); duration designators in upper case only (ABNF reads "p1d" as valid too). On a
+  is a hostname); duration designators in upper case only (ABNF reads "p1d" as valid too); dates
+  from year 0001 (RFC 3339 syntax allows 0000, Python's datetime and so the `jsonschema`
+  package do not). On a
   side that is subtracted (not, oneOf's overlaps, if's condition on the else side, maxContains'
   non-matching items) these formats are read as supersets of the valid strings
   (`jsonschema_values.FORMATS_UPPER`), so a difference never lets a valid string through;

@@ -812,9 +812,18 @@ def to_decimal(v, what: str) -> Decimal:
 # Formats: exact regexes (Python syntax, full match) over the decoded string.
 
 _D = "[0-9]"
-_LEAP = r"(?:[0-9]{2}(?:0[48]|[2468][048]|[13579][26])|(?:[02468][048]|[13579][26])00)"
-_DATE = (r"(?:[0-9]{4}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])|(?:0[469]|11)-(?:0[1-9]|[12][0-9]|30)"
-         r"|02-(?:0[1-9]|1[0-9]|2[0-8]))|" + _LEAP + r"-02-29)")
+
+
+def _date(year: str, leap: str) -> str:
+    return (rf"(?:{year}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])|(?:0[469]|11)-(?:0[1-9]|[12][0-9]|30)"
+            rf"|02-(?:0[1-9]|1[0-9]|2[0-8]))|{leap}-02-29)")
+
+
+# Year 0000 is RFC 3339 syntax, but Python's datetime (the `jsonschema` package's format checker)
+# has no year 0: dates are 0001-9999 here, and any four digits where a superset is needed.
+_LEAP = r"(?:[0-9]{2}(?:0[48]|[2468][048]|[13579][26])|(?:0[48]|[2468][048]|[13579][26])00)"
+_DATE = _date(r"(?:[1-9][0-9]{3}|0[1-9][0-9]{2}|00[1-9][0-9]|000[1-9])", _LEAP)
+_DATE_UPPER = _date("[0-9]{4}", r"(?:[0-9]{2}(?:0[48]|[2468][048]|[13579][26])|(?:[02468][048]|[13579][26])00)")
 _HM = r"(?:[01][0-9]|2[0-3]):[0-5][0-9]"
 _OFFSET = r"(?:[Zz]|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])"
 _FRAC = r"(?:\.[0-9]+)?"
@@ -900,7 +909,7 @@ FORMATS = {
 }
 # Formats whose language above is a strict subset of the valid strings (A-labels, host names past
 # the counted subset, leap seconds at offsets that are not whole hours, general address literals,
-# lower-case duration designators).
+# lower-case duration designators, year 0000).
 # Exact for the strings they accept, but subtracting them (not, oneOf, if, maxContains) would let
 # through the valid strings they leave out: there the Lowerer uses these supersets instead.
 _HOST_UPPER = r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?"
@@ -912,7 +921,8 @@ FORMATS_UPPER = {
              r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*\.?"
              r"|\[[\x21-\x5a\x5e-\x7e]*\])",
     "time": _TIME_UPPER,
-    "date-time": f"{_DATE}[Tt]{_TIME_UPPER}",
+    "date": _DATE_UPPER,
+    "date-time": f"{_DATE_UPPER}[Tt]{_TIME_UPPER}",
     # ABNF strings are case-insensitive (RFC 5234): "p1d" too
     "duration": "".join(f"[{c}{c.lower()}]" if c in "PYMWDTHS" else c for c in _DURATION),
 }

@@ -381,17 +381,19 @@ def stack_tables(net: Network, rems: list, check=None, calls: tuple | None = Non
         returns_of.setdefault(m, set()).add(nxt)
     returns = sorted({r for rs in returns_of.values() for r in rs})
     popped: dict = {}  # rule -> suffixes that can be left after an instance of it completes
-    fresh: dict = {}  # rule -> of those, the ones not yet walked from its return positions
+    pending: dict = {}  # return position -> suffixes popped into it, not yet walked from it
     walked_u = []  # (oks, pop counts, suffixes left after the pops) per exit state, in order
 
     def pop_into(m: int, xs: list) -> None:
-        """Suffixes `xs` can be left after an instance of m completes; the new ones are fresh."""
+        """Suffixes `xs` can be left after an instance of m completes; the new ones are pending at
+        m's return positions."""
         got = popped.setdefault(m, set())
         new = set(xs)
         new -= got
         if new:
             got |= new
-            fresh.setdefault(m, set()).update(new)
+            for r in returns_of.get(m, ()):
+                pending.setdefault(r, set()).update(new)
 
     known: dict = {}  # representative -> {string: (ok, pops)} walked from a position it stands for
 
@@ -420,12 +422,14 @@ def stack_tables(net: Network, rems: list, check=None, calls: tuple | None = Non
             walked_u.append(walk(u, strings))
     done_r: dict = {r: set() for r in returns}  # suffixes walked from r
     walked_r: dict = {r: [] for r in returns}  # (batch, oks, pop counts, suffixes left) per walk
-    while fresh:  # suffixes popped into callers, and what those pop further down
-        m, new = fresh.popitem()
-        new = sorted(new)  # once for all r
-        for r in sorted(returns_of.get(m, ())):
+    while pending:  # suffixes popped into callers, and what those pop further down, in rounds:
+        # a position is walked once per round with everything that reached it (from every rule
+        # it returns from), not once per rule
+        todo = sorted(pending.items())
+        pending.clear()
+        for r, new in todo:
             done = done_r[r]
-            batch = [x for x in new if x not in done]
+            batch = sorted(new - done)
             if not batch:
                 continue
             if check is not None:

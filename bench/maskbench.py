@@ -37,6 +37,7 @@ import sys
 import time
 import warnings
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -130,6 +131,29 @@ def run_file(path, *, time_limit: float = 30.0, lenient: bool = False, strict: b
     return out
 
 
+def _instances(doc, exact, serialize):
+    """(test, data, serialized text, label) per instance that serializes (see `_label`)."""
+    for test, test_x in zip(doc.get("tests", []), exact.get("tests", [])):
+        try:
+            text = serialize(test_x["data"])
+        except (TypeError, ValueError):
+            continue
+        yield test, test_x["data"], text, _label(doc["schema"], test, test_x["data"], text)
+
+
+def _walk(ids, fill, step, mask_ns) -> bool:
+    """Feed token ids to a matcher through `step` (False at the first one refused); with a list
+    `mask_ns`, time `fill()` (its mask) before each step, up to MAX_MASK_SAMPLES per file."""
+    for t in ids:
+        if mask_ns is not None and len(mask_ns) < MAX_MASK_SAMPLES:
+            a = time.perf_counter_ns()
+            fill()
+            mask_ns.append(time.perf_counter_ns() - a)
+        if not step(t):
+            return False
+    return True
+
+
 def _walk_tests(doc, exact, cg, vocab, serialize, masks, mask_ns, bitmask):
     """Walk every instance token by token; (valid accepted, valid, invalid rejected, invalid,
     instances whose label `_label` changed)."""
@@ -137,29 +161,16 @@ def _walk_tests(doc, exact, cg, vocab, serialize, masks, mask_ns, bitmask):
 
     va = vt = ir = it = relabelled = 0
     reordered = [0, 0]  # rejected valid instances accepted in another key order; search gave up
-    for test, test_x in zip(doc.get("tests", []), exact.get("tests", [])):
-        try:
-            text = serialize(test_x["data"])
-        except (TypeError, ValueError):
-            continue
-        valid = _label(doc["schema"], test, test_x["data"], text)
+    for test, data, text, valid in _instances(doc, exact, serialize):
         relabelled += valid != test["valid"]
         m = Matcher(cg)
-        ok = True
-        for tok in vocab.encode(text):
-            if masks and valid and len(mask_ns) < MAX_MASK_SAMPLES:
-                a = time.perf_counter_ns()
-                m.fill_next_token_bitmask(bitmask)
-                mask_ns.append(time.perf_counter_ns() - a)
-            if not m.accept_token(tok):
-                ok = False
-                break
-        ok = ok and m.is_accepting()
+        ok = _walk(vocab.encode(text), partial(m.fill_next_token_bitmask, bitmask), m.accept_token,
+                   mask_ns if masks and valid else None) and m.is_accepting()
         if valid:
             vt += 1
             va += ok
             if not ok:
-                found = _accepted_in_some_key_order(cg, test_x["data"], serialize)
+                found = _accepted_in_some_key_order(cg, data, serialize)
                 reordered[0] += found is True
                 reordered[1] += found is None
         else:
@@ -384,7 +395,8 @@ def _unsupported_reasons(results: list, top: int = 15) -> list:
 
 
 def peer_file(path, engine: str, time_limit: float) -> dict:
-    """Compile time and instance correctness for llguidance or xgrammar (same serialization)."""
+    """Compile time, instance correctness and mask times for llguidance or xgrammar (same
+    serialization, same walk as kmgrammar's)."""
     from kmgrammar.jsonschema_values import serialize
 
     doc = json.loads(Path(path).read_text())
@@ -414,9 +426,12 @@ def peer_file(path, engine: str, time_limit: float) -> dict:
             if first.is_error():
                 return {"file": Path(path).name, "status": "compile_error", "error": first.get_error()[:200],
                         "compile_s": time.perf_counter() - t0}
+            import llguidance.numpy
+
             make = lambda: llguidance.LLMatcher(tok, grm, log_level=0)  # noqa: E731
             step = lambda m, t: m.consume_token(t)  # noqa: E731
             done = lambda m: m.is_accepting()  # noqa: E731
+            fill = lambda m, bm: llguidance.numpy.fill_next_token_bitmask(m, bm, 0)  # noqa: E731
         elif engine == "xgrammar":
             import xgrammar as xgr
 
@@ -426,6 +441,7 @@ def peer_file(path, engine: str, time_limit: float) -> dict:
             make = lambda: xgr.GrammarMatcher(cg)  # noqa: E731
             step = lambda m, t: m.accept_token(t)  # noqa: E731
             done = lambda m: m.accept_token(eos)  # noqa: E731
+            fill = lambda m, bm: m.fill_next_token_bitmask(bm, 0)  # noqa: E731
         else:
             return {"file": Path(path).name, "status": "skipped"}
     except Exception as e:  # noqa: BLE001
@@ -433,16 +449,22 @@ def peer_file(path, engine: str, time_limit: float) -> dict:
                 "compile_s": time.perf_counter() - t0}
     compile_s = time.perf_counter() - t0
     good = n = 0
-    for test, test_x in zip(doc.get("tests", []), exact.get("tests", [])):
-        try:
-            text = serialize(test_x["data"])
-        except (TypeError, ValueError):
-            continue
-        m = make()
-        ok = all(step(m, t) for t in vocab.encode(text)) and done(m)
-        good += ok == _label(doc["schema"], test, test_x["data"], text)
-        n += 1
-    return {"file": Path(path).name, "status": "ok" if good == n else "wrong", "compile_s": compile_s}
+    import numpy as np
+
+    bitmask = np.zeros((1, (vocab.vocab_size + 31) // 32), np.int32)
+    mask_ns = []  # as kmgrammar's: every step of the valid instances, the fill call alone
+    gc.freeze()  # (as for kmgrammar's walk)
+    try:
+        for _test, _data, text, valid in _instances(doc, exact, serialize):
+            m = make()
+            ok = _walk(vocab.encode(text), partial(fill, m, bitmask), partial(step, m),
+                       mask_ns if valid else None) and done(m)
+            good += ok == valid
+            n += 1
+    finally:
+        gc.unfreeze()
+    return {"file": Path(path).name, "status": "ok" if good == n else "wrong", "compile_s": compile_s,
+            "mask_ns": mask_ns}
 
 
 _XGR = None
@@ -572,11 +594,15 @@ def main(argv=None) -> int:
         by: dict = {}
         for r in pres:
             by[r["status"]] = by.get(r["status"], 0) + 1
+        masks = [x for r in pres for x in r.get("mask_ns", [])]
         peers[engine] = {"files": len(pres), "status": by,
                          "compiled_pct": round(100 * len(ct) / max(len(pres), 1), 2),
                          "ok_pct": round(100 * by.get("ok", 0) / max(len(pres), 1), 2),
                          "compile_ms": {q: round(1000 * _pct(ct, v), 2) for q, v in
-                                        (("p50", .5), ("p95", .95), ("p99", .99), ("max", 1.0))}}
+                                        (("p50", .5), ("p95", .95), ("p99", .99), ("max", 1.0))},
+                         "mask_us": {"mean": round(sum(masks) / max(len(masks), 1) / 1000, 2),
+                                     "p50": round(_pct(masks, .5) / 1000, 2),
+                                     "p99": round(_pct(masks, .99) / 1000, 2), "n": len(masks)}}
     if peers:
         # kmgrammar on exactly the peers' files, for a like-for-like row
         mine = {r["file"]: r for r in results}

@@ -4,6 +4,7 @@ so a search that finds an order where there is none would hide a real false nega
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 
 import pytest
@@ -72,3 +73,16 @@ def test_any_order_alone_counts_fallbacks_as_limits(maskbench):
     assert got["status"] == {"ok": 1, "limit": 1}
     assert got["compiled_pct"] == 50.0 and got["valid_accepted"] == "2/2" and got["invalid_rejected"] == "1/1"
     assert got["compile_ms"]["max"] == 10.0 and got["mask_us"]["n"] == 2
+
+
+@pytest.mark.parametrize("schema", [{"type": "object", "properties": {"a": {"type": "integer"}}},  # grammar
+                                    {"type": "array", "items": {"type": "integer"}}])  # regular
+def test_run_file_walks_instances(maskbench, schema, tmp_path, monkeypatch):
+    monkeypatch.setenv("KMGRAMMAR_CACHE_DIR", str(tmp_path / "cache"))
+    doc = {"schema": schema, "tests": [{"data": {"a": 1} if "properties" in schema else [1, 2], "valid": True},
+                                       {"data": {"a": "x"} if "properties" in schema else ["x"], "valid": False}]}
+    path = tmp_path / "one.json"
+    path.write_text(json.dumps(doc))
+    got = maskbench.run_file(path)
+    assert got["status"] == "ok", got
+    assert (got["valid_accepted"], got["invalid_rejected"]) == (1, 1) and len(got["mask_ns"]) >= 3

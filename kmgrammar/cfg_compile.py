@@ -20,7 +20,7 @@ def compile_grammar(fmt: str, text: str, vocab, to_cfg, *, options: dict, cache:
                     max_states: int | None = None, time_limit: float | None = None,
                     max_depth: int | None = None) -> CompiledGrammar:
     """Shared body of `compile_lark` / `compile_gbnf`; `to_cfg(limits)` runs the frontend."""
-    from .compiler import _check_vocab, _compiling, _limits, cached_artifact
+    from .compiler import _check_vocab, _limits, _naming_time_limit, cached_artifact
 
     _check_vocab(vocab)
     if not isinstance(text, str):
@@ -35,7 +35,7 @@ def compile_grammar(fmt: str, text: str, vocab, to_cfg, *, options: dict, cache:
     if hit is not None:
         return hit
     t0 = time.perf_counter()
-    with _compiling(limits):
+    with _naming_time_limit(limits):
         return _compile(fmt, text, vocab, to_cfg, options, key, cache, limits, t0)
 
 

@@ -336,6 +336,17 @@ def _pct(xs, q):
     return xs[min(len(xs) - 1, int(q * len(xs)))]
 
 
+def _ms(seconds: list) -> dict:
+    """p50/p95/p99/max of times in seconds, as milliseconds."""
+    return {q: round(1000 * _pct(seconds, v), 2) for q, v in (("p50", .5), ("p95", .95), ("p99", .99), ("max", 1.0))}
+
+
+def _mask_us(ns: list) -> dict:
+    """Mean/p50/p99 of mask times in nanoseconds, as microseconds."""
+    return {"mean": round(sum(ns) / max(len(ns), 1) / 1000, 2), "p50": round(_pct(ns, .5) / 1000, 2),
+            "p99": round(_pct(ns, .99) / 1000, 2), "n": len(ns)}
+
+
 def summarize(results: list) -> dict:
     n = len(results)
     by: dict = {}
@@ -361,13 +372,10 @@ def summarize(results: list) -> dict:
         "false_negative_files_not_key_order": sorted(
             r["file"] for r in compiled if r["status"] == "false_negative"
             and r["valid"] - r["valid_accepted"] > r.get("reordered", 0) + r.get("reorder_unknown", 0)),
-        "compile_ms": {q: round(1000 * _pct(ct, v), 2) for q, v in
-                       (("p50", .5), ("p95", .95), ("p99", .99), ("max", 1.0))},
+        "compile_ms": _ms(ct),
         "cached_load_ms": {q: round(1000 * _pct(loads, v), 2) for q, v in (("p50", .5), ("p99", .99))},
         "first_matcher_ms": {q: round(1000 * _pct(firsts, v), 2) for q, v in (("p50", .5), ("p99", .99))},
-        "mask_us": {"mean": round(sum(masks) / max(len(masks), 1) / 1000, 2),
-                    "p50": round(_pct(masks, .5) / 1000, 2), "p99": round(_pct(masks, .99) / 1000, 2),
-                    "n": len(masks)},
+        "mask_us": _mask_us(masks),
     }
 
 
@@ -563,8 +571,7 @@ def main(argv=None) -> int:
             kinds[r["kind"]] = kinds.get(r["kind"], 0) + 1
         print(json.dumps({"files": len(res), "kinds": kinds, "property_order": args.property_order,
                           "schema_order_fallbacks": sum(r["order"] != args.property_order for r in res),
-                          "frontend_ms": {q: round(1000 * _pct(ts, v), 2) for q, v in
-                                          (("p50", .5), ("p95", .95), ("p99", .99), ("max", 1.0))}}, indent=1))
+                          "frontend_ms": _ms(ts)}, indent=1))
         return 0
     if args.workers > 1:
         import multiprocessing as mp
@@ -594,15 +601,10 @@ def main(argv=None) -> int:
         by: dict = {}
         for r in pres:
             by[r["status"]] = by.get(r["status"], 0) + 1
-        masks = [x for r in pres for x in r.get("mask_ns", [])]
         peers[engine] = {"files": len(pres), "status": by,
                          "compiled_pct": round(100 * len(ct) / max(len(pres), 1), 2),
                          "ok_pct": round(100 * by.get("ok", 0) / max(len(pres), 1), 2),
-                         "compile_ms": {q: round(1000 * _pct(ct, v), 2) for q, v in
-                                        (("p50", .5), ("p95", .95), ("p99", .99), ("max", 1.0))},
-                         "mask_us": {"mean": round(sum(masks) / max(len(masks), 1) / 1000, 2),
-                                     "p50": round(_pct(masks, .5) / 1000, 2),
-                                     "p99": round(_pct(masks, .99) / 1000, 2), "n": len(masks)}}
+                         "compile_ms": _ms(ct), "mask_us": _mask_us([x for r in pres for x in r.get("mask_ns", [])])}
     if peers:
         # kmgrammar on exactly the peers' files, for a like-for-like row
         mine = {r["file"]: r for r in results}

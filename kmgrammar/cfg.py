@@ -198,7 +198,7 @@ def refs(node) -> set:
         elif isinstance(n, g.Repeat):
             stack.append(n.item)
         elif isinstance(n, g.Graph):
-            stack.extend(lab for _u, _v, lab in n.edges if lab is not None)
+            stack.extend(n.labels())
     return out
 
 
@@ -234,9 +234,9 @@ def without(node, names: set, memo: dict):
         item = without(node.item, names, memo)
         got = node if item is node.item else g.Repeat(item, node.min, node.max)
     elif t is g.Graph:
-        edges = tuple((u, v, None if lab is None else without(lab, names, memo)) for u, v, lab in node.edges)
-        same = all(a[2] is b[2] for a, b in zip(edges, node.edges))
-        got = node if same else g.Graph(node.n, node.start, node.finals, edges)
+        got = node.map(lambda lab: without(lab, names, memo))
+        if all(a is b for a, b in zip(got.labels(), node.labels())):
+            got = node
     else:
         got = node
     memo[id(node)] = got

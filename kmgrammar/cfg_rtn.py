@@ -111,7 +111,7 @@ def _size(node, sizes: dict, keep: set) -> int:
     if t is g.Bytes:
         return len(node.data) + 1
     if t is g.Graph:
-        return node.n + sum(_size(lab, sizes, keep) for _u, _v, lab in node.edges if lab is not None)
+        return node.n + sum(_size(lab, sizes, keep) for lab in node.labels())
     return 2
 
 
@@ -128,7 +128,7 @@ def _large_shared(cfg: Cfg, edges: dict, keep: set) -> set:
         elif type(n) is g.Repeat:
             stack.append(n.item)
         elif type(n) is g.Graph:
-            stack.extend(lab for _u, _v, lab in n.edges if lab is not None)
+            stack.extend(n.labels())
     keep = set(keep)
     sizes: dict = {}
     done: set = set()
@@ -169,8 +169,7 @@ def to_regular(cfg: Cfg, recursive: set, budget: _Budget):
         if t is g.Repeat:
             return g.Repeat(inline(node.item), node.min, node.max)
         if t is g.Graph:
-            return g.Graph(node.n, node.start, node.finals,
-                           tuple((u, v, None if lab is None else inline(lab)) for u, v, lab in node.edges))
+            return node.map(inline)
         return node
 
     return inline(cfg.rules[cfg.start])

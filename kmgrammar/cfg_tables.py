@@ -24,7 +24,7 @@ import numpy as np
 
 from .cfg_rtn import Rtn, actions, byte_sets, follow2, shared_keys
 from .earley import Network, classify_sorted, stack_tables
-from .token_automaton import SPLIT, _encode_rows, full_row_bits, split_tries, vocab_trie, words_for
+from .token_automaton import SPLIT, _encode_rows, clean_columns, full_row_bits, split_tries, vocab_trie, words_for
 
 _CHUNK = 256
 _EXIT_CAP = 1 << 12  # exits room per kernel call (doubled when a state needs more)
@@ -491,10 +491,7 @@ def _pure(rtn: Rtn, flags, depth: int) -> np.ndarray:
     from .kernels import reach_within
 
     special = (np.diff(rtn.call_ptr) > 0) | (flags & 2).any(axis=1)
-    split = np.zeros(256, bool)
-    split[list(SPLIT)] = True
-    cols = np.unique(rtn.classes[~split])
-    reach = reach_within(rtn.trans, cols.astype(np.int64), special, depth)
+    reach = reach_within(rtn.trans, clean_columns(rtn.classes).astype(np.int64), special, depth)
     return ~reach
 
 
@@ -515,10 +512,8 @@ def position_classes(rtn: Rtn, flags, horizon: int, budget) -> np.ndarray:
     if n == 0:
         return np.zeros(0, np.int64)
     special = (np.diff(rtn.call_ptr) > 0) | (flags & 2).any(axis=1)
-    split = np.zeros(256, bool)
-    split[list(SPLIT)] = True
     kept_col = np.zeros(rtn.trans.shape[1], bool)
-    kept_col[np.unique(rtn.classes[~split])] = True
+    kept_col[clean_columns(rtn.classes)] = True
     t = rtn.trans[:, kept_col]
     t = np.vstack([np.where(t >= 0, t, n), np.full((1, t.shape[1]), n)])
     part = np.zeros(n + 1, np.int64)

@@ -74,6 +74,15 @@ class Graph:
     finals: tuple
     edges: tuple
 
+    def labels(self) -> list:
+        """The edges' nodes (empty edges left out)."""
+        return [lab for _u, _v, lab in self.edges if lab is not None]
+
+    def map(self, f) -> "Graph":
+        """The same graph with f(node) on every edge's node."""
+        return Graph(self.n, self.start, self.finals,
+                     tuple((u, v, None if lab is None else f(lab)) for u, v, lab in self.edges))
+
 
 Node = Union[Bytes, ByteSet, CharSet, Seq, Alt, Repeat, Dfa, Graph]
 

@@ -120,7 +120,7 @@ def _has_ref(node) -> bool:
         if t is g.Repeat:
             got = _has_ref(node.item)
         elif t is jv.Graph:
-            got = any(lab is not None and _has_ref(lab) for _u, _v, lab in node.edges)
+            got = any(_has_ref(lab) for lab in node.labels())
         else:
             got = any(_has_ref(x) for x in node.items)
         object.__setattr__(node, "_has_ref", got)
@@ -149,9 +149,7 @@ def _to_cfg_node(node, rules: dict, memo: dict, limits: Limits):
         return got
     name = f"g{len(memo)}"
     memo[id(node)] = got = _Ref(name)
-    rules[name] = jv.Graph(node.n, node.start, node.finals,
-                           tuple((u, v, None if lab is None else _to_cfg_node(lab, rules, memo, limits))
-                                 for u, v, lab in node.edges))
+    rules[name] = node.map(lambda lab: _to_cfg_node(lab, rules, memo, limits))
     return got
 
 

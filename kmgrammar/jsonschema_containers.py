@@ -727,7 +727,7 @@ def _states_estimate(node, memo: dict) -> int:
     elif t is g.Repeat:
         got = _states_estimate(node.item, memo) * max(1, min(node.max or 1, 1000))
     elif t is jv.Graph:
-        got = node.n + sum(_states_estimate(lab, memo) for _u, _v, lab in node.edges if lab is not None)
+        got = node.n + sum(_states_estimate(lab, memo) for lab in node.labels())
     else:
         got = 2
     memo[id(node)] = got

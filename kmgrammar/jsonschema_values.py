@@ -240,7 +240,7 @@ def _children(x) -> list:
     if t is g.Repeat:
         return [x.item] if x.max != 0 else []
     if t is Graph:
-        return [lab for _u, _v, lab in x.edges if lab is not None]
+        return x.labels()
     return []
 
 
@@ -262,8 +262,7 @@ def _mark(node, marker: dict, memo: dict):
     elif t is g.Repeat:
         got = g.Repeat(_mark(node.item, marker, memo), node.min, node.max)
     elif t is Graph:
-        got = Graph(node.n, node.start, node.finals,
-                    tuple((u, v, None if lab is None else _mark(lab, marker, memo)) for u, v, lab in node.edges))
+        got = node.map(lambda lab: _mark(lab, marker, memo))
     else:
         got = node
     memo[id(node)] = got

@@ -4,7 +4,8 @@ The vocabulary trie is walked against the DFA (numba, `kernels.walk_masks`) from
 each class of states that behave alike on its tokens; a token is allowed iff its bytes stay
 inside the trimmed DFA, i.e. iff they can still be extended to a complete output. A token's
 successor is the DFA state its bytes lead to, so the successor table is the byte DFA itself
-plus the token bytes: O(len(token)) per step and no per-(state, token) storage. Masks are packed bitmask rows (int32, bit i % 32 of word i // 32).
+plus the token bytes: O(len(token)) per step and no per-(state, token) storage. Masks are
+packed bitmask rows (int32, bit i % 32 of word i // 32).
 
 Rows are stored compactly: identical rows are shared, and each distinct row is kept either
 dense or as a fill word (0 or all-ones) plus the few words that differ from it.
@@ -87,6 +88,13 @@ def split_tries(vocab, split: bytes) -> tuple:
     return got
 
 
+def clean_columns(classes: np.ndarray) -> np.ndarray:
+    """The byte classes (transition columns) that hold some byte outside SPLIT, ascending."""
+    split = np.zeros(256, bool)
+    split[list(SPLIT)] = True
+    return np.unique(classes[~split])
+
+
 def _pack_ids(ids, n_words: int) -> np.ndarray:
     row = np.zeros(n_words, np.uint32)
     for t in ids:
@@ -113,10 +121,8 @@ def build_token_automaton(dfa: ByteDFA, vocab, budget=None) -> tuple:
     # walked once per coarser class, alike on SPLIT-free strings only: the copies of a value that
     # an object makes per set of keys written differ only past the value's closing quote.
     clean, dirty = split_tries(vocab, SPLIT)
-    split = np.zeros(256, bool)
-    split[list(SPLIT)] = True
     cls_dirty = horizon_classes(dfa.trans, horizon, budget)
-    cls_clean = horizon_classes(dfa.trans[:, np.unique(dfa.classes[~split])], horizon, budget)
+    cls_clean = horizon_classes(dfa.trans[:, clean_columns(dfa.classes)], horizon, budget)
     clean_of, rows_clean, t_clean = _walk_classes(trans, classes, cls_clean, clean, n_words, budget)
     # (the dirty walk sets bit j for the dirty trie's j-th token: rows of a few words)
     d_order = dirty[5]

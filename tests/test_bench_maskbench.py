@@ -86,3 +86,16 @@ def test_run_file_walks_instances(maskbench, schema, tmp_path, monkeypatch):
     got = maskbench.run_file(path)
     assert got["status"] == "ok", got
     assert (got["valid_accepted"], got["invalid_rejected"]) == (1, 1) and len(got["mask_ns"]) >= 3
+
+
+@pytest.mark.parametrize("engine", ["llguidance", "xgrammar"])
+def test_peer_file_walks_and_times_masks(maskbench, engine, tmp_path):
+    """The peers' instances go through the same walk as kmgrammar's, their masks timed."""
+    pytest.importorskip(engine)
+    doc = {"schema": {"type": "array", "items": {"type": "integer"}},
+           "tests": [{"data": [1, 2], "valid": True}, {"data": ["x"], "valid": False}]}
+    path = tmp_path / "one.json"
+    path.write_text(json.dumps(doc))
+    got = maskbench.peer_file(path, engine, 30.0)
+    assert got["status"] == "ok", got
+    assert len(got["mask_ns"]) >= 3

@@ -338,6 +338,93 @@ def local_table(net: Network, r: int, strings: list) -> tuple:
     return oks, pops
 
 
+class _Cycle(Exception):
+    """A rule instance's answers would need themselves on the same strings (left recursion, a
+    chain of nullable calls back to the same rule) or nest too deep: the Earley walk answers."""
+
+
+_MAX_NESTED = 64  # callee tables computed inside one another before the Earley walk takes over
+
+
+def composed_table(net: Network, r: int, strings: list, callee) -> tuple:
+    """`local_table`'s answers in short, read from r's own rule and the answers of the rules it
+    calls. callee(m, suffixes) -> (ok bits, completions): an instance of m on each of `suffixes`
+    (sorted, distinct, non-empty), bit k set when it reads suffixes[k] whole, completions the pairs
+    (k, j) where it can complete after suffixes[k][:j].
+    A rule instance reads a string as its own byte edges interleaved with callee instances, each
+    reading some substring by itself; so the Earley walk of r over the strings is the walk of r's
+    rule over their trie, a call at a trie node continuing at the nodes where the callee completes.
+    Callees' answers are a property of the callee and the suffixes alone, which the caller
+    memoizes: the 2^n positions of an any-order object call the same member rules on the same
+    suffixes, and each costs a few steps instead of an Earley walk of its own.
+    Returns (ok bits, sorted (lo, d) nodes where r's rule instance can complete): a trie node
+    (lo, d) stands for the strings from strings[lo] on that share its first d bytes, found by
+    bisection as the walk reaches it (use `spread_table` for per-string answers)."""
+    rows, cls, calls, final_nt = net.rows, net.cls, net.calls, net.final_nt
+    n = len(strings)
+    bits = 0
+    completes = set()
+    seen = {(r, 0, 0)}
+    work = [(r, 0, n, 0)]
+    while work:
+        p, v, hi, d = work.pop()
+        lo = v
+        if len(strings[lo]) == d:  # (the shortest string under the node comes first)
+            bits |= 1 << lo
+            lo += 1
+        if final_nt[p] >= 0:
+            completes.add((v, d))
+        row = rows[p]
+        k = lo
+        while k < hi:  # the children, one byte at a time
+            s = strings[k]
+            c = s[d]
+            nxt = bisect.bisect_left(strings, s[:d] + bytes([c + 1]), k, hi) if c < 255 else hi
+            q = row[cls[c]]
+            if q >= 0 and (q, k, d + 1) not in seen:
+                seen.add((q, k, d + 1))
+                work.append((q, k, nxt, d + 1))
+            k = nxt
+        cl = calls[p]
+        if not cl or lo == hi:
+            continue
+        sub = tuple(x[d:] for x in strings[lo:hi])
+        for m, after in cl:
+            got, comps = callee(m, sub)
+            bits |= got << lo
+            for k, j in comps:
+                i, e = lo + k, d + j
+                s = strings[i][:e]
+                a = bisect.bisect_left(strings, s, v, i + 1) if j else v
+                if (after, a, e) not in seen:
+                    seen.add((after, a, e))
+                    above = _after_prefix(s) if e else None
+                    work.append((after, a, hi if above is None else bisect.bisect_left(strings, above, i, hi), e))
+    return bits, tuple(sorted(completes))
+
+
+def spread_table(strings: list, bits: int, completes: tuple) -> tuple:
+    """`composed_table`'s answers per string: (oks, pops) as `local_table` gives them."""
+    oks = [bits >> k & 1 == 1 for k in range(len(strings))]
+    pops = [[] for _ in strings]
+    for lo, d in completes:
+        s = strings[lo][:d]
+        above = _after_prefix(s) if d else None
+        for i in range(lo, len(strings) if above is None else bisect.bisect_left(strings, above, lo)):
+            if len(strings[i]) > d:
+                pops[i].append(d)
+    return oks, pops
+
+
+def _compact(oks: list, pops: list) -> tuple:
+    """Per-string answers as a callee's (ok bits, completions) for `composed_table`."""
+    bits = 0
+    for k, ok in enumerate(oks):
+        if ok:
+            bits |= 1 << k
+    return bits, tuple((k, j) for k, js in enumerate(pops) for j in js)
+
+
 # What `local_table` found per process, for positions of sub-networks every grammar of the process
 # may share (JSON Schema's `json_value`): (sub-network key, position in its first rule) ->
 # (entries that keep the key's ids valid, {string: (ok, pops)}). Bounded: least recently used
@@ -365,13 +452,16 @@ def stack_tables(net: Network, rems: list, check=None, calls: tuple | None = Non
     (call_nt, call_next) arrays, when the caller has them (read instead of every position's
     calls in `net`, which a lazy network would make one by one). `same`: position -> a
     representative position that reads every string alike. `shared`: position -> (key, entries)
-    or None, for positions whose walks are kept per process under that key (see `_LOCAL`)."""
+    or None, for positions whose walks are kept per process under that key (see `_LOCAL`).
+    Walks are composed from the answers of the rules they call (`composed_table`), each rule's
+    answers on a set of suffixes computed once."""
     import numpy as np
 
     # Only what pops out of M can reach the return position of a call of M: walk each r over
     # popped[M] of the rules it returns from, not over every suffix (exact: W vectors are only
     # ever read at those suffixes).
-    owner = (np.searchsorted(net.start, np.arange(net.n), side="right") - 1).tolist()
+    start = net.start
+    owner = (np.searchsorted(start, np.arange(net.n), side="right") - 1).tolist()
     returns_of: dict = {}
     if calls is not None:
         edges = set(zip(calls[0].tolist(), calls[1].tolist()))
@@ -396,24 +486,76 @@ def stack_tables(net: Network, rems: list, check=None, calls: tuple | None = Non
                 pending.setdefault(r, set()).update(new)
 
     known: dict = {}  # representative -> {string: (ok, pops)} walked from a position it stands for
+    asked: dict = {}  # (position, suffixes) -> `composed_table` callee answers
+    composed: dict = {}  # (representative, strings) -> `composed_table` answers
+    spread: dict = {}  # (strings, answers) -> what `walk` returns
+    busy: list = []  # (position, strings) being answered, innermost last
 
-    def walk(r: int, strings: list) -> tuple:
+    def memo_of(r: int) -> dict:
+        """The per-string memo of r's representative (a `_Shared` one for a per-process key)."""
         rep = same.get(r, r) if same else r
         memo = known.get(rep)
         if memo is None:
             # (members of a class read alike: the class may use its first walker's key)
-            memo = known[rep] = _shared_memo(shared(rep) or shared(r)) if shared else {}
-        todo = [s for s in strings if s not in memo]  # (still sorted)
+            found = (shared(rep) or shared(r)) if shared else None
+            memo = known[rep] = _shared_memo(found) if found is not None else {}
+        return memo
+
+    def table(r: int, strings) -> tuple:
+        """`composed_table(r, strings)`, or for a rule that needs itself on the same strings
+        (left recursion) the Earley walk's answers in short."""
+        if (r, strings) in busy or len(busy) >= _MAX_NESTED:
+            raise _Cycle
+        busy.append((r, strings))
+        try:
+            return composed_table(net, r, strings, callee)
+        except _Cycle:
+            oks, pops = local_table(net, r, strings)
+            bits = sum(1 << k for k, ok in enumerate(oks) if ok)
+            nodes = set()
+            for k, js in enumerate(pops):
+                for j in js:
+                    nodes.add((bisect.bisect_left(strings, strings[k][:j]), j))
+            return bits, tuple(sorted(nodes))
+        finally:
+            busy.pop()
+
+    def answers(r: int, strings: tuple) -> tuple:
+        """(oks, pops) of r on `strings`, through r's per-string memo."""
+        memo = memo_of(r)
+        todo = tuple(s for s in strings if s not in memo)  # (still sorted)
         if todo:
-            got = dict(zip(todo, zip(*local_table(net, r, todo))))
+            got = dict(zip(todo, zip(*spread_table(todo, *table(r, todo)))))
             if type(memo) is _Shared:
                 memo.add(got)
             memo.update(got)
-        oks = [memo[s][0] for s in strings]
-        pops = [memo[s][1] for s in strings]
-        left = [s[j:] for s, js in zip(strings, pops) if js for j in js]
-        pop_into(owner[r], left)
-        return oks, list(map(len, pops)), left
+        return [memo[s][0] for s in strings], [memo[s][1] for s in strings]
+
+    def callee(m: int, suffixes: tuple) -> tuple:
+        key = (start[m], suffixes)
+        got = asked.get(key)
+        if got is None:
+            got = asked[key] = _compact(*answers(start[m], suffixes))
+        return got
+
+    def walk(r: int, strings: list) -> tuple:
+        strings = tuple(strings)
+        if type(memo_of(r)) is _Shared:
+            oks, pops = answers(r, strings)
+            out = (oks, list(map(len, pops)), [s[j:] for s, js in zip(strings, pops) for j in js])
+        else:
+            # walked in short, batch by batch; positions with the same answers share the rest
+            rep = same.get(r, r) if same else r
+            got = composed.get((rep, strings))
+            if got is None:
+                got = composed[(rep, strings)] = table(r, strings)
+            out = spread.get((strings, got))
+            if out is None:
+                oks, pops = spread_table(strings, *got)
+                out = spread[(strings, got)] = (oks, list(map(len, pops)),
+                                                [s[j:] for s, js in zip(strings, pops) for j in js])
+        pop_into(owner[r], out[2])
+        return out
 
     for u, strings in enumerate(rems):
         if strings:

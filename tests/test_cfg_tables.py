@@ -186,6 +186,54 @@ def test_stack_tables_shared_between_alike_positions_change_nothing(cl100k, monk
         _same_arrays(a, f())
 
 
+@pytest.mark.filterwarnings("ignore:grammar has greedy-lexing traps")  # sql.lark has some
+def test_stack_tables_composed_from_callee_answers_equal_earley_walks(cl100k, monkeypatch):
+    """Stack-table walks composed from the answers of the rules a position calls
+    (`earley.composed_table`) give the artifacts of Earley walks made position by position:
+    any-order objects (their 2^n positions call the same member rules), recursive schemas, and
+    hand-written grammars; rules that call themselves before reading a byte are answered by the
+    Earley walk."""
+    from kmgrammar import compile_json_schema, earley
+
+    member = {"type": ["string", "null"]}
+    schemas = [
+        ({"type": "object", "properties": {k: member for k in "abcde"}, "required": ["a", "b"]}, "any"),
+        ({"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "array"}},
+          "additionalProperties": False, "required": ["a"]}, "any"),
+        ({"$defs": {"t": {"type": "object", "properties": {"v": {"type": "integer"},
+                                                            "kids": {"type": "array", "items": {"$ref": "#/$defs/t"}}}}},
+          "$ref": "#/$defs/t"}, "schema"),
+    ]
+    make = [lambda s=s, o=o: compile_json_schema(s, cl100k, cache=False, property_order=o) for s, o in schemas]
+    # a and b call each other before reading a byte: answering a's walk needs a's own answers
+    left_recursive = 'start: "[" a ("," a)* "]"\na: b "x" | "y" | "(" a ")"\nb: a "z" | "w" | "{" b "}"\n'
+    make += [lambda g=g: compile_lark(g, cl100k, cache=False)
+             for g in [grammars.load(n) for n in ("json", "arithmetic", "sql", "python_expr")] + [left_recursive]]
+    composed_table, local_table = earley.composed_table, earley.local_table
+    made, fell_back = [], []
+
+    def composing(net, r, strings, callee):
+        made.append(r)
+        return composed_table(net, r, strings, callee)
+
+    def falling_back(net, r, strings):
+        fell_back.append(r)
+        return local_table(net, r, strings)
+
+    monkeypatch.setattr(earley, "composed_table", composing)
+    monkeypatch.setattr(earley, "local_table", falling_back)
+    together = [f() for f in make]
+    assert made and fell_back
+
+    def earley_only(net, r, strings, callee):
+        raise earley._Cycle
+
+    monkeypatch.setattr(earley, "composed_table", earley_only)
+    earley._LOCAL.clear()
+    for f, a in zip(make, together):
+        _same_arrays(a, f())
+
+
 def test_hand_written_grammars_inline_shared_precedence_levels(cl100k):
     """arithmetic.lark's `product` (used three times by `sum`) is inlined: `sum` is the only rule
     kept besides the start rule, so a nesting level is one rule boundary at run time."""

@@ -90,13 +90,18 @@ def test_json_value_walks_kept_per_process_equal_fresh_ones(cl100k, monkeypatch)
         {},
     ]
     walked = []
-    local_table = earley.local_table
+    local_table, composed_table = earley.local_table, earley.composed_table
 
     def counting(net, r, strings):
         walked.append(len(strings))
         return local_table(net, r, strings)
 
+    def counting_composed(net, r, strings, callee):
+        walked.append(len(strings))
+        return composed_table(net, r, strings, callee)
+
     monkeypatch.setattr(earley, "local_table", counting)
+    monkeypatch.setattr(earley, "composed_table", counting_composed)
     fresh = []
     for s in schemas:
         earley._LOCAL.clear()

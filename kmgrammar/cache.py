@@ -5,7 +5,9 @@ options, vocabulary fingerprint). Folder: $KMGRAMMAR_CACHE_DIR or ~/.cache/kmgra
 atomic (temp file + rename), so concurrent processes at worst compile the same thing twice.
 Entries are checked (magic, version, checksum) on every load; a bad one is logged, deleted and
 rebuilt. Total size is bounded ($KMGRAMMAR_CACHE_MAX_BYTES, default 2 GiB): least recently
-used entries (by mtime, refreshed on every hit) are evicted first.
+used entries (by mtime, refreshed on every hit) are evicted first. A process counts what it
+stores and scans the folder (a stat per entry, ~10 ms at 8k entries) only when its count could
+pass the bound, or every _RESCAN stores to see what other processes wrote.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import hashlib
 import json
 import logging
 import os
+import threading
 from pathlib import Path
 
 from .artifact import FORMAT_VERSION, atomic_write
@@ -22,6 +25,9 @@ log = logging.getLogger("kmgrammar")
 
 DEFAULT_MAX_BYTES = 2 << 30
 _SUFFIX = ".kmg"
+_RESCAN = 256
+_TOTALS: dict = {}  # folder -> [bytes as of this process's last scan plus its stores since, stores since]
+_TOTALS_LOCK = threading.Lock()
 
 
 def cache_dir() -> Path:
@@ -66,7 +72,14 @@ def store(key: str, data: bytes) -> None:
     """Save an entry atomically, then evict down to the size bound. Cache failures only log."""
     try:
         atomic_write(str(_path(key)), data)
-        evict(max_bytes())
+        limit = max_bytes()
+        with _TOTALS_LOCK:
+            got = _TOTALS.get(str(cache_dir()))
+            if got is None or got[1] >= _RESCAN or got[0] + len(data) > limit:
+                evict(limit)
+            else:
+                got[0] += len(data)
+                got[1] += 1
     except OSError as e:
         log.warning("kmgrammar cache: cannot write %s: %s", cache_dir(), e)
 
@@ -110,6 +123,7 @@ def evict(limit: int) -> int:
             continue
         total -= size
         removed += 1
+    _TOTALS[str(cache_dir())] = [total, 0]
     return removed
 
 

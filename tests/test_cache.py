@@ -150,6 +150,30 @@ def test_eviction_keeps_the_total_bounded(cache_dir, monkeypatch):
     assert cache.clear() == len(entries) and cache.info()["entries"] == 0
 
 
+def test_stores_scan_the_folder_only_near_the_bound(cache_dir, monkeypatch):
+    """A store scans the cache folder (a stat per entry) on a process's first store, when what the
+    process has counted could pass the bound, and every _RESCAN stores (other processes' writes);
+    otherwise it only adds its own bytes, so a big cache does not slow every compile down."""
+    scans = []
+    entries = cache._entries
+    monkeypatch.setattr(cache, "_entries", lambda: scans.append(1) or entries())
+    monkeypatch.setattr(cache, "_TOTALS", {})
+    for k in range(5):
+        kmgrammar.compile_regex("a" * (k + 1), VOCAB)
+    assert len(scans) == 1
+    total = sum(p.stat().st_size for p in _entries(cache_dir))
+    assert cache._TOTALS[str(cache_dir)][0] == total
+    monkeypatch.setenv("KMGRAMMAR_CACHE_MAX_BYTES", str(total + 10))
+    kmgrammar.compile_regex("b", VOCAB)  # would pass the bound: scan, evict the oldest
+    assert len(scans) == 2
+    assert sum(p.stat().st_size for p in _entries(cache_dir)) <= total + 10
+    monkeypatch.delenv("KMGRAMMAR_CACHE_MAX_BYTES")
+    monkeypatch.setattr(cache, "_RESCAN", 2)
+    for k in range(3):
+        kmgrammar.compile_regex("b" * (k + 2), VOCAB)
+    assert len(scans) == 3
+
+
 def test_least_recently_used_goes_first(cache_dir, monkeypatch):
     for p in ("a", "b", "ab"):
         kmgrammar.compile_regex(p, VOCAB)

@@ -128,87 +128,73 @@ def build_cfg_tables(rtn: Rtn, vocab, budget) -> tuple:
     used, local = np.unique(rows.row_of[pp], return_inverse=True)
     mat = np.stack([rows.uniq[r] for r in used.tolist()]) if len(used) else np.zeros((1, n_words), np.uint32)
     in_row = (mat[local.ravel(), toks >> 5] >> (toks & 31).astype(np.uint32)) & 1
-    keep = in_row == 0
+    keep = np.flatnonzero(in_row == 0)
+    e_k, t_k = ex_idx[keep], toks[keep]
+    kind_k, u_k, p_k = ex_kind[e_k].astype(np.int64), ex_u[e_k].astype(np.int64), ex_p[e_k].astype(np.int64)
+    # One remainder id per distinct byte string, found once per distinct (token, offset) pair.
+    off_k = ex_o[e_k].astype(np.int64)
+    span = int(off_k.max()) + 1 if len(off_k) else 1
+    to_pair, to_inv = np.unique(t_k * span + off_k, return_inverse=True)
     tb = vocab.token_bytes
-    rem_ids: dict = {}  # (kind, u) -> {remainder: id}
-    groups: dict = {}  # (p, kind, u) -> ([tokens], [remainder ids])
-    ek_l, eu_l, eo_l, ep_l = ex_kind.tolist(), ex_u.tolist(), ex_o.tolist(), ex_p.tolist()
-    for e, t in zip(ex_idx[keep].tolist(), toks[keep].tolist()):
-        kind, u = ek_l[e], eu_l[e]
-        ids = rem_ids.get((kind, u))
-        if ids is None:
-            ids = rem_ids[(kind, u)] = {}
-        r = tb[t][eo_l[e]:]
-        k = ids.get(r)
-        if k is None:
-            k = ids[r] = len(ids)
-        g = groups.get((ep_l[e], kind, u))
-        if g is None:
-            g = groups[(ep_l[e], kind, u)] = ([], [])
-        g[0].append(t)
-        g[1].append(k)
+    rem_id: dict = {}  # remainder -> id
+    ids = [rem_id.setdefault(tb[x // span][x % span:], len(rem_id)) for x in to_pair.tolist()]
+    gid = np.array(ids, np.int64)[to_inv.ravel()]
+    rem_str = list(rem_id)
+    n_g = max(len(rem_str), 1)
     budget.check_time()
 
-    # Classify each remainder from (u, unknown caller). The recognizer visits the exit states'
-    # surroundings only: its per-position tables are made on first use (lazy).
+    # Classify each remainder once per (kind, exit state u) from (u, unknown caller). The
+    # recognizer visits the exit states' surroundings only: its per-position tables are made on
+    # first use (lazy).
     net = Network(rtn.trans, rtn.classes, rtn.final_nt, rtn.call_ptr, rtn.call_nt, rtn.call_next,
                   rtn.nt_start, rtn.nullable, rtn.top, lazy=True)
-    status: dict = {}  # (kind, u) -> np.int8 [n_rem] by remainder id
-    dep_index: dict = {}  # (kind, u) -> {remainder id: remainder} of the context-dependent ones
-    dep_lists: dict = {}  # u -> {context-dependent remainder: first-seen index}
+    triple, tr_inv = np.unique((kind_k * n + u_k) * n_g + gid, return_inverse=True)
+    tr_status = np.zeros(len(triple), np.int8)
     n_checked = 0
-    for (kind, u), ids in rem_ids.items():
+    for lo, hi in _runs(triple // n_g):
         budget.check_time()
-        strings = sorted(ids)
+        kind, u = divmod(int(triple[lo] // n_g), n)
+        order, strings = _sorted_strings(rem_str, triple[lo:hi] % n_g)
         if kind == 1:  # the starting rule completes: context-dependent by construction
             st = [2] * len(strings)
         else:
             charts = [net.close([], 0, [net.item(u, -1)])]
             st = classify_sorted(net, charts, strings, follow[int(rtn.owner[u])])
             n_checked += len(strings)
-        status[(kind, u)] = np.array([st[k] for k in np.argsort(np.array([ids[x] for x in strings]))], np.int8) \
-            if strings else np.zeros(0, np.int8)
-        for x, v in zip(strings, st):
-            if v == 2:
-                dl = dep_lists.setdefault(u, {})
-                if x not in dl:
-                    dl[x] = len(dl)
-        dep_index[(kind, u)] = {ids[x]: x for x, v in zip(strings, st) if v == 2}
+        tr_status[lo + order] = st
+    status = tr_status[tr_inv.ravel()]
 
-    grp_ptr = [0]
-    grp_state, grp_tok_ptr, grp_tok, grp_rem = [], [0], [], []
-    n_valid = n_dep = 0
-    by_p: dict = {}
-    # Each state's context-dependent remainders, sorted (the run-time walk shares prefixes).
-    dep_sorted = {u: sorted(dl) for u, dl in dep_lists.items()}
-    dep_pos = {u: {x: k for k, x in enumerate(lst)} for u, lst in dep_sorted.items()}
-    merged: dict = {}
-    for (p, kind, u), (toks, rems) in groups.items():
-        toks = np.array(toks, np.int64)
-        rems = np.array(rems, np.int64)
-        st = status[(kind, u)][rems] if len(rems) else np.zeros(0, np.int8)
-        valid = toks[st == 1]
-        if len(valid):
-            row = rows.row(p).copy()
-            np.bitwise_or.at(row, valid >> 5, np.left_shift(np.uint32(1), (valid & 31).astype(np.uint32)))
-            rows.row_of[p] = rows.id_of(row, owned=True)
-            n_valid += len(valid)
-        keep = np.flatnonzero(st == 2)
-        if len(keep):
-            names = dep_index[(kind, u)]
-            m = merged.setdefault((p, u), ([], []))
-            m[0].extend(toks[keep].tolist())
-            m[1].extend(dep_pos[u][names[int(r)]] for r in rems[keep])
-    for (p, u), (toks, rems) in merged.items():
-        by_p.setdefault(p, []).append((u, toks, rems))
-    for p in range(n):
-        for u, toks, rems in by_p.get(p, ()):
-            grp_state.append(u)
-            grp_tok.append(np.array(toks, np.int32))
-            grp_rem.append(np.array(rems, np.int32))
-            grp_tok_ptr.append(grp_tok_ptr[-1] + len(toks))
-            n_dep += len(toks)
-        grp_ptr.append(len(grp_state))
+    # Tokens valid whatever the caller join their position's row.
+    valid = status == 1
+    n_valid = int(valid.sum())
+    pv, tv = p_k[valid], t_k[valid]
+    o = np.argsort(pv, kind="stable")
+    pv, tv = pv[o], tv[o]
+    for lo, hi in _runs(pv):
+        p = int(pv[lo])
+        row = rows.row(p).copy()
+        tt = tv[lo:hi]
+        np.bitwise_or.at(row, tt >> 5, np.left_shift(np.uint32(1), (tt & 31).astype(np.uint32)))
+        rows.row_of[p] = rows.id_of(row, owned=True)
+    # Context-dependent ones form groups (position p, exit state u): their tokens (by id) and
+    # the index of each one's remainder in u's sorted context-dependent remainders.
+    dep = status == 2
+    pd, ud, td, gd = p_k[dep], u_k[dep], t_k[dep], gid[dep]
+    n_dep = len(td)
+    ug, ug_inv = np.unique(ud * n_g + gd, return_inverse=True)
+    ug_index = np.zeros(len(ug), np.int64)
+    dep_sorted: dict = {}  # u -> its context-dependent remainders, sorted
+    for lo, hi in _runs(ug // n_g):
+        order, strings = _sorted_strings(rem_str, ug[lo:hi] % n_g)
+        dep_sorted[int(ug[lo] // n_g)] = strings
+        ug_index[lo + order] = np.arange(hi - lo)
+    rd = ug_index[ug_inv.ravel()]
+    o = np.lexsort((td, ud, pd))
+    pd, ud, td, rd = pd[o], ud[o], td[o], rd[o]
+    heads = np.flatnonzero(np.r_[True, (pd[1:] != pd[:-1]) | (ud[1:] != ud[:-1])]) if n_dep else np.zeros(0, np.int64)
+    grp_state = ud[heads]
+    grp_tok_ptr = np.r_[heads, n_dep]
+    grp_ptr = np.searchsorted(pd[heads], np.arange(n + 1))
     # what each rule instance does with the suffixes that reach it (run-time verdicts)
     same = local_classes(rtn, sorted(set(rtn.call_next.tolist()) | dep_sorted.keys()))
     key_of = shared_keys(rtn)  # (JSON Schema's json_value: its walks are the same in every grammar)
@@ -220,14 +206,13 @@ def build_cfg_tables(rtn: Rtn, vocab, budget) -> tuple:
 
     loc = stack_tables(net, [dep_sorted.get(u, []) for u in range(n)], budget.check_time,
                        (rtn.call_nt, rtn.call_next), same, shared if key_of else None)
-    rem_ptr = [0]
-    rem_off = [0]
-    data = []
-    for u in range(n):
-        for x in dep_sorted.get(u, ()):
-            data.append(x)
-            rem_off.append(rem_off[-1] + len(x))
-        rem_ptr.append(len(rem_off) - 1)
+    by_u = sorted(dep_sorted)
+    data = [x for u in by_u for x in dep_sorted[u]]
+    rem_ptr = np.zeros(n + 1, np.int32)
+    rem_ptr[np.array(by_u, np.int64) + 1] = [len(dep_sorted[u]) for u in by_u]
+    np.cumsum(rem_ptr, out=rem_ptr)
+    rem_off = np.zeros(len(data) + 1, np.int64)
+    np.cumsum([len(x) for x in data], out=rem_off[1:])
 
     # Mask rows, deduplicated and compressed like a regular automaton's.
     uniq, state_row = rows.final()
@@ -245,13 +230,13 @@ def build_cfg_tables(rtn: Rtn, vocab, budget) -> tuple:
         cfg_call_next=rtn.call_next,
         cfg_nt_start=rtn.nt_start,
         cfg_nullable=rtn.nullable.astype(np.uint8),
-        cfg_grp_ptr=np.array(grp_ptr, np.int32),
-        cfg_grp_state=np.array(grp_state, np.int32),
-        cfg_grp_tok_ptr=np.array(grp_tok_ptr, np.int64),
-        cfg_grp_tok=cat(grp_tok) if grp_tok else np.zeros(0, np.int32),
-        cfg_grp_rem=cat(grp_rem).astype(np.int32) if grp_rem else np.zeros(0, np.int32),
-        cfg_rem_ptr=np.array(rem_ptr, np.int32),
-        cfg_rem_off=np.array(rem_off, np.int64),
+        cfg_grp_ptr=grp_ptr.astype(np.int32),
+        cfg_grp_state=grp_state.astype(np.int32),
+        cfg_grp_tok_ptr=grp_tok_ptr.astype(np.int64),
+        cfg_grp_tok=td.astype(np.int32),
+        cfg_grp_rem=rd.astype(np.int32),
+        cfg_rem_ptr=rem_ptr,
+        cfg_rem_off=rem_off,
         cfg_rem_data=np.frombuffer(b"".join(data), np.uint8).copy() if data else np.zeros(0, np.uint8),
         **loc,
     )
@@ -267,6 +252,21 @@ def build_cfg_tables(rtn: Rtn, vocab, budget) -> tuple:
         "context_dependent_remainders": len(data),
     }
     return arrays, stats
+
+
+def _runs(keys: np.ndarray):
+    """(lo, hi) of each run of equal values in `keys` (sorted)."""
+    if not len(keys):
+        return []
+    heads = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+    return zip(heads.tolist(), np.r_[heads[1:], len(keys)].tolist())
+
+
+def _sorted_strings(strings: list, ids: np.ndarray) -> tuple:
+    """(order, sorted strings) of strings[ids]: sorted = [strings[ids[k]] for k in order]."""
+    got = [strings[g] for g in ids.tolist()]
+    order = sorted(range(len(got)), key=got.__getitem__)
+    return np.array(order, np.int64), [got[k] for k in order]
 
 
 class _Rows:

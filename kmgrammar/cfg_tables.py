@@ -204,7 +204,7 @@ def build_cfg_tables(rtn: Rtn, vocab, budget) -> tuple:
         got = key_of(m)
         return None if got is None else ((got[0], p - int(rtn.nt_start[m])), got[1])
 
-    loc = stack_tables(net, [dep_sorted.get(u, []) for u in range(n)], budget.check_time,
+    loc = stack_tables(net, [dep_sorted.get(u, ()) for u in range(n)], budget.check_time,
                        (rtn.call_nt, rtn.call_next), same, shared if key_of else None)
     by_u = sorted(dep_sorted)
     data = [x for u in by_u for x in dep_sorted[u]]

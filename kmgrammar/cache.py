@@ -6,7 +6,7 @@ atomic (temp file + rename), so concurrent processes at worst compile the same t
 Entries are checked (magic, version, checksum) on every load; a bad one is logged, deleted and
 rebuilt. Total size is bounded ($KMGRAMMAR_CACHE_MAX_BYTES, default 2 GiB): least recently
 used entries (by mtime, refreshed on every hit) are evicted first. A process counts what it
-stores and scans the folder (a stat per entry, ~10 ms at 8k entries) only when its count could
+stores and scans the folder (a stat per entry: ~30 ms at 8k entries) only when its count could
 pass the bound, or every _RESCAN stores to see what other processes wrote.
 """
 
@@ -69,7 +69,8 @@ def load(key: str) -> bytes | None:
 
 
 def store(key: str, data: bytes) -> None:
-    """Save an entry atomically, then evict down to the size bound. Cache failures only log."""
+    """Save an entry atomically, then evict down to the size bound if this process's count of the
+    folder's bytes says it may be passed (see the module docstring). Cache failures only log."""
     try:
         atomic_write(str(_path(key)), data)
         limit = max_bytes()

@@ -217,7 +217,6 @@ def build_cfg_tables(rtn: Rtn, vocab, budget) -> tuple:
     # Mask rows, deduplicated and compressed like a regular automaton's.
     uniq, state_row = rows.final()
     arrays = _encode_rows(uniq, n_words)
-    cat = np.concatenate
     arrays.update(
         state_row=state_row,
         forced=np.full(n, -1, np.int16),

@@ -348,9 +348,8 @@ _MAX_NESTED = 64  # callee tables computed inside one another before the Earley 
 
 def composed_table(net: Network, r: int, strings: list, callee) -> tuple:
     """`local_table`'s answers in short, read from r's own rule and the answers of the rules it
-    calls. callee(m, suffixes) -> (ok bits, completions): an instance of m on each of `suffixes`
-    (sorted, distinct, non-empty), bit k set when it reads suffixes[k] whole, completions the pairs
-    (k, j) where it can complete after suffixes[k][:j].
+    calls. callee(m, suffixes): the same short answers of an instance of m on `suffixes` (the
+    strings under a trie node, minus its bytes: sorted, distinct, non-empty).
     A rule instance reads a string as its own byte edges interleaved with callee instances, each
     reading some substring by itself; so the Earley walk of r over the strings is the walk of r's
     rule over their trie, a call at a trie node continuing at the nodes where the callee completes.
@@ -390,16 +389,14 @@ def composed_table(net: Network, r: int, strings: list, callee) -> tuple:
             continue
         sub = tuple(x[d:] for x in strings[lo:hi])
         for m, after in cl:
-            got, comps = callee(m, sub)
+            got, ends = callee(m, sub)
             bits |= got << lo
-            for k, j in comps:
-                i, e = lo + k, d + j
-                s = strings[i][:e]
-                a = bisect.bisect_left(strings, s, v, i + 1) if j else v
+            for k, j in ends:  # the callee's node (k, j) is this walk's (lo + k, d + j), or v itself
+                a, e = (lo + k, d + j) if j else (v, d)
                 if (after, a, e) not in seen:
                     seen.add((after, a, e))
-                    above = _after_prefix(s) if e else None
-                    work.append((after, a, hi if above is None else bisect.bisect_left(strings, above, i, hi), e))
+                    above = _after_prefix(strings[a][:e]) if e else None
+                    work.append((after, a, hi if above is None else bisect.bisect_left(strings, above, a, hi), e))
     return bits, tuple(sorted(completes))
 
 
@@ -416,13 +413,20 @@ def spread_table(strings: list, bits: int, completes: tuple) -> tuple:
     return oks, pops
 
 
-def _compact(oks: list, pops: list) -> tuple:
-    """Per-string answers as a callee's (ok bits, completions) for `composed_table`."""
+def short_table(strings: list, oks: list, pops: list) -> tuple:
+    """Per-string answers (`local_table`'s) in `composed_table`'s short form: the inverse of
+    `spread_table`."""
     bits = 0
     for k, ok in enumerate(oks):
         if ok:
             bits |= 1 << k
-    return bits, tuple((k, j) for k, js in enumerate(pops) for j in js)
+    nodes = {(bisect.bisect_left(strings, strings[k][:j]), j) for k, js in enumerate(pops) for j in js}
+    return bits, tuple(sorted(nodes))
+
+
+def _walked(strings: tuple, oks: list, pops: list) -> tuple:
+    """What a stack-table walk keeps: (oks, pop counts, the suffixes left after each pop)."""
+    return oks, list(map(len, pops)), [s[j:] for s, js in zip(strings, pops) for j in js]
 
 
 # What `local_table` found per process, for positions of sub-networks every grammar of the process
@@ -510,13 +514,7 @@ def stack_tables(net: Network, rems: list, check=None, calls: tuple | None = Non
         try:
             return composed_table(net, r, strings, callee)
         except _Cycle:
-            oks, pops = local_table(net, r, strings)
-            bits = sum(1 << k for k, ok in enumerate(oks) if ok)
-            nodes = set()
-            for k, js in enumerate(pops):
-                for j in js:
-                    nodes.add((bisect.bisect_left(strings, strings[k][:j]), j))
-            return bits, tuple(sorted(nodes))
+            return short_table(strings, *local_table(net, r, strings))
         finally:
             busy.pop()
 
@@ -535,14 +533,13 @@ def stack_tables(net: Network, rems: list, check=None, calls: tuple | None = Non
         key = (start[m], suffixes)
         got = asked.get(key)
         if got is None:
-            got = asked[key] = _compact(*answers(start[m], suffixes))
+            got = asked[key] = short_table(suffixes, *answers(start[m], suffixes))
         return got
 
     def walk(r: int, strings: list) -> tuple:
         strings = tuple(strings)
         if type(memo_of(r)) is _Shared:
-            oks, pops = answers(r, strings)
-            out = (oks, list(map(len, pops)), [s[j:] for s, js in zip(strings, pops) for j in js])
+            out = _walked(strings, *answers(r, strings))
         else:
             # walked in short, batch by batch; positions with the same answers share the rest
             rep = same.get(r, r) if same else r
@@ -551,9 +548,7 @@ def stack_tables(net: Network, rems: list, check=None, calls: tuple | None = Non
                 got = composed[(rep, strings)] = table(r, strings)
             out = spread.get((strings, got))
             if out is None:
-                oks, pops = spread_table(strings, *got)
-                out = spread[(strings, got)] = (oks, list(map(len, pops)),
-                                                [s[j:] for s, js in zip(strings, pops) for j in js])
+                out = spread[(strings, got)] = _walked(strings, *spread_table(strings, *got))
         pop_into(owner[r], out[2])
         return out
 
